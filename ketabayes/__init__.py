@@ -1,0 +1,66 @@
+"""ketabayes: Bayesian re-analysis of meta-analyses.
+
+The pipeline, one sub-package per stage::
+
+    data       validation, effect sizes (metafor's escalc definitions), RevMan import, datasets
+    model      priors, the normal-normal random-effects model, hierarchical models
+    inference  exact (integration over tau), NUTS (PyMC), frequentist reference (rma)
+    result     posterior as xarray.DataTree + decision probabilities, save/load
+    reporting  tables, plots, sensitivity analyses
+
+Public functions are imported lazily, so ``import ketabayes`` is fast and
+PyMC is only loaded when a model is fitted.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ketabayes._compat import check_versions as _check_versions
+
+_check_versions()
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    # data
+    "effect_sizes": "ketabayes.data.effect_sizes",
+    "read_revman": "ketabayes.data.revman",
+    "list_datasets": "ketabayes.data.datasets",
+    "load_dataset": "ketabayes.data.datasets",
+    "from_published": "ketabayes.data.published",
+    # model
+    "priors": "ketabayes.model.priors",
+    "RandomEffectsModel": "ketabayes.model.random_effects",
+    # inference
+    "rma": "ketabayes.inference.frequentist",
+    # result
+    "MetaResult": "ketabayes.result.result",
+    "load_result": "ketabayes.result.result",
+    "decision_probabilities": "ketabayes.result.decision",
+    "Thresholds": "ketabayes.result.decision",
+    # errors
+    "KetabayesError": "ketabayes.errors",
+    "DataError": "ketabayes.errors",
+    "RevManError": "ketabayes.errors",
+    "PriorError": "ketabayes.errors",
+    "ConvergenceError": "ketabayes.errors",
+    "ConvergenceWarning": "ketabayes.errors",
+    "DataWarning": "ketabayes.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if name == "priors" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ketabayes' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,41 @@
+"""Dependency version checks done at import time, without importing PyMC."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from packaging.version import Version
+
+MIN_VERSIONS = {"pymc": "6.4", "arviz": "1.3"}
+
+
+def check_versions() -> None:
+    """Raise ImportError with a clear message if PyMC or ArviZ are too old."""
+    for pkg, minimum in MIN_VERSIONS.items():
+        try:
+            found = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                f"ketabayes needs {pkg}>={minimum}, which is not installed. "
+                f"Install it with: python -m pip install '{pkg}>={minimum}'"
+            ) from None
+        if Version(found) < Version(minimum):
+            raise ImportError(
+                f"ketabayes needs {pkg}>={minimum} but found {pkg} {found}. "
+                f"PyMC 5 / ArviZ 0.x are what `pip install pymc` gives on Python 3.11; "
+                f"use Python >= 3.12 and run: python -m pip install -U '{pkg}>={minimum}'"
+            )
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of ketabayes and the libraries that determine its numbers."""
+    out = {}
+    for pkg in ("ketabayes", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "not installed"
+    import platform
+
+    out["python"] = platform.python_version()
+    return out

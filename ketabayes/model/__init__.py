@@ -1,0 +1,1 @@
+"""ketabayes.model."""
