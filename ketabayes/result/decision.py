@@ -1,0 +1,162 @@
+"""Decision quantities: probabilities of benefit, practically no effect and harm.
+
+The thresholds are explicit arguments (STYLE.md, convention 5): a minimal
+clinically important difference (MCID), the direction of benefit, and an
+optional separate harm threshold. Probabilities are computed from a
+:class:`~ketabayes.result.marginals.Marginal`, exactly when the marginal is
+exact. (ArviZ's ``ci_in_rope`` answers a different question: the share of a
+credible interval inside a region.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from ketabayes.errors import KetabayesError
+from ketabayes.result.marginals import Marginal
+
+__all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "RATIO_MEASURES"]
+
+#: measures analysed on the log scale, whose thresholds are given as ratios
+RATIO_MEASURES = frozenset({"OR", "RR"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds for one outcome.
+
+    Parameters
+    ----------
+    mcid : float
+        Minimal clinically important difference, > 0, on the reporting scale:
+        points of the outcome scale for differences (MD, SMD, RD, generic), a
+        ratio for OR/RR (``1.25`` means effects beyond 0.8 or 1.25; ``0.8`` is
+        read the same way).
+    benefit : {"lower", "higher"}
+        Direction of benefit: ``"lower"`` for pain scores or adverse events.
+    harm : float, optional
+        Harm threshold on the same scale, if different from the MCID.
+    ratio : bool
+        Whether thresholds are ratios and the analysis is on the log scale.
+
+    Examples
+    --------
+    >>> from ketabayes.result.decision import Thresholds
+    >>> Thresholds(10, "lower").cuts()
+    (-10.0, 10.0)
+    >>> [round(c, 4) for c in Thresholds(1.25, "lower", ratio=True).cuts()]
+    [-0.2231, 0.2231]
+    """
+
+    mcid: float
+    benefit: str = "lower"
+    harm: float | None = None
+    ratio: bool = False
+
+    def __post_init__(self):
+        for name in ("mcid", "harm"):
+            val = getattr(self, name)
+            if val is None:
+                continue
+            if not (isinstance(val, (int, float, np.floating, np.integer)) and math.isfinite(val) and val > 0):
+                raise KetabayesError(f"{name} must be a positive number, got {val!r}")
+            if self.ratio and val == 1:
+                raise KetabayesError(f"{name} is a ratio for OR/RR and must differ from 1, got {val!r}")
+        if self.benefit not in ("lower", "higher"):
+            raise KetabayesError(f"benefit must be 'lower' or 'higher', got {self.benefit!r}")
+
+    @classmethod
+    def for_measure(cls, mcid, measure: str | None, benefit="lower", harm=None) -> Thresholds:
+        return cls(mcid=mcid, benefit=benefit, harm=harm, ratio=(measure or "").upper() in RATIO_MEASURES)
+
+    def _delta(self, value: float) -> float:
+        return abs(math.log(value)) if self.ratio else float(value)
+
+    @property
+    def delta_benefit(self) -> float:
+        """MCID on the analysis scale (log scale for ratios), > 0."""
+        return self._delta(self.mcid)
+
+    @property
+    def delta_harm(self) -> float:
+        return self._delta(self.harm if self.harm is not None else self.mcid)
+
+    def cuts(self) -> tuple[float, float]:
+        """``(low, high)`` analysis-scale cut points between the three regions."""
+        if self.benefit == "lower":
+            return (-self.delta_benefit, self.delta_harm)
+        return (-self.delta_harm, self.delta_benefit)
+
+    def describe(self, measure: str | None = None) -> str:
+        lo, hi = self.cuts()
+        if self.ratio:
+            lo_s, hi_s, zero = f"{math.exp(lo):.4g}", f"{math.exp(hi):.4g}", "1"
+            m = measure or "ratio"
+        else:
+            lo_s, hi_s, zero = f"{lo:.4g}", f"{hi:.4g}", "0"
+            m = measure or "effect"
+        if self.benefit == "lower":
+            return (f"benefit: {m} < {lo_s}; practically no effect: {lo_s} to {hi_s}; harm: {m} > {hi_s}; "
+                    f"any benefit: {m} < {zero} (lower is better)")
+        return (f"benefit: {m} > {hi_s}; practically no effect: {lo_s} to {hi_s}; harm: {m} < {lo_s}; "
+                f"any benefit: {m} > {zero} (higher is better)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Thresholds:
+        return cls(**d)
+
+
+def decision_probabilities(marginal: Marginal, thresholds: Thresholds) -> dict[str, float]:
+    """P(benefit beyond the MCID), P(practically no effect), P(harm), P(any benefit).
+
+    Parameters
+    ----------
+    marginal : Marginal
+        Posterior (or predictive) distribution on the analysis scale.
+    thresholds : Thresholds
+
+    Returns
+    -------
+    dict
+        ``p_benefit``, ``p_trivial``, ``p_harm``, ``p_any_benefit``; the first three sum to 1.
+    """
+    lo, hi = thresholds.cuts()
+    c_lo, c_hi, c_0 = (float(v) for v in marginal.cdf(np.array([lo, hi, 0.0])))
+    if thresholds.benefit == "lower":
+        p_benefit, p_harm, p_any = c_lo, 1.0 - c_hi, c_0
+    else:
+        p_benefit, p_harm, p_any = 1.0 - c_hi, c_lo, 1.0 - c_0
+    return {"p_benefit": p_benefit, "p_trivial": c_hi - c_lo, "p_harm": p_harm, "p_any_benefit": p_any}
+
+
+def benefit_curve(marginal: Marginal, thresholds, benefit: str = "lower", ratio: bool = False) -> pd.DataFrame:
+    """Probability of a benefit at least as large as each threshold.
+
+    Parameters
+    ----------
+    marginal : Marginal
+    thresholds : array_like
+        Non-negative benefit sizes on the reporting scale (ratios > 0 if ``ratio``;
+        a ratio r means a benefit beyond r or 1/r, whichever is the benefit side).
+    benefit : {"lower", "higher"}
+    ratio : bool
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``threshold`` and ``p_benefit``.
+    """
+    t = np.asarray(thresholds, dtype=float)
+    d = np.abs(np.log(t)) if ratio else t
+    if benefit == "lower":
+        p = marginal.cdf(-d)
+    else:
+        p = 1.0 - marginal.cdf(d)
+    return pd.DataFrame({"threshold": t, "p_benefit": np.asarray(p, dtype=float)})
