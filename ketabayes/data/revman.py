@@ -1,0 +1,792 @@
+"""Import the analysis data of a RevMan 5 review.
+
+Two formats are read, and the same data give the same table from both:
+
+* the RevMan 5 review file (``.rm5``, XML), parsed with the standard
+  library's :mod:`xml.etree.ElementTree`;
+* the RevMan 5 "Data and analyses" CSV export (File > Export > Data and
+  analyses), parsed with :mod:`csv`.
+
+:func:`read_revman` returns one tidy table with one row per study x outcome
+(x subgroup), with metafor's argument names for the data columns, and
+:func:`split_analyses` cuts it into one table per meta-analysis, ready for
+the effect-size step.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import os
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ketabayes.dims import STUDY_COL
+from ketabayes.errors import DataError, DataWarning, RevManError
+
+__all__ = ["read_revman", "split_analyses", "Analysis", "COLUMNS", "DATA_COLUMNS"]
+
+#: Data columns (metafor names) used by each RevMan data type.
+DATA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "continuous": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
+    "dichotomous": ("ai", "n1i", "ci", "n2i"),
+    "generic": ("yi", "sei", "n1i", "n2i"),
+}
+
+_DTYPES: dict[str, str] = {
+    "comparison_no": "Int64",
+    "comparison": "str",
+    "outcome_no": "Int64",
+    "outcome": "str",
+    "subgroup_no": "Int64",
+    "subgroup": "str",
+    "data_type": "str",
+    "effect_measure": "str",
+    "method": "str",
+    "random": "boolean",
+    "group_label_1": "str",
+    "group_label_2": "str",
+    STUDY_COL: "str",
+    "year": "Int64",
+    "m1i": "float64",
+    "sd1i": "float64",
+    "n1i": "Int64",
+    "m2i": "float64",
+    "sd2i": "float64",
+    "n2i": "Int64",
+    "ai": "Int64",
+    "ci": "Int64",
+    "yi": "float64",
+    "sei": "float64",
+}
+
+#: Columns of the table returned by :func:`read_revman`, in order.
+COLUMNS: tuple[str, ...] = tuple(_DTYPES)
+
+# RevMan 5 outcome element prefix -> data type
+_XML_TYPES = {"CONT": "continuous", "DICH": "dichotomous", "IV": "generic"}
+
+# (metafor column, XML attribute, CSV column, integer?, required?) per data type
+_FIELDS: dict[str, tuple[tuple[str, str, str, bool, bool], ...]] = {
+    "continuous": (
+        ("m1i", "MEAN_1", "Mean 1", False, True),
+        ("sd1i", "SD_1", "SD 1", False, True),
+        ("n1i", "TOTAL_1", "Total 1", True, True),
+        ("m2i", "MEAN_2", "Mean 2", False, True),
+        ("sd2i", "SD_2", "SD 2", False, True),
+        ("n2i", "TOTAL_2", "Total 2", True, True),
+    ),
+    "dichotomous": (
+        ("ai", "EVENTS_1", "Events 1", True, True),
+        ("n1i", "TOTAL_1", "Total 1", True, True),
+        ("ci", "EVENTS_2", "Events 2", True, True),
+        ("n2i", "TOTAL_2", "Total 2", True, True),
+    ),
+    "generic": (
+        ("yi", "EFFECT_SIZE", "Effect Estimate", False, True),
+        ("sei", "SE", "SE", False, True),
+        ("n1i", "TOTAL_1", "Total 1", True, False),
+        ("n2i", "TOTAL_2", "Total 2", True, False),
+    ),
+}
+
+# CSV "Data Type" code -> data type
+_CSV_TYPES = {"CON": "continuous", "DIC": "dichotomous", "IV": "generic", "GIV": "generic"}
+
+_CSV_REQUIRED = ("Comparison Number", "Outcome Number", "Subgroup Number", "Name", "Data Type")
+
+# RevMan 5 spells some effect measures out in an <EFFECT_MEASURE> element
+_MEASURE_NAMES = {
+    "odds ratio": "OR",
+    "peto odds ratio": "PETO_OR",
+    "risk ratio": "RR",
+    "risk difference": "RD",
+    "mean difference": "MD",
+    "std. mean difference": "SMD",
+    "standardized mean difference": "SMD",
+    "hazard ratio": "HR",
+}
+_RATIO_MEASURES = {"OR", "PETO_OR", "RR", "HR"}
+_ESCALC_MEASURES = {"MD", "SMD", "OR", "RR", "RD"}
+
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_YEAR = re.compile(r"\s*(\d{4})")
+_YEAR_AT_END = re.compile(r"(?:^|\D)(\d{4})[a-z]?$")
+
+
+class Analysis(NamedTuple):
+    """Identifies one meta-analysis (one outcome, or one subgroup of it) in a review."""
+
+    comparison_no: int
+    comparison: str | None
+    outcome_no: int
+    outcome: str | None
+    subgroup_no: int | None
+    subgroup: str | None
+    data_type: str
+    effect_measure: str | None
+    #: measure for the effect-size step (metafor's ``escalc`` names): ``"GEN"`` for
+    #: generic inverse-variance outcomes, else RevMan's measure if it is one of
+    #: MD, SMD, OR, RR, RD, and None otherwise (e.g. Peto OR)
+    measure: str | None
+
+
+# ---------------------------------------------------------------------------
+# public functions
+# ---------------------------------------------------------------------------
+
+
+def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:
+    r"""Read the study-level analysis data of a RevMan 5 review.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A RevMan 5 review file (``.rm5``, XML) or a RevMan 5 "Data and
+        analyses" CSV export. The format is recognised from the content (XML
+        starts with ``<``); a file named ``*.rm5`` that is not XML is an error.
+    encoding : str, optional
+        Override the text encoding. By default an ``.rm5`` file is decoded as
+        its XML declaration says (RevMan 5 writes ISO-8859-1 or UTF-8) and a
+        CSV export as UTF-8 with or without byte-order mark (``"utf-8-sig"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per study x outcome (x subgroup), in file order, with columns
+
+        ``comparison_no``, ``comparison``, ``outcome_no``, ``outcome``
+            RevMan's numbers (Int64) and names.
+        ``subgroup_no``, ``subgroup``
+            Subgroup number and name; missing (``<NA>``/NaN) when the outcome
+            has no subgroups.
+        ``data_type``
+            ``"continuous"``, ``"dichotomous"`` or ``"generic"`` (generic
+            inverse variance).
+        ``effect_measure``, ``method``, ``random``
+            RevMan's effect measure (e.g. ``"MD"``, ``"SMD"``, ``"RR"``,
+            ``"OR"``, ``"RD"``), pooling method (``"IV"``, ``"MH"``,
+            ``"PETO"``) and whether it used a random-effects model (boolean).
+        ``group_label_1``, ``group_label_2``
+            RevMan's labels of the experimental and control groups.
+        ``study``, ``year``
+            Study label (e.g. ``"Alpha 2001"``) and year (Int64).
+        ``m1i, sd1i, n1i, m2i, sd2i, n2i``
+            Continuous outcomes: mean, SD and size of groups 1 and 2.
+        ``ai, n1i, ci, n2i``
+            Dichotomous outcomes: events and totals of groups 1 and 2.
+        ``yi, sei`` (and ``n1i, n2i`` when given)
+            Generic inverse-variance outcomes: estimate and standard error.
+
+        Means, SDs, ``yi`` and ``sei`` are float64; counts are Int64. Columns
+        that do not apply to a row's data type are missing.
+        ``df.attrs`` holds ``source_file`` (file name), ``source_path``,
+        ``format`` (``"rm5"`` or ``"csv"``) and, for ``.rm5`` files, the
+        review ``title``.
+
+    Raises
+    ------
+    RevManError
+        The file is empty, not well-formed XML (e.g. truncated), has an
+        unknown root element, a data element without a required attribute
+        (e.g. ``CONT_DATA`` without ``SD_1``), a non-numeric value, a CSV
+        header without the required columns, or a CSV study row before its
+        outcome (or subgroup) header. The message names the file, the line or
+        element, and the study.
+
+    Warns
+    -----
+    DataWarning
+        When a data row references a ``STUDY_ID`` that is not in the review's
+        list of studies (the row is kept, see Notes), when an outcome of an
+        unsupported type (O-E, "other data") is skipped, when a generic
+        inverse-variance outcome uses a ratio measure (see Notes), when a CSV
+        header row has the wrong number of fields (its group labels are left
+        missing), or when the file holds no analysis data at all.
+
+    Notes
+    -----
+    *Unknown study IDs.* A data row whose ``STUDY_ID`` is not in the
+    ``<STUDY>`` list is still imported, with a :class:`DataWarning`, because
+    dropping it would silently change the pooled estimate, and refusing the
+    whole file would block reviews whose study list was edited. Its label is
+    decoded from the ID the way RevMan builds IDs from names: the ``STD-``
+    prefix is removed, ``-`` becomes a space and ``_xHHHH_`` escapes become
+    the character with that code (``STD-Gamma_x002d_A-2010`` ->
+    ``"Gamma-A 2010"``); the year is read from the end of that label.
+
+    *Generic inverse variance with a ratio measure (OR, RR, HR).* ``yi`` is
+    taken exactly as stored in the file. Whether RevMan stored the log ratio
+    or the ratio depends on how the data were entered, so a
+    :class:`DataWarning` asks you to check the scale before pooling.
+
+    *CSV exports* carry no separate study year and name: ``study`` is the
+    ``Name`` column and ``year`` the ``Year of study`` column. Rows with a
+    ``Data Type`` are header rows (an outcome when ``Subgroup Number`` is 0,
+    a subgroup otherwise); rows with ``Outcome Number`` 0 are comparison
+    headers; all other rows are studies. Numbers may use ``,`` as a thousands
+    separator (``1,159``); a decimal comma is rejected as non-numeric. A study
+    row whose number of fields differs from the header line is an error (its
+    values cannot be matched to columns); a header row with the wrong number
+    of fields is read for its leading fields (name, data type, method,
+    measure, model) and its group labels are left missing, with a
+    :class:`DataWarning`.
+
+    The importer checks the format, not plausibility (negative SDs, more
+    events than participants): that is the job of the validation step.
+
+    References
+    ----------
+    Review Manager (RevMan) [Computer program]. Version 5.4. The Cochrane
+    Collaboration, 2020.
+
+    Examples
+    --------
+    A (reduced) CSV export with one dichotomous outcome:
+
+    >>> import pathlib, tempfile
+    >>> from ketabayes.data.revman import read_revman, split_analyses
+    >>> text = (
+    ...     "Comparison Number,Outcome Number,Subgroup Number,Name,Data Type,"
+    ...     "Effect Measure,Events 1,Total 1,Events 2,Total 2,Year of study\n"
+    ...     "1,0,0,Drug X versus placebo,,,,,,,\n"
+    ...     "1,1,0,Death,DIC,RR,,,,,\n"
+    ...     "1,1,0,Alpha 2001,,,12,25,5,24,2001\n"
+    ...     "1,1,0,Beta 2005,,,9,30,4,30,2005\n"
+    ... )
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "export.csv"
+    >>> _ = path.write_text(text, encoding="utf-8")
+    >>> df = read_revman(path)
+    >>> df[["outcome", "study", "year", "ai", "n1i", "ci", "n2i"]]
+      outcome       study  year  ai  n1i  ci  n2i
+    0   Death  Alpha 2001  2001  12   25   5   24
+    1   Death   Beta 2005  2005   9   30   4   30
+    >>> [(a.outcome, a.measure, len(data)) for a, data in split_analyses(df)]
+    [('Death', 'RR', 2)]
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    name = path.name
+    notes: list[str] = []
+
+    body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+    if not body.strip():
+        raise RevManError(f"{name}: the file is empty")
+
+    if _looks_like_xml(raw):
+        records, attrs = _read_rm5(raw, name, encoding, notes)
+        fmt = "rm5"
+    elif path.suffix.lower() in (".rm5", ".xml"):
+        start = body.lstrip()[:40].decode("latin-1")
+        raise RevManError(
+            f"{name}: not an XML file (a RevMan 5 .rm5 file starts with '<?xml'); "
+            f"it starts with {start!r}"
+        )
+    else:
+        records, attrs = _read_csv(raw, name, encoding, notes)
+        fmt = "csv"
+
+    if not records and not notes:
+        notes.append(f"{name}: no study-level analysis data found")
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=2)
+
+    df = _frame(records)
+    df.attrs.update({"source_file": name, "source_path": str(path), "format": fmt, **attrs})
+    return df
+
+
+def split_analyses(
+    df: pd.DataFrame, *, by_subgroup: bool = False
+) -> Iterator[tuple[Analysis, pd.DataFrame]]:
+    """Iterate over the meta-analyses in a table from :func:`read_revman`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The output of :func:`read_revman` (or a row subset of it).
+    by_subgroup : bool, default False
+        If False, yield one table per outcome (RevMan's overall analysis) and
+        keep ``subgroup_no``/``subgroup`` as columns when the outcome has
+        subgroups. If True, yield one table per subgroup.
+
+    Yields
+    ------
+    analysis : Analysis
+        Comparison, outcome, subgroup, data type, RevMan's effect measure and
+        the ``measure`` to pass to the effect-size step (``"GEN"`` for generic
+        inverse-variance outcomes).
+    data : pandas.DataFrame
+        ``study``, ``year`` (and the subgroup columns, see above) and only the
+        data columns of the analysis' data type (:data:`DATA_COLUMNS`; for
+        generic outcomes ``n1i``/``n2i`` only when given), with a fresh index.
+        ``data.attrs`` holds the file attributes and the fields of
+        ``analysis``.
+
+    Raises
+    ------
+    DataError
+        If ``df`` lacks columns that :func:`read_revman` provides.
+
+    Examples
+    --------
+    >>> from ketabayes.data.effect_sizes import effect_sizes               # doctest: +SKIP
+    >>> for analysis, data in split_analyses(read_revman("review.rm5")):  # doctest: +SKIP
+    ...     if analysis.measure is not None:
+    ...         es = effect_sizes(data, analysis.measure)
+    """
+    needed = ["comparison_no", "outcome_no", "subgroup_no", "data_type", STUDY_COL, "year"]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"split_analyses needs the table returned by read_revman; missing {missing}",
+            column=missing[0],
+        )
+    keys = ["comparison_no", "outcome_no"] + (["subgroup_no"] if by_subgroup else [])
+    for _, group in df.groupby(keys, sort=False, dropna=False):
+        first = group.iloc[0]
+        data_type = str(first["data_type"])
+        cols = [STUDY_COL, "year"]
+        has_subgroups = bool(group["subgroup_no"].notna().any())
+        if has_subgroups and not by_subgroup:
+            cols += ["subgroup_no", "subgroup"]
+        for col in DATA_COLUMNS[data_type]:
+            if data_type == "generic" and col in ("n1i", "n2i") and group[col].isna().all():
+                continue
+            cols.append(col)
+        measure = _none_if_na(first.get("effect_measure"))
+        analysis = Analysis(
+            comparison_no=int(first["comparison_no"]),
+            comparison=_none_if_na(first.get("comparison")),
+            outcome_no=int(first["outcome_no"]),
+            outcome=_none_if_na(first.get("outcome")),
+            subgroup_no=int(first["subgroup_no"]) if by_subgroup and has_subgroups else None,
+            subgroup=_none_if_na(first.get("subgroup")) if by_subgroup else None,
+            data_type=data_type,
+            effect_measure=measure,
+            measure="GEN" if data_type == "generic" else (
+                measure if measure in _ESCALC_MEASURES else None
+            ),
+        )
+        data = group[cols].reset_index(drop=True)
+        data.attrs = {**df.attrs, **analysis._asdict()}
+        yield analysis, data
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by both formats
+# ---------------------------------------------------------------------------
+
+
+def _none_if_na(value):
+    return None if value is None or pd.isna(value) else value
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
+    columns = {}
+    for col, dtype in _DTYPES.items():
+        values = [r.get(col) for r in records]
+        if dtype == "float64":
+            columns[col] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            columns[col] = pd.array(values, dtype=dtype)
+    return pd.DataFrame(columns)
+
+
+def _looks_like_xml(raw: bytes) -> bool:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = raw[:2048].decode("utf-16", errors="ignore")
+    else:
+        if raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        head = raw[:2048].decode("latin-1")
+    return head.lstrip("\ufeff \t\r\n").startswith("<")
+
+
+def _number(text: str | None, *, where: str, field: str, integer: bool, required: bool = True):
+    """Parse one number; raise RevManError naming ``where`` and ``field``."""
+    if text is None or not text.strip():
+        if required:
+            raise RevManError(f"{where}: {field} is missing")
+        return None
+    s = text.strip()
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    try:
+        value = float(s)
+    except ValueError:
+        raise RevManError(f"{where}: {field} = {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RevManError(f"{where}: {field} = {text!r} is not a finite number")
+    if integer:
+        if not value.is_integer():
+            raise RevManError(f"{where}: {field} = {text!r} is not a whole number")
+        return int(value)
+    return value
+
+
+def _year(text: str | None) -> int | None:
+    match = _YEAR.match(text or "")
+    return int(match.group(1)) if match else None
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+def _decode_study_id(study_id: str) -> str:
+    """Study label from a RevMan study ID: ``STD-Gamma_x002d_A-2010`` -> ``Gamma-A 2010``."""
+    label = study_id[4:] if study_id.startswith("STD-") else study_id
+    label = label.replace("-", " ")
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), label)
+
+
+def _ratio_note(where: str, measure: str, extra: str = "") -> str:
+    return (
+        f"{where}: generic inverse-variance outcome with ratio measure {measure}; "
+        f"yi is taken as stored in the file{extra}. RevMan may store the ratio or its "
+        f"logarithm depending on how the data were entered: check that yi is a log "
+        f"{measure} before pooling"
+    )
+
+
+# ---------------------------------------------------------------------------
+# RevMan 5 review file (.rm5, XML)
+# ---------------------------------------------------------------------------
+
+
+def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
+    try:
+        parser = ET.XMLParser(encoding=encoding) if encoding else None
+        root = ET.fromstring(raw, parser=parser)
+    except LookupError as exc:
+        raise RevManError(f"{name}: {exc}") from None
+    except ET.ParseError as exc:
+        line, column = exc.position
+        hint = " The file may be truncated: export or save it again from RevMan."
+        if "invalid token" in str(exc) and encoding is None:
+            hint = (
+                " If the file is not UTF-8 and its XML declaration does not say so, "
+                "pass encoding='ISO-8859-1'."
+            )
+        raise RevManError(
+            f"{name}: not well-formed XML at line {line}, column {column} ({exc}).{hint}"
+        ) from None
+
+    if root.tag != "COCHRANE_REVIEW":
+        raise RevManError(
+            f"{name}: unknown root element <{root.tag}>; a RevMan 5 review file has "
+            f"<COCHRANE_REVIEW>"
+        )
+
+    studies: dict[str, tuple[str | None, int | None]] = {}
+    for study in root.iter("STUDY"):
+        sid = study.get("ID")
+        if sid:
+            studies[sid] = (_text(study.get("NAME")), _year(study.get("YEAR")))
+
+    attrs = {}
+    title = _text(root.findtext("COVER_SHEET/TITLE"))
+    if title:
+        attrs["title"] = title
+
+    records: list[dict] = []
+    unknown: dict[str, str] = {}
+    unsupported: list[str] = []
+    analyses = root.find("ANALYSES_AND_DATA")
+    comparisons = [] if analyses is None else analyses.findall("COMPARISON")
+    for k, comparison in enumerate(comparisons, start=1):
+        cno = _number(
+            comparison.get("NO"), where=f"{name}: <COMPARISON> #{k}",
+            field="attribute NO", integer=True,
+        )
+        cname = _text(comparison.findtext("NAME"))
+        for outcome in comparison:
+            if not outcome.tag.endswith("_OUTCOME"):
+                continue
+            kind = outcome.tag[: -len("_OUTCOME")]
+            ono_text = outcome.get("NO", "?")
+            if kind not in _XML_TYPES:
+                unsupported.append(
+                    f"{cno}.{ono_text} {_text(outcome.findtext('NAME'))!r} (<{outcome.tag}>)"
+                )
+                continue
+            records.extend(
+                _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes)
+            )
+
+    if unknown:
+        listed = "; ".join(f"{sid!r} (imported as {label!r})" for sid, label in unknown.items())
+        notes.append(
+            f"{name}: {len(unknown)} STUDY_ID(s) used in analyses are not in the review's "
+            f"list of studies; the rows were kept with labels decoded from the ID: {listed}"
+        )
+    if unsupported:
+        notes.append(
+            f"{name}: skipped outcome(s) of a type ketabayes does not import "
+            f"(only continuous, dichotomous and generic inverse variance): "
+            + "; ".join(unsupported)
+        )
+    return records, attrs
+
+
+def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> list[dict]:
+    data_type = _XML_TYPES[kind]
+    oname = _text(outcome.findtext("NAME"))
+    where = f"{name}: <{outcome.tag}> in comparison {cno}"
+    ono = _number(outcome.get("NO"), where=where, field="attribute NO", integer=True)
+    where = f"{name}: outcome {cno}.{ono} {oname!r} (<{outcome.tag}>)"
+
+    measure = _text(outcome.get("EFFECT_MEASURE"))
+    if measure is None:
+        spelled = _text(outcome.findtext("EFFECT_MEASURE"))
+        measure = _MEASURE_NAMES.get(spelled.lower(), spelled) if spelled else None
+    random = {"YES": True, "NO": False}.get((outcome.get("RANDOM") or "").upper())
+    common = {
+        "comparison_no": cno,
+        "comparison": cname,
+        "outcome_no": ono,
+        "outcome": oname,
+        "data_type": data_type,
+        "effect_measure": measure,
+        "method": _text(outcome.get("METHOD")),
+        "random": random,
+        "group_label_1": _text(outcome.findtext("GROUP_LABEL_1")),
+        "group_label_2": _text(outcome.findtext("GROUP_LABEL_2")),
+    }
+    if data_type == "generic" and measure in _RATIO_MEASURES:
+        log_data = outcome.get("LOG_DATA")
+        extra = f" (LOG_DATA={log_data!r})" if log_data is not None else ""
+        notes.append(_ratio_note(where, measure, extra))
+
+    # (subgroup number, subgroup name, where, data elements)
+    blocks = [(None, None, where, outcome.findall(f"{kind}_DATA"))]
+    for subgroup in outcome.findall(f"{kind}_SUBGROUP"):
+        sname = _text(subgroup.findtext("NAME"))
+        sno = _number(
+            subgroup.get("NO"), where=f"{where}, <{subgroup.tag}> {sname!r}",
+            field="attribute NO", integer=True,
+        )
+        blocks.append(
+            (sno, sname, f"{where}, subgroup {cno}.{ono}.{sno} {sname!r}",
+             subgroup.findall(f"{kind}_DATA"))
+        )
+
+    records = []
+    for sno, sname, block_where, elements in blocks:
+        for i, element in enumerate(elements, start=1):
+            sid = element.get("STUDY_ID")
+            if not sid:
+                raise RevManError(
+                    f"{block_where}, <{element.tag}> #{i}: required attribute STUDY_ID is missing"
+                )
+            if sid in studies:
+                label, year = studies[sid]
+                label = label or _decode_study_id(sid)
+            else:
+                label = _decode_study_id(sid)
+                tail = _YEAR_AT_END.search(label)
+                year = int(tail.group(1)) if tail else None
+                unknown[sid] = label
+            row_where = f"{block_where}, <{element.tag}> #{i} (study {label!r}, STUDY_ID {sid!r})"
+            record = {**common, "subgroup_no": sno, "subgroup": sname,
+                      STUDY_COL: label, "year": year}
+            for col, attr, _csv, integer, required in _FIELDS[data_type]:
+                record[col] = _number(
+                    element.get(attr), where=row_where,
+                    field=f"{'required ' if required else ''}attribute {attr}",
+                    integer=integer, required=required,
+                )
+            records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------------------
+# RevMan 5 "Data and analyses" CSV export
+# ---------------------------------------------------------------------------
+
+
+def _read_csv(raw: bytes, name: str, encoding: str | None, notes: list[str]):
+    enc = encoding or "utf-8-sig"
+    try:
+        text = raw.decode(enc)
+    except LookupError as exc:
+        raise RevManError(f"{name}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RevManError(
+            f"{name}, line {line}: cannot be decoded as {enc} ({exc.reason}); "
+            f"pass the file's encoding, e.g. encoding='cp1252'"
+        ) from None
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+
+    header: list[str] | None = None
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            header = [cell.strip().lstrip("\ufeff") for cell in row]
+            break
+    if header is None:  # pragma: no cover - an empty file is caught earlier
+        raise RevManError(f"{name}: the file is empty")
+    header_line = reader.line_num
+    missing = [c for c in _CSV_REQUIRED if c not in header]
+    if missing:
+        hint = ""
+        if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+            hint = " The file seems to use ';' or tabs as separator; RevMan 5 writes commas."
+        raise RevManError(
+            f"{name}, line {header_line}: the header lacks the column(s) "
+            f"{', '.join(map(repr, missing))} of a RevMan 5 'Data and analyses' export "
+            f"(found {header[:8]}{'...' if len(header) > 8 else ''}). Export again "
+            f"with these fields selected.{hint}"
+        )
+    index = {col: i for i, col in enumerate(header)}
+
+    comparisons: dict[int, str | None] = {}
+    outcomes: dict[tuple[int, int], dict] = {}
+    subgroups: dict[tuple[int, int, int], str | None] = {}
+    unsupported: list[str] = []
+    records: list[dict] = []
+
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num
+        where = f"{name}, line {line}"
+        raw_row = row
+        misaligned = len(row) != len(header)
+        if misaligned:
+            row = (row + [""] * len(header))[: len(header)]
+
+        def cell(col: str, row=row) -> str:
+            return row[index[col]].strip() if col in index else ""
+
+        nums = [
+            _number(cell(col), where=where, field=f"column {col!r}", integer=True)
+            for col in ("Comparison Number", "Outcome Number", "Subgroup Number")
+        ]
+        cno, ono, sno = nums
+        label = _text(cell("Name"))
+        code = cell("Data Type")
+
+        if ono == 0:  # comparison header
+            comparisons[cno] = label
+            continue
+        if code:  # outcome or subgroup header
+            if misaligned and code.upper() not in _CSV_TYPES:
+                raise RevManError(
+                    f"{where}: row {label!r} has {len(raw_row)} fields but the header line "
+                    f"has {len(header)}, and its Data Type field holds {code!r}: its values "
+                    f"cannot be matched to columns"
+                )
+            if misaligned:
+                # The leading fields (numbers, name, type, method, measure, model) come
+                # first in RevMan's column order; the group labels near the end of the
+                # row cannot be placed when a field is missing or extra.
+                notes.append(
+                    f"{where}: header row {label!r} has {len(raw_row)} fields but the "
+                    f"header line has {len(header)}; its group labels cannot be placed "
+                    f"reliably and are left missing"
+                )
+            if sno == 0:
+                if cno not in comparisons:
+                    raise RevManError(
+                        f"{where}: outcome {cno}.{ono} {label!r} comes before the header row "
+                        f"of comparison {cno} (Outcome Number 0)"
+                    )
+                if (cno, ono) in outcomes:
+                    raise RevManError(
+                        f"{where}: a second header row for outcome {cno}.{ono} ({label!r})"
+                    )
+                data_type = _CSV_TYPES.get(code.upper())
+                measure = _text(cell("Effect Measure"))
+                outcomes[(cno, ono)] = {
+                    "comparison_no": cno,
+                    "comparison": comparisons[cno],
+                    "outcome_no": ono,
+                    "outcome": label,
+                    "data_type": data_type,
+                    "effect_measure": measure,
+                    "method": _text(cell("Statistical Method")),
+                    "random": {"RANDOM": True, "FIXED": False}.get(cell("Analysis Model").upper()),
+                    "group_label_1": None if misaligned else _text(cell("Group Label 1")),
+                    "group_label_2": None if misaligned else _text(cell("Group Label 2")),
+                }
+                if data_type is None:
+                    unsupported.append(f"{cno}.{ono} {label!r} (Data Type {code!r}, line {line})")
+                elif data_type == "generic" and measure in _RATIO_MEASURES:
+                    notes.append(_ratio_note(f"{where}: outcome {cno}.{ono} {label!r}", measure))
+            else:
+                if (cno, ono) not in outcomes:
+                    raise RevManError(
+                        f"{where}: subgroup {cno}.{ono}.{sno} {label!r} comes before the header "
+                        f"row of outcome {cno}.{ono}"
+                    )
+                if (cno, ono, sno) in subgroups:
+                    raise RevManError(
+                        f"{where}: a second header row for subgroup {cno}.{ono}.{sno} ({label!r})"
+                    )
+                subgroups[(cno, ono, sno)] = label
+            continue
+
+        # study row
+        if misaligned:
+            raise RevManError(
+                f"{where}: study row {label!r} has {len(raw_row)} fields but the header line "
+                f"has {len(header)}, so its values cannot be matched to columns (a 'Risk of "
+                f"bias tables' field in the export, or an unquoted comma in a name?)"
+            )
+        if (cno, ono) not in outcomes:
+            raise RevManError(
+                f"{where}: study row {label!r} comes before any header row of outcome "
+                f"{cno}.{ono} (a row with its Name and Data Type)"
+            )
+        if sno != 0 and (cno, ono, sno) not in subgroups:
+            raise RevManError(
+                f"{where}: study row {label!r} comes before the header row of subgroup "
+                f"{cno}.{ono}.{sno}"
+            )
+        outcome = outcomes[(cno, ono)]
+        data_type = outcome["data_type"]
+        if data_type is None:
+            continue
+        row_where = f"{where} (outcome {cno}.{ono}, study {label!r})"
+        record = {
+            **outcome,
+            "subgroup_no": sno or None,
+            "subgroup": subgroups.get((cno, ono, sno)),
+            STUDY_COL: label,
+            "year": _year(cell("Year of study")),
+        }
+        for col, _attr, csv_col, integer, required in _FIELDS[data_type]:
+            if csv_col not in index:
+                if not required:
+                    continue
+                raise RevManError(
+                    f"{row_where}: the header lacks column {csv_col!r}, needed for "
+                    f"{data_type} outcomes"
+                )
+            record[col] = _number(
+                cell(csv_col), where=row_where, field=f"value in column {csv_col!r}",
+                integer=integer, required=required,
+            )
+        records.append(record)
+
+    if unsupported:
+        notes.append(
+            f"{name}: skipped outcome(s) of a type ketabayes does not import "
+            f"(only CON, DIC and IV data): " + "; ".join(unsupported)
+        )
+    return records, {}
