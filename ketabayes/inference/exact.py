@@ -229,29 +229,25 @@ class ExactNormalNormal:
         tau = np.atleast_1d(np.asarray(tau, dtype=float))
         if self.fixed:
             return (tau >= 0).astype(float)
-        out = np.empty(tau.shape)
         edges = self.edges
         x, w = self._gl
-        panel_mass = np.exp(
-            special.logsumexp(self.log_weights.reshape(len(edges) - 1, -1), axis=1)
-        )
+        panel_mass = np.exp(special.logsumexp(self.log_weights.reshape(len(edges) - 1, -1), axis=1))
         cum = np.concatenate([[0.0], np.cumsum(panel_mass)])
         with np.errstate(divide="ignore"):
-            u = np.log(tau)
-        for i, ui in np.ndenumerate(u):
-            if ui <= edges[0]:
-                out[i] = 0.0
-                continue
-            if ui >= edges[-1]:
-                out[i] = 1.0
-                continue
-            p = int(np.searchsorted(edges, ui, side="right") - 1)
+            u = np.log(tau).ravel()
+        out = np.where(u >= edges[-1], 1.0, 0.0)
+        inside = np.flatnonzero((u > edges[0]) & (u < edges[-1]))
+        chunk = max(1, 200_000 // (x.size * self.y.size))
+        for start in range(0, inside.size, chunk):
+            idx = inside[start:start + chunk]
+            ui = u[idx]
+            p = np.searchsorted(edges, ui, side="right") - 1
             lo = edges[p]
             half = 0.5 * (ui - lo)
-            nodes = lo + half * (x + 1.0)
-            part = np.exp(self._log_u_density(nodes) - self._log_density_norm) @ (half * w)
-            out[i] = cum[p] + part
-        return np.clip(out, 0.0, 1.0)
+            nodes = lo[:, None] + half[:, None] * (x[None, :] + 1.0)
+            dens = np.exp(self._log_u_density(nodes.ravel()) - self._log_density_norm).reshape(nodes.shape)
+            out[idx] = cum[p] + (dens * w[None, :]).sum(1) * half
+        return np.clip(out, 0.0, 1.0).reshape(tau.shape)
 
     def tau_ppf(self, q):
         """Posterior quantiles of tau."""
