@@ -19,7 +19,7 @@ import pandas as pd
 from ketabayes.errors import KetabayesError
 from ketabayes.result.marginals import Marginal
 
-__all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "RATIO_MEASURES"]
+__all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "VERDICTS", "RATIO_MEASURES"]
 
 #: measures analysed on the log scale, whose thresholds are given as ratios
 RATIO_MEASURES = frozenset({"OR", "RR"})
@@ -160,3 +160,34 @@ def benefit_curve(marginal: Marginal, thresholds, benefit: str = "lower", ratio:
     else:
         p = 1.0 - marginal.cdf(d)
     return pd.DataFrame({"threshold": t, "p_benefit": np.asarray(p, dtype=float)})
+
+
+#: conclusion categories, in the order they are checked
+VERDICTS = ("probable benefit", "probable harm", "practically no effect", "uncertain")
+
+
+def verdict(p_benefit: float, p_trivial: float, p_harm: float, cutoff: float = 0.8) -> str:
+    """Conclusion category from the three decision probabilities.
+
+    ``"probable benefit"`` if P(benefit beyond the MCID) >= ``cutoff``; else
+    ``"probable harm"`` if P(harm) >= ``cutoff``; else ``"practically no effect"``
+    if P(within the MCID) >= ``cutoff``; otherwise ``"uncertain"``. With
+    ``cutoff > 0.5`` at most one of the first three can hold.
+
+    Examples
+    --------
+    >>> from ketabayes.result.decision import verdict
+    >>> verdict(0.85, 0.15, 0.0)
+    'probable benefit'
+    >>> verdict(0.45, 0.55, 0.0)
+    'uncertain'
+    """
+    if not 0.5 < cutoff <= 1.0:
+        raise KetabayesError(f"cutoff must be in (0.5, 1], got {cutoff!r}")
+    if p_benefit >= cutoff:
+        return "probable benefit"
+    if p_harm >= cutoff:
+        return "probable harm"
+    if p_trivial >= cutoff:
+        return "practically no effect"
+    return "uncertain"
