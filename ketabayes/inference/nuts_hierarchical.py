@@ -1,0 +1,180 @@
+"""PyMC builders for the hierarchical models (NUTS).
+
+:func:`build_marginal` (the default, ``parameterization="marginal"``) -- NUTS
+samples only the variance components ``(tau, sd_drug, sd_condition, ...)``
+under their exact marginal likelihood ``p(y | tau, sd)`` (``mu``, ``gamma``, the
+group effects and the trial effects all integrated out with the mixed-model
+equations of :mod:`ketabayes.inference.exact_hierarchical`, written in
+PyTensor). :func:`complete_marginal` then draws ``mu``, ``gamma`` and the group
+effects exactly from their Gaussian conditionals given each draw of the
+variance components (a seeded generator), so the joint draws are from the full
+posterior. There is no funnel left to explore: this gives zero divergences and
+bulk ESS >= 1000 at the default settings where the sampled non-centred model
+below needs ~35 leapfrog steps per draw and still diverges occasionally when one
+drug has many trials (its effect is then well identified and the non-centred
+form is the wrong one).
+
+:func:`build_hierarchical` (``parameterization="noncentred"``) -- normal likelihood for trial estimates::
+
+    y_i ~ N(mu + sum_g u_g[level_g(i)] + x_i' gamma, v_i + tau**2)     (trial effects e_i integrated out)
+    u_g = sd_g * z_g,  z_g ~ N(0, 1)                                   (non-centred group effects)
+
+:func:`build_binomial` -- arm-level binomial-logit likelihood (no continuity
+corrections; zero-event arms and double-zero trials enter as they are)::
+
+    ai ~ Bin(n1i, expit(base_i + theta_i / 2)),  ci ~ Bin(n2i, expit(base_i - theta_i / 2))
+    theta_i = mu + sum_g u_g[level_g(i)] + x_i' gamma + tau * z_i      (non-centred trial effects)
+
+The treatment coding ``+-1/2`` makes ``base_i`` the trial's average log odds and
+keeps it nearly uncorrelated with ``theta_i`` (Smith, Spiegelhalter & Thomas
+1995 use 0/1; the model is the same, the parameterisation samples better).
+
+Coordinates are named after the user's groupings (dims ``"drug"``,
+``"condition"``...). Reported targets (``effect[target]``) are computed from
+the draws by :func:`add_targets` with the same linear combinations the exact
+engine uses; the independent normal terms of predictions (a new trial, a new
+drug) are drawn with a seeded generator.
+
+References
+----------
+Smith TC, Spiegelhalter DJ, Thomas A (1995). Bayesian approaches to random-effects
+meta-analysis: a comparative study. Stat Med 14(24):2685-2699. doi:10.1002/sim.4780142408
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ketabayes import dims
+from ketabayes.model.priors import Flat, Normal
+
+__all__ = ["build_hierarchical", "build_marginal", "complete_marginal", "build_binomial", "add_targets"]
+
+
+def _linear_predictor(model):
+    """Shared part: mu + x' gamma + group effects; returns the PyTensor expression."""
+    import pymc as pm
+
+    d = model.design
+    mu = model.prior_mu.to_pymc("mu")
+    eta = mu
+    if d.moderators:
+        priors = [model.prior_gamma[m] for m in d.moderators]
+        Xc = pm.Data("X", d.X[:, 1:], dims=(dims.STUDY, "moderator"))
+        if all(isinstance(p, Flat) for p in priors):
+            gamma = pm.Flat("gamma", dims="moderator")
+        else:
+            means = np.array([p.mu if isinstance(p, Normal) else 0.0 for p in priors])
+            sds = np.array([p.sigma if isinstance(p, Normal) else 1.0 for p in priors])
+            gamma = pm.Flat("gamma", dims="moderator")
+            normal = np.array([isinstance(p, Normal) for p in priors])
+            pm.Potential("gamma_prior", pm.math.sum(
+                normal * pm.logp(pm.Normal.dist(mu=means, sigma=sds), gamma)))
+        eta = eta + pm.math.dot(Xc, gamma)
+    for t in d.terms:
+        sd = model.prior_sd[t.name].to_pymc(f"sd_{t.dim}")
+        z = pm.Normal(f"z_{t.dim}", 0.0, 1.0, dims=t.dim)
+        u = pm.Deterministic(f"{t.dim}_effect", sd * z, dims=t.dim)
+        eta = eta + u[t.index]
+    return eta
+
+
+def build_hierarchical(model):
+    """PyMC model of :class:`~ketabayes.model.hierarchical.HierarchicalModel` (no sampling)."""
+    import pymc as pm
+
+    with pm.Model(coords=model._coords()) as pm_model:
+        v = pm.Data("vi", model.vi, dims=dims.STUDY)
+        eta = _linear_predictor(model)
+        tau = model.prior_tau.to_pymc(dims.TAU)
+        pm.Normal("y", mu=eta, sigma=pm.math.sqrt(v + tau**2), observed=model.yi, dims=dims.STUDY)
+    return pm_model
+
+
+def build_marginal(model):
+    """PyMC model of the variance components only, with the exact marginal likelihood (no sampling)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pytensor.tensor.linalg import cholesky, solve_triangular
+
+    eng = model._gaussian_part()
+    with pm.Model(coords=model._coords()) as pm_model:
+        phis = [model.prior_tau.to_pymc(dims.TAU)]
+        for t in model.design.terms:
+            phis.append(model.prior_sd[t.name].to_pymc(f"sd_{t.dim}"))
+        phi = pt.stack(phis)
+        W = pt.as_tensor_variable(eng.W)
+        resid = pt.as_tensor_variable(eng._resid)
+        tv = pt.as_tensor_variable(eng.v) + phi[0] ** 2
+        d = 1.0 / tv
+        rand = eng._comp_of_col >= 0
+        sv = pt.ones(eng.p)
+        if rand.any():
+            sv = pt.set_subtensor(sv[np.flatnonzero(rand)], phi[eng._comp_of_col[rand]])
+        G = pt.dot(W.T * d[None, :], W)
+        P = G * sv[:, None] * sv[None, :] + pt.diag(pt.as_tensor_variable(eng.q0))
+        L = cholesky(P, lower=True)
+        r = pt.dot(d * resid, W) * sv
+        a = solve_triangular(L, r, lower=True)
+        quad = pt.sum(d * resid**2) - pt.sum(a**2)
+        ll = -0.5 * (pt.sum(pt.log(tv)) + 2.0 * pt.sum(pt.log(pt.diag(L))) + quad)
+        pm.Potential("marginal_likelihood", ll)
+    return pm_model
+
+
+def complete_marginal(tree, model, rng: np.random.Generator):
+    """Add ``mu``, ``gamma``, the group effects and ``effect[target]`` drawn given the variance components."""
+    d = model.design
+    post = tree["posterior"].to_dataset()
+    nc, nd = post.sizes[dims.CHAIN], post.sizes[dims.DRAW]
+    n = nc * nd
+    phi = np.stack([post[c].values.reshape(n) for c in d.components], axis=1)
+    s = model._gaussian_part().draw_given(phi, rng)
+    shape = (dims.CHAIN, dims.DRAW)
+    new = {"mu": (shape, s["b"][:, 0].reshape(nc, nd))}
+    if d.moderators:
+        new["gamma"] = ((*shape, "moderator"), s["b"][:, 1:].reshape(nc, nd, -1))
+    for t, off in zip(d.terms, d.offsets):
+        u = s["u"][:, off - d.q: off - d.q + len(t.levels)]
+        new[f"{t.dim}_effect"] = ((*shape, t.dim), u.reshape(nc, nd, -1))
+    new["effect"] = ((*shape, dims.TARGET), s["targets"].reshape(nc, nd, -1))
+    coords = {k: v for k, v in model._coords().items() if k != dims.STUDY}
+    post = post.assign_coords(coords).assign(new)
+    tree["posterior"] = xr.DataTree(post)
+    return tree
+
+
+def build_binomial(model):
+    """PyMC model of :class:`~ketabayes.model.binomial.BinomialModel` (no sampling)."""
+    import pymc as pm
+
+    with pm.Model(coords=model._coords()) as pm_model:
+        eta = _linear_predictor(model)
+        tau = model.prior_tau.to_pymc(dims.TAU)
+        z = pm.Normal("z_trial", 0.0, 1.0, dims=dims.STUDY)
+        theta = pm.Deterministic(dims.THETA, eta + tau * z, dims=dims.STUDY)
+        base = model.prior_baseline.to_pymc("baseline", dims=dims.STUDY)
+        pm.Binomial("events_treatment", n=model.n1, logit_p=base + 0.5 * theta, observed=model.a, dims=dims.STUDY)
+        pm.Binomial("events_control", n=model.n2, logit_p=base - 0.5 * theta, observed=model.c, dims=dims.STUDY)
+    return pm_model
+
+
+def add_targets(tree, model, rng: np.random.Generator):
+    """Add ``effect[target]`` (every reported target, from the draws) to the posterior group."""
+    d = model.design
+    post = tree["posterior"].to_dataset()
+    nc, nd = post.sizes[dims.CHAIN], post.sizes[dims.DRAW]
+    n = nc * nd
+    cols = [post["mu"].values.reshape(n, 1)]
+    if d.moderators:
+        cols.append(post["gamma"].values.reshape(n, -1))
+    for t in d.terms:
+        cols.append(post[f"{t.dim}_effect"].values.reshape(n, -1))
+    coef = np.concatenate(cols, axis=1)
+    phi = np.stack([post[c].values.reshape(n) for c in d.components], axis=1)
+    eff = coef @ d.A.T + np.sqrt((phi**2) @ d.pred.T.astype(float)) * rng.standard_normal((n, len(d.targets)))
+    post = post.assign(effect=((dims.CHAIN, dims.DRAW, dims.TARGET), eff.reshape(nc, nd, -1)))
+    post = post.assign_coords({dims.TARGET: [t.name for t in d.targets]})
+    tree["posterior"] = xr.DataTree(post)
+    return tree
