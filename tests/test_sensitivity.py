@@ -1,0 +1,349 @@
+"""Sensitivity grid: table, verdicts, subsets, failures, seeds, executors, checkpoints, plots.
+
+Expected numbers come from closed forms (the fixed-effect normal posterior), the
+exact engine with explicitly power-scaled priors (for NUTS + importance
+weighting), or :func:`bayes_factor` (for the grid's BF column); nothing is
+pasted output.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import ketabayes as kb
+from ketabayes.errors import KetabayesError, PriorError
+from ketabayes.inference.bayes_factor import bayes_factor
+from ketabayes.model.priors import HalfNormal, Normal
+from ketabayes.reporting.sensitivity import (
+    TABLE_COLUMNS,
+    AnalysisNotAvailableError,
+    Sensitivity,
+    VerdictRule,
+    normal_analysis,
+    sensitivity_grid,
+    variant_seed,
+    verdict,
+)
+from ketabayes.result.decision import Thresholds
+
+
+@pytest.fixture(scope="module")
+def es():
+    raw = kb.load_dataset("magnesium_mi")
+    raw["study"] = raw["study"] + " " + raw["year"].astype(str)  # "Shechter" appears three times
+    out = kb.effect_sizes(raw, "OR")
+    out["large"] = out["n1i"] + out["n2i"] >= 1000
+    return out
+
+
+def _fe_posterior(y, v, m0, s0):
+    prec = np.sum(1 / v) + 1 / s0**2
+    return (np.sum(y / v) + m0 / s0**2) / prec, math.sqrt(1 / prec)
+
+
+# --------------------------------------------------------------------------- table
+def test_grid_table_and_fixed_effect_closed_form(es):
+    res = sensitivity_grid(es, prior_mu={"sd1": Normal(0, 1), "sd0.5": Normal(-0.1, 0.5)},
+                           prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=[1.1, 1.25],
+                           model=["random", "fixed"], progress=False)
+    t = res.table
+    assert list(t.columns[:len(TABLE_COLUMNS)]) == TABLE_COLUMNS
+    # 2 mu priors x (2 tau priors random + 1 fixed) fits x 2 MCIDs x 2 targets
+    assert t["fit_id"].nunique() == 6
+    assert len(t) == 6 * 2 * 2
+    assert (t["error"] == "").all()
+    probs = t[["p_benefit", "p_trivial", "p_harm"]].sum(axis=1)
+    np.testing.assert_allclose(probs, 1.0, atol=1e-10)
+    y, v = es["yi"].to_numpy(), es["vi"].to_numpy()
+    for (label, (m0, s0)) in {"sd1": (0, 1), "sd0.5": (-0.1, 0.5)}.items():
+        mean, sd = _fe_posterior(y, v, m0, s0)
+        for mcid in (1.1, 1.25):
+            lo, hi = -math.log(mcid), math.log(mcid)
+            row = t[(t["model"] == "fixed") & (t["prior_mu"] == label) & (t["mcid"] == f"{mcid:g}")
+                    & (t["target"] == "mean")].iloc[0]
+            assert row["mean"] == pytest.approx(mean, abs=1e-10)
+            assert row["sd"] == pytest.approx(sd, rel=1e-10)
+            assert row["q025"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
+            assert row["p_benefit"] == pytest.approx(stats.norm.cdf(lo, mean, sd), abs=1e-10)
+            assert row["p_harm"] == pytest.approx(stats.norm.sf(hi, mean, sd), abs=1e-10)
+            assert row["verdict"] == VerdictRule()(row["p_benefit"], row["p_trivial"], row["p_harm"])
+
+
+def test_exact_quantiles_match_metaresult(es):
+    # the grid's fast path (engine only) and the full MetaResult path agree
+    kw = dict(prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", mcid=1.25, progress=False)
+    light = sensitivity_grid(es, **kw).table
+    full = sensitivity_grid(es, keep_results=True, **kw)
+    assert len(full.results) == 1
+    res = next(iter(full.results.values()))
+    dt = res.decision_table(1.25, "lower")
+    for col in ("mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
+        np.testing.assert_allclose(light[col].to_numpy(), dt[col].to_numpy(), rtol=1e-8, atol=1e-9)
+
+
+def test_prior_panel_and_describe(es):
+    grid = Sensitivity(es, prior_mu="panel", mcid=1.25)
+    assert [v.levels["prior_mu"] for v in grid.variants] == ["sceptical", "neutral", "enthusiastic"]
+    assert grid.variants[0].prior_mu.sigma == pytest.approx(math.log(1.25) / 1.6448536269514722, rel=1e-4)
+    assert "3 fits" in grid.describe()
+    with pytest.raises(KetabayesError, match="needs an MCID"):
+        Sensitivity(es, prior_mu="panel")
+
+
+# --------------------------------------------------------------------------- MCIDs: no refit
+CALLS: list[str] = []
+
+
+def counting_analysis(data, variant, **kw):
+    CALLS.append(variant.name)
+    return normal_analysis(data, variant, **kw)
+
+
+def test_mcid_variants_need_no_refit(es):
+    CALLS.clear()
+    res = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", mcid=[1.05, 1.1, 1.25, 1.5],
+                           model={"random": counting_analysis}, progress=False)
+    assert len(CALLS) == 1
+    assert len(res.table) == 4 * 2
+    p = res.table[res.table["target"] == "mean"]["p_benefit"].to_numpy()
+    assert np.all(np.diff(p) < 0)  # a larger MCID is harder to beat
+    assert res.table["variant"].nunique() == 4
+
+
+# --------------------------------------------------------------------------- subsets
+def test_leave_one_out_and_subsets(es):
+    y, v = es["yi"].to_numpy(), es["vi"].to_numpy()
+    res = sensitivity_grid(
+        es, prior_mu="normal(0, 2)", model="fixed", mcid=1.25, leave_one_out=True, progress=False,
+        subsets={"large trials": "large", "small trials": ~es["large"].to_numpy(),
+                 "after 1990": lambda d: d["year"] > 1990},
+        targets=("mean",))
+    t = res.table
+    assert t["subset"].tolist()[:4] == ["all", "large trials", "small trials", "after 1990"]
+    assert len(t) == 4 + len(es)
+    for i, s in enumerate(es["study"]):
+        keep = np.arange(len(es)) != i
+        mean, sd = _fe_posterior(y[keep], v[keep], 0, 2)
+        row = t[t["subset"] == f"without {s}"].iloc[0]
+        assert row["k"] == len(es) - 1
+        assert row["mean"] == pytest.approx(mean, abs=1e-10)
+    keep = (es["year"] > 1990).to_numpy()
+    row = t[t["subset"] == "after 1990"].iloc[0]
+    assert row["k"] == keep.sum()
+    assert row["mean"] == pytest.approx(_fe_posterior(y[keep], v[keep], 0, 2)[0], abs=1e-10)
+    assert t[t["subset"] == "large trials"]["k"].iloc[0] == es["large"].sum()
+    with pytest.raises(KetabayesError, match="keeps no"):
+        Sensitivity(es, subsets={"none": "yi > 100"})
+    with pytest.raises(KetabayesError, match="could not select"):
+        Sensitivity(es, subsets={"bad": "no_such_column == 1"})
+
+
+# --------------------------------------------------------------------------- failures and hooks
+def flaky_analysis(data, variant, **kw):
+    if variant.levels["prior_tau"] == "halfnormal(1)":
+        raise FloatingPointError("boom in this variant")
+    return normal_analysis(data, variant, **kw)
+
+
+def test_failing_variant_is_recorded_and_others_survive(es):
+    res = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)",
+                                                                   "halfnormal(2)"],
+                           model={"random": flaky_analysis}, mcid=1.25, progress=False)
+    t = res.table
+    bad = t[t["prior_tau"] == "halfnormal(1)"]
+    assert len(bad) == 2 and bad["error"].str.contains("FloatingPointError: boom").all()
+    assert bad["p_benefit"].isna().all()
+    good = t[t["prior_tau"] != "halfnormal(1)"]
+    assert (good["error"] == "").all() and good["p_benefit"].notna().all()
+    assert res.failed["fit_id"].nunique() == 1
+    rob = res.robustness()
+    assert set(rob["n_variants"]) == {2}
+
+
+def test_unavailable_analyses_fail_early_with_a_clear_error(es):
+    with pytest.raises(AnalysisNotAvailableError, match="binomial") as info:
+        Sensitivity(es, likelihood=["normal", "binomial"])
+    assert isinstance(info.value, NotImplementedError) and isinstance(info.value, KetabayesError)
+    with pytest.raises(AnalysisNotAvailableError, match="hierarchical"):
+        Sensitivity(es, model="hierarchical")
+
+
+def test_registered_analysis_plugs_in(es):
+    from ketabayes.reporting import sensitivity as sens
+
+    def fake_binomial(data, variant, **kw):
+        return normal_analysis(data, variant, **kw)
+
+    sens.register_analysis("random", "binomial", fake_binomial)
+    try:
+        res = sensitivity_grid(es, likelihood=["normal", "binomial"], prior_mu="normal(0, 1)", mcid=1.25,
+                               progress=False)
+        assert res.table["likelihood"].tolist() == ["normal", "normal", "binomial", "binomial"]
+        with pytest.raises(KetabayesError, match="already registered"):
+            sens.register_analysis("random", "binomial", normal_analysis)
+    finally:
+        sens._ANALYSES.pop(("random", "binomial"))
+
+
+def test_unknown_target_is_an_error_row_not_a_crash(es):
+    res = sensitivity_grid(es, prior_mu="normal(0, 1)", mcid=1.25, targets=("mean", "ISIS-4 1995"),
+                           subsets={"no ISIS": "study != 'ISIS-4 1995'"}, progress=False)
+    t = res.table
+    assert t[(t["subset"] == "no ISIS") & (t["target"] == "ISIS-4 1995")]["error"].str.contains("unknown").all()
+    assert (t[t["target"] == "mean"]["error"] == "").all()
+
+
+# --------------------------------------------------------------------------- verdicts
+def test_verdict_rule():
+    rule = VerdictRule(benefit=0.9, harm=0.8, trivial=0.7)
+    assert rule(0.9, 0.1, 0.0) == "probable benefit"
+    assert rule(0.89, 0.11, 0.0) == "uncertain"
+    assert rule(0.0, 0.2, 0.8) == "probable harm"
+    assert rule(0.1, 0.7, 0.2) == "practically no effect"
+    assert list(verdict([0.95, 0.1], [0.05, 0.85], [0.0, 0.05])) == ["probable benefit", "practically no effect"]
+    with pytest.raises(KetabayesError, match="cut-off"):
+        VerdictRule(benefit=0.5)
+
+
+# --------------------------------------------------------------------------- Bayes factors in the grid
+def test_grid_bayes_factor_columns(es):
+    res = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
+                           bayes_factor=True, progress=False)
+    t = res.table
+    panel = kb.priors.prior_panel(math.log(1.25), "lower")
+    for _, row in t[t["target"] == "mean"].iterrows():
+        bf = bayes_factor(es["yi"], es["vi"], panel[row["prior_mu"]], row["prior_tau"])
+        assert row["bf10"] == pytest.approx(bf.bf10, rel=1e-10)
+        assert row["post_prob_h1"] == pytest.approx(bf.post_prob_h1, rel=1e-10)
+        avg = bf.decision_probabilities(Thresholds(1.25, "lower", ratio=True), "mean")
+        assert row["p_trivial_avg"] == pytest.approx(avg["p_trivial"], abs=1e-12)
+    # the sceptical prior is the most favourable to H0 among the three centred... check BF varies with the prior
+    assert t["bf10"].nunique() == 6
+    with pytest.raises(PriorError, match="proper priors"):
+        Sensitivity(es, bayes_factor=True)
+
+
+# --------------------------------------------------------------------------- seeds and executors
+def test_seeds_do_not_depend_on_order_and_threads_match_serial(es):
+    kw = dict(prior_mu=["normal(0, 1)", "normal(0, 2)"], prior_tau=["halfnormal(0.5)", "halfnormal(1)"],
+              mcid=1.25, progress=False, keep_results=True)
+    a = sensitivity_grid(es, seed=7, **kw)
+    b = sensitivity_grid(es, seed=7, **{**kw, "prior_mu": ["normal(0, 2)", "normal(0, 1)"]})
+    sa = dict(zip(a.table["fit_id"], a.table["seed"]))
+    sb = dict(zip(b.table["fit_id"], b.table["seed"]))
+    assert sa == sb
+    assert sa[a.table["fit_id"].iloc[0]] == variant_seed(7, a.table["fit_id"].iloc[0])
+    with cf.ThreadPoolExecutor(2) as ex:
+        c = sensitivity_grid(es, seed=7, executor=ex, batch_size=1, **kw)
+    cols = [c_ for c_ in a.table.columns if c_ != "seconds"]
+    pd.testing.assert_frame_equal(a.table[cols], c.table[cols])
+    # draws of the kept results are identical too (same seeds)
+    for k, r in a.results.items():
+        np.testing.assert_array_equal(r.posterior["mu"].values, c.results[k].posterior["mu"].values)
+
+
+def test_dask_local_cluster_matches_serial(es):
+    distributed = pytest.importorskip("distributed")
+    kw = dict(prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=[1.1, 1.25],
+              model=["random", "fixed"], leave_one_out=True, progress=False, seed=3, bayes_factor=True)
+    serial = sensitivity_grid(es, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+        par = sensitivity_grid(es, executor=client.get_executor(), batch_size=10, **kw)
+    cols = [c for c in serial.table.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(serial.table[cols], par.table[cols])
+    assert par.table["fit_id"].nunique() == (3 * 2 + 3) * (1 + len(es))
+
+
+# --------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_checkpoint_resume_skips_completed_variants(es, tmp_path, suffix):
+    path = tmp_path / f"grid{suffix}"
+    kw = dict(prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)", "halfnormal(2)"],
+              mcid=[1.1, 1.25], progress=False, checkpoint=path)
+    first = sensitivity_grid(es, model={"random": flaky_analysis}, **kw)
+    assert first.failed["fit_id"].nunique() == 1
+    if suffix == ".jsonl":
+        lines = [json.loads(s) for s in path.read_text().splitlines()]
+        assert len(lines) == 3 and sum(not rec["ok"] for rec in lines) == 1
+    CALLS.clear()
+    second = sensitivity_grid(es, model={"random": counting_analysis}, **kw)
+    assert CALLS == [v for v in second.table["fit_id"].unique() if "halfnormal(1)" in v]  # only the failed one
+    assert (second.table["error"] == "").all()
+    reference = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)",
+                                                                         "halfnormal(2)"],
+                                 mcid=[1.1, 1.25], progress=False)
+    num = ["mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
+    np.testing.assert_allclose(second.table[num].to_numpy(float), reference.table[num].to_numpy(float),
+                               rtol=1e-12, atol=1e-15)
+    assert second.table["verdict"].tolist() == reference.table["verdict"].tolist()
+    with pytest.raises(KetabayesError, match="different data set or grid"):
+        sensitivity_grid(es, prior_mu="normal(0, 1)", mcid=[1.5], progress=False, checkpoint=path)
+
+
+# --------------------------------------------------------------------------- plots
+def test_heatmap_and_tornado(es, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
+                           model=["random", "fixed"], progress=False)
+    fig = res.plot("heatmap")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "target" and ax.get_ylabel() == "variant"
+    labels = [tl.get_text() for tl in ax.get_yticklabels()]
+    assert labels == list(dict.fromkeys(res.table["variant"]))
+    assert len(labels) == 9
+    img = ax.get_images()[0].get_array()
+    assert img.shape == (9, 2)
+    expected = res.table[res.table["target"] == "mean"]["p_benefit"].to_numpy()
+    np.testing.assert_allclose(np.asarray(img)[:, 0], expected)
+    assert len(ax.texts) == 18
+    out = tmp_path / "heat.png"
+    fig.savefig(out)
+    assert out.stat().st_size > 1000
+    plt.close(fig)
+
+    oat = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
+                           model=["random", "fixed"], design="one-at-a-time", leave_one_out=True, progress=False)
+    assert oat.table["fit_id"].nunique() == 1 + 2 + 1 + 1 + len(es)
+    fig = oat.plot("tornado")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "factor"
+    assert sorted(tl.get_text() for tl in ax.get_yticklabels()) == ["model", "prior_mu", "prior_tau", "subset"]
+    fig.savefig(tmp_path / "tornado.png")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- NUTS + power-scaling
+def test_nuts_power_scaling_matches_exact_with_scaled_priors(es):
+    # prior^alpha of N(m, s^2) x HalfNormal(sigma) is N(m, s^2/alpha) x HalfNormal(sigma/sqrt(alpha)):
+    # importance-reweighted NUTS draws must match the exact posterior under those priors
+    from ketabayes.inference.exact import ExactNormalNormal
+    from ketabayes.result.decision import decision_probabilities
+
+    res = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", mcid=1.25, method="nuts",
+                           power_scaling=(0.5, 2.0), progress=False, seed=11,
+                           fit_kwargs=dict(draws=2000, tune=500, chains=2))
+    t = res.table
+    assert (t["error"] == "").all(), t["error"].unique()
+    base = t[(t["power_scaling"] == "none") & (t["target"] == "mean")].iloc[0]
+    assert 0 <= base["psense_prior"] and 0 <= base["psense_likelihood"]
+    th = Thresholds(1.25, "lower", ratio=True)
+    for a in (0.5, 2.0):
+        row = t[(t["power_scaling"] == f"prior^{a:g}") & (t["target"] == "mean")].iloc[0]
+        ex = ExactNormalNormal(es["yi"], es["vi"], Normal(0, 1 / math.sqrt(a)), HalfNormal(0.5 / math.sqrt(a)))
+        assert row["is_ess"] > 1000
+        assert row["mean"] == pytest.approx(ex.mu.mean, abs=0.03)
+        assert row["sd"] == pytest.approx(ex.mu.sd, rel=0.1)
+        assert row["p_benefit"] == pytest.approx(decision_probabilities(ex.mu, th)["p_benefit"], abs=0.02)
+    assert set(t["power_scaling"]) == {"none", "prior^0.5", "prior^2", "likelihood^0.5", "likelihood^2"}
