@@ -49,19 +49,6 @@ numpydoc_validation_checks: set[str] = set()
 
 
 
-def _escape_bars(app, what, name, obj, options, lines):
-    """Read ``|mu|`` in docstrings as text, not as a reStructuredText substitution.
-
-    (``prior_panel`` writes ``P(|mu| > MCID)``; remove when its docstring quotes it.)
-    """
-    for i, line in enumerate(lines):
-        lines[i] = line.replace("P(|mu|", r"P(\|mu\|")
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _escape_bars)
-
-
 # -- notebooks: executed at every build, errors and stderr output fail the build
 nb_execution_mode = "force"
 nb_execution_raise_on_error = True

@@ -649,7 +649,7 @@ def prior_panel(mcid: float, benefit: str = "lower", *, neutral_sd_factor: float
     * **sceptical**: ``N(0, (delta/s)**2)`` -- centred on no effect, with 5% prior
       probability of a benefit beyond the MCID;
     * **neutral** (weakly informative): ``N(0, (neutral_sd_factor*delta)**2)`` -- centred
-      on no effect and wide: with the default factor 5, P(|mu| > MCID) = 84%;
+      on no effect and wide: with the default factor 5, ``P(|mu| > MCID) = 84%``;
     * **enthusiastic**: centred on a benefit equal to the MCID, with 5% prior
       probability of no benefit or harm (``N(-delta, (delta/s)**2)`` when lower is better).
 

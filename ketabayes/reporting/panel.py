@@ -14,7 +14,7 @@ import pandas as pd
 
 from ketabayes.data.published import from_published
 from ketabayes.model.priors import PriorPanel, prior_panel
-from ketabayes.result.decision import Thresholds, verdict
+from ketabayes.result.decision import Thresholds, VerdictRule
 
 __all__ = ["PanelAnalysis", "prior_panel_analysis", "reanalyse_published"]
 
@@ -70,7 +70,7 @@ def prior_panel_analysis(data: pd.DataFrame, mcid: float, benefit: str = "lower"
     neutral_sd_factor : float
         Width of the neutral prior in MCIDs.
     verdict_cutoff : float
-        Probability cut-off of the conclusion categories (:func:`~ketabayes.result.decision.verdict`).
+        Probability cut-off of the conclusion categories (:class:`~ketabayes.result.decision.VerdictRule`).
 
     Returns
     -------
@@ -91,7 +91,8 @@ def prior_panel_analysis(data: pd.DataFrame, mcid: float, benefit: str = "lower"
         table.insert(0, "prior", name)
         rows.append(table)
     out = pd.concat(rows, ignore_index=True)
-    out["verdict"] = [verdict(r.p_benefit, r.p_trivial, r.p_harm, verdict_cutoff) for r in out.itertuples()]
+    rule = VerdictRule(verdict_cutoff, verdict_cutoff, verdict_cutoff)
+    out["verdict"] = [rule(r.p_benefit, r.p_trivial, r.p_harm) for r in out.itertuples()]
     out.attrs.update(thresholds=th.to_dict(), thresholds_text=th.describe(measure), measure=measure,
                      prior_definitions=panel.definitions, verdict_cutoff=verdict_cutoff)
     return PanelAnalysis(table=out, results=results, panel=panel, thresholds=th, measure=measure)

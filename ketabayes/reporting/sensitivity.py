@@ -83,7 +83,7 @@ from scipy import special
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Flat, Prior, parse_prior, prior_panel
-from ketabayes.result.decision import Thresholds, decision_probabilities
+from ketabayes.result.decision import VERDICTS, Thresholds, VerdictRule, decision_probabilities, verdict
 from ketabayes.result.marginals import Marginal, MixtureMarginal
 
 __all__ = [
@@ -105,9 +105,6 @@ __all__ = [
 #: factor columns of the table, in order
 FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "subset", "method", "mcid", "power_scaling")
 
-#: verdict categories
-VERDICTS = ("probable benefit", "practically no effect", "uncertain", "probable harm")
-
 #: columns of :attr:`SensitivityResult.table`
 TABLE_COLUMNS = ["variant", "fit_id", *FACTORS, "k", "target", "mean", "sd", "q025", "q50", "q975",
                  "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "verdict", "exact", "seed",
@@ -124,59 +121,6 @@ class AnalysisNotAvailableError(KetabayesError, NotImplementedError):
 # ---------------------------------------------------------------------------
 # verdicts
 # ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class VerdictRule:
-    """Probability cut-offs that turn decision probabilities into a conclusion.
-
-    In order: ``P(benefit) >= benefit`` -> ``"probable benefit"``;
-    ``P(harm) >= harm`` -> ``"probable harm"``; ``P(practically no effect) >= trivial``
-    -> ``"practically no effect"``; otherwise ``"uncertain"``. Every cut-off must
-    exceed 0.5, so at most one of the first three can hold (the three
-    probabilities sum to one).
-
-    Examples
-    --------
-    >>> from ketabayes.reporting.sensitivity import VerdictRule
-    >>> rule = VerdictRule()
-    >>> rule(0.85, 0.15, 0.0), rule(0.5, 0.45, 0.05), rule(0.02, 0.9, 0.08)
-    ('probable benefit', 'uncertain', 'practically no effect')
-    """
-
-    benefit: float = 0.80
-    harm: float = 0.80
-    trivial: float = 0.80
-
-    def __post_init__(self):
-        for name in ("benefit", "harm", "trivial"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float, np.floating)) and 0.5 < v <= 1.0):
-                raise KetabayesError(f"verdict cut-off {name!r} must be in (0.5, 1], got {v!r}")
-
-    def __call__(self, p_benefit: float, p_trivial: float, p_harm: float) -> str:
-        if not all(np.isfinite([p_benefit, p_trivial, p_harm])):
-            return ""
-        if p_benefit >= self.benefit:
-            return "probable benefit"
-        if p_harm >= self.harm:
-            return "probable harm"
-        if p_trivial >= self.trivial:
-            return "practically no effect"
-        return "uncertain"
-
-    def describe(self) -> str:
-        return (f"probable benefit if P(benefit) >= {self.benefit:g}; probable harm if P(harm) >= {self.harm:g}; "
-                f"practically no effect if P(trivial) >= {self.trivial:g}; otherwise uncertain")
-
-
-def verdict(p_benefit, p_trivial, p_harm, rule: VerdictRule | None = None):
-    """Verdict(s) of decision probabilities (scalars or arrays) under ``rule``."""
-    rule = rule or VerdictRule()
-    b, t, h = np.broadcast_arrays(np.asarray(p_benefit, float), np.asarray(p_trivial, float),
-                                  np.asarray(p_harm, float))
-    out = np.array([rule(*x) for x in zip(b.ravel(), t.ravel(), h.ravel())], dtype=object)
-    return out.reshape(b.shape) if b.ndim else str(out[0])
-
-
 # ---------------------------------------------------------------------------
 # seeds
 # ---------------------------------------------------------------------------
@@ -886,7 +830,7 @@ class Sensitivity:
         -------
         SensitivityResult
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: it warns in Jupyter without ipywidgets
 
         cfg = self.config_hash(seed)
         done_rows: dict[str, list[dict]] = {}

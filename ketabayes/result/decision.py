@@ -19,7 +19,8 @@ import pandas as pd
 from ketabayes.errors import KetabayesError
 from ketabayes.result.marginals import Marginal
 
-__all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "VERDICTS", "RATIO_MEASURES"]
+__all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "VerdictRule", "VERDICTS",
+           "RATIO_MEASURES"]
 
 #: measures analysed on the log scale, whose thresholds are given as ratios
 RATIO_MEASURES = frozenset({"OR", "RR"})
@@ -162,32 +163,58 @@ def benefit_curve(marginal: Marginal, thresholds, benefit: str = "lower", ratio:
     return pd.DataFrame({"threshold": t, "p_benefit": np.asarray(p, dtype=float)})
 
 
-#: conclusion categories, in the order they are checked
-VERDICTS = ("probable benefit", "probable harm", "practically no effect", "uncertain")
+#: conclusion categories
+VERDICTS = ("probable benefit", "practically no effect", "uncertain", "probable harm")
 
 
-def verdict(p_benefit: float, p_trivial: float, p_harm: float, cutoff: float = 0.8) -> str:
-    """Conclusion category from the three decision probabilities.
+@dataclass(frozen=True)
+class VerdictRule:
+    """Probability cut-offs that turn decision probabilities into a conclusion.
 
-    ``"probable benefit"`` if P(benefit beyond the MCID) >= ``cutoff``; else
-    ``"probable harm"`` if P(harm) >= ``cutoff``; else ``"practically no effect"``
-    if P(within the MCID) >= ``cutoff``; otherwise ``"uncertain"``. With
-    ``cutoff > 0.5`` at most one of the first three can hold.
+    In order: ``P(benefit) >= benefit`` -> ``"probable benefit"``;
+    ``P(harm) >= harm`` -> ``"probable harm"``; ``P(practically no effect) >= trivial``
+    -> ``"practically no effect"``; otherwise ``"uncertain"``. Every cut-off must
+    exceed 0.5, so at most one of the first three can hold (the three
+    probabilities sum to one).
 
     Examples
     --------
-    >>> from ketabayes.result.decision import verdict
-    >>> verdict(0.85, 0.15, 0.0)
-    'probable benefit'
-    >>> verdict(0.45, 0.55, 0.0)
-    'uncertain'
+    >>> from ketabayes.result.decision import VerdictRule
+    >>> rule = VerdictRule()
+    >>> rule(0.85, 0.15, 0.0), rule(0.5, 0.45, 0.05), rule(0.02, 0.9, 0.08)
+    ('probable benefit', 'uncertain', 'practically no effect')
     """
-    if not 0.5 < cutoff <= 1.0:
-        raise KetabayesError(f"cutoff must be in (0.5, 1], got {cutoff!r}")
-    if p_benefit >= cutoff:
-        return "probable benefit"
-    if p_harm >= cutoff:
-        return "probable harm"
-    if p_trivial >= cutoff:
-        return "practically no effect"
-    return "uncertain"
+
+    benefit: float = 0.80
+    harm: float = 0.80
+    trivial: float = 0.80
+
+    def __post_init__(self):
+        for name in ("benefit", "harm", "trivial"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float, np.floating)) and 0.5 < v <= 1.0):
+                raise KetabayesError(f"verdict cut-off {name!r} must be in (0.5, 1], got {v!r}")
+
+    def __call__(self, p_benefit: float, p_trivial: float, p_harm: float) -> str:
+        if not all(np.isfinite([p_benefit, p_trivial, p_harm])):
+            return ""
+        if p_benefit >= self.benefit:
+            return "probable benefit"
+        if p_harm >= self.harm:
+            return "probable harm"
+        if p_trivial >= self.trivial:
+            return "practically no effect"
+        return "uncertain"
+
+    def describe(self) -> str:
+        return (f"probable benefit if P(benefit) >= {self.benefit:g}; probable harm if P(harm) >= {self.harm:g}; "
+                f"practically no effect if P(trivial) >= {self.trivial:g}; otherwise uncertain")
+
+
+def verdict(p_benefit, p_trivial, p_harm, rule: VerdictRule | None = None):
+    """Verdict(s) of decision probabilities (scalars or arrays) under ``rule``."""
+    rule = rule or VerdictRule()
+    b, t, h = np.broadcast_arrays(np.asarray(p_benefit, float), np.asarray(p_trivial, float),
+                                  np.asarray(p_harm, float))
+    out = np.array([rule(*x) for x in zip(b.ravel(), t.ravel(), h.ravel())], dtype=object)
+    return out.reshape(b.shape) if b.ndim else str(out[0])
