@@ -33,13 +33,33 @@ _LAZY = {
     # model
     "priors": "ketabayes.model.priors",
     "RandomEffectsModel": "ketabayes.model.random_effects",
+    "HierarchicalModel": "ketabayes.model.hierarchical",
+    "BinomialModel": "ketabayes.model.binomial",
+    "simulate_review": "ketabayes.data.simulate",
+    "split_analyses": "ketabayes.data.revman",
+    "describe_dataset": "ketabayes.data.datasets",
     # inference
     "rma": "ketabayes.inference.frequentist",
+    "rma_all": "ketabayes.inference.frequentist",
+    "bayes_factor": "ketabayes.inference.bayes_factor",
     # result
     "MetaResult": "ketabayes.result.result",
     "load_result": "ketabayes.result.result",
     "decision_probabilities": "ketabayes.result.decision",
     "Thresholds": "ketabayes.result.decision",
+    "VerdictRule": "ketabayes.result.decision",
+    "HierarchicalResult": "ketabayes.result.hierarchical_result",
+    "load_hierarchical_result": "ketabayes.result.hierarchical_result",
+    # reporting
+    "prior_panel_analysis": "ketabayes.reporting.panel",
+    "reanalyse_published": "ketabayes.reporting.panel",
+    "sensitivity_grid": "ketabayes.reporting.sensitivity",
+    "Sensitivity": "ketabayes.reporting.sensitivity",
+    "plot_forest": "ketabayes.reporting.plots",
+    "plot_decision": "ketabayes.reporting.plots",
+    "plot_benefit_curve": "ketabayes.reporting.plots",
+    "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
+    "plot_tornado": "ketabayes.reporting.robustness_plot",
     # errors
     "KetabayesError": "ketabayes.errors",
     "DataError": "ketabayes.errors",
