@@ -16,8 +16,7 @@ Decision probabilities are then ``cdf`` differences, whichever engine ran.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
-from scipy.optimize.elementwise import find_root
+from scipy import optimize, special
 
 __all__ = ["Marginal", "MixtureMarginal", "DrawsMarginal"]
 
@@ -91,18 +90,37 @@ class MixtureMarginal(Marginal):
         return float(np.sqrt(max(second - self.mean**2, 0.0)))
 
     def ppf(self, q):
-        """Quantiles by bracketed root finding (Chandrupatla) on the exact CDF."""
+        """Quantiles by Brent's method (:func:`scipy.optimize.brentq`) on the exact CDF.
+
+        Every component's CDF at ``x`` is at most ``q`` below the smallest
+        component quantile and at least ``q`` above the largest, so these two
+        points bracket the mixture quantile; the normal approximation
+        ``mean + sd * z_q`` (when inside) then narrows the bracket to one side.
+        """
         q = np.asarray(q, dtype=float)
-        lo = np.full(q.shape, float(np.min(self.means - 40 * self.sds)))
-        hi = np.full(q.shape, float(np.max(self.means + 40 * self.sds)))
-        scale = float(np.max(self.sds))
-        res = find_root(
-            lambda x, qq: self.cdf(x) - qq,
-            (lo, hi),
-            args=(q,),
-            tolerances={"xatol": 1e-12 * scale, "xrtol": 1e-13, "fatol": 0.0, "frtol": 0.0},
-        )
-        return res.x
+        out = np.full(q.shape, np.nan)
+        z = special.ndtri(q)
+        xtol = 1e-13 * float(self.weights @ self.sds)
+        for idx in np.ndindex(q.shape):
+            if not 0.0 < q[idx] < 1.0:
+                out[idx] = -np.inf if q[idx] == 0.0 else (np.inf if q[idx] == 1.0 else np.nan)
+                continue
+            comp = self.means + self.sds * z[idx]
+            lo, hi = float(comp.min()), float(comp.max())
+            if hi - lo <= xtol:
+                out[idx] = 0.5 * (lo + hi)
+                continue
+            x0 = self.mean + self.sd * z[idx]
+            if lo < x0 < hi:
+                if self._cdf1(x0) < q[idx]:
+                    lo = x0
+                else:
+                    hi = x0
+            out[idx] = optimize.brentq(lambda x, qq=q[idx]: self._cdf1(x) - qq, lo, hi, xtol=xtol, rtol=1e-15)
+        return out
+
+    def _cdf1(self, x: float) -> float:
+        return float(special.ndtr((x - self.means) / self.sds) @ self.weights)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         idx = rng.choice(self.weights.size, size=n, p=self.weights)
