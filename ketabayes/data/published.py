@@ -59,7 +59,7 @@ def from_published(estimate: float, ci_low: float, ci_high: float, measure: str,
     >>> from ketabayes.data.published import from_published
     >>> row = from_published(-15.79, -32.09, 0.51, "MD")
     >>> round(float(row.sei.iloc[0]), 4)
-    8.3159
+    8.3165
     """
     m = str(measure).upper()
     if m not in _RATIO | _DIFF:

@@ -63,6 +63,7 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import DataError, DataWarning, KetabayesError, PriorError
 from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
+from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["HierarchicalModel", "HierarchicalDesign", "Term", "Target"]
 
@@ -163,7 +164,7 @@ def _levels(values: list[str]) -> list[str]:
 def build_design(df: pd.DataFrame, labels: list[str], by: list[str], moderators: list[str], interaction: bool,
                  nest: dict) -> HierarchicalDesign:
     """Terms, design matrices and targets of the hierarchical model (see the module docstring)."""
-    from ketabayes.data.validation import _others, numeric_column, require_column
+    from ketabayes.data.validation import numeric_column, require_column
 
     k = len(df)
     used = list(by)
@@ -233,7 +234,7 @@ def build_design(df: pd.DataFrame, labels: list[str], by: list[str], moderators:
 
 
 def _targets(design: HierarchicalDesign, by_levels, cells, trial_cells, group_values) -> list[Target]:
-    q, p = design.q, design.q + design.Z.shape[1]
+    p = design.q + design.Z.shape[1]
     C = 1 + len(design.terms)
     offs = dict(zip([t.name for t in design.terms], design.offsets))
     term = {t.name: t for t in design.terms}
@@ -443,7 +444,7 @@ class HierarchicalModel:
     def describe(self) -> str:
         """Plain-text statement of the model, its groupings and priors."""
         d = self.design
-        scale = " (log scale)" if self.measure in ("OR", "RR") else ""
+        scale = " (log scale)" if self.measure in RATIO_MEASURES else ""
         parts = ["mu"]
         for t in d.terms:
             parts.append(f"{t.dim}_effect[{t.name}]" if t.kind != "interaction" else f"{t.dim}_effect[cell]")

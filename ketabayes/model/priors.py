@@ -393,7 +393,7 @@ DEFAULT_TAU_PRIOR = HalfNormal(0.5)
 def default_tau_prior(measure: str, vi=None, n=None) -> Prior:
     """Weakly informative default prior for ``tau``, by measure.
 
-    * log OR, log RR, SMD: ``halfnormal(0.5)`` (Röver et al. 2021; Friede et al. 2017).
+    * log OR, log RR, log HR, SMD: ``halfnormal(0.5)`` (Röver et al. 2021; Friede et al. 2017).
     * MD, RD and generic effects, whose scale is the outcome's own: ``halfnormal(0.5 * UISD)``
       where ``UISD = sqrt(sum(n) / sum(1 / vi))`` is the unit-information standard deviation
       (Röver et al. 2021), which needs the studies' total sample sizes ``n``. Without
@@ -409,7 +409,7 @@ def default_tau_prior(measure: str, vi=None, n=None) -> Prior:
     random-effects meta-analysis. Res Synth Methods 12(4):448-474. doi:10.1002/jrsm.1475
     """
     m = (measure or "GEN").upper()
-    if m in {"OR", "RR", "SMD"}:
+    if m in {"OR", "RR", "HR", "SMD"}:
         return HalfNormal(0.5)
     if vi is None or n is None or not np.all(np.isfinite(np.asarray(n, dtype=float))):
         raise PriorError(
@@ -678,7 +678,7 @@ def prior_panel(mcid: float, benefit: str = "lower", *, neutral_sd_factor: float
     >>> round(panel["sceptical"].sigma, 3)
     6.079
     """
-    if not (isinstance(mcid, (int, float, np.floating)) and math.isfinite(mcid) and mcid > 0):
+    if not (isinstance(mcid, (int, float, np.floating, np.integer)) and math.isfinite(mcid) and mcid > 0):
         raise PriorError(f"the MCID must be a positive number on the analysis scale, got {mcid!r}")
     if benefit not in ("lower", "higher"):
         raise PriorError(f"benefit must be 'lower' or 'higher', got {benefit!r}")

@@ -7,7 +7,6 @@ and returns a :class:`~ketabayes.result.result.MetaResult`.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import DataError, DataWarning, KetabayesError
 from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
+from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["RandomEffectsModel"]
 
@@ -122,7 +122,7 @@ class RandomEffectsModel:
     def describe(self) -> str:
         """Plain-text statement of the model and its priors."""
         kind = "fixed-effect (common-effect)" if self.fixed else "random-effects"
-        scale = " (log scale)" if self.measure in ("OR", "RR") else ""
+        scale = " (log scale)" if self.measure in RATIO_MEASURES else ""
         lines = [f"Normal-normal {kind} meta-analysis of {self.k} studies, measure {self.measure}{scale}",
                  "  y_i ~ N(theta_i, v_i), " + ("theta_i = mu" if self.fixed else "theta_i ~ N(mu, tau^2)"),
                  f"  prior mu:  {self.prior_mu.describe()}"]
@@ -164,7 +164,8 @@ class RandomEffectsModel:
         tune : int
             NUTS tuning steps.
         nuts : dict, optional
-            Options passed unchanged to the NUTS sampler, e.g. ``{"target_accept": 0.95}``.
+            Options passed to the NUTS sampler, e.g. ``{"max_treedepth": 12}``;
+            ``target_accept`` defaults to 0.95 here (PyMC's default is 0.8).
         strict : bool
             Raise :class:`~ketabayes.errors.ConvergenceError` when NUTS diagnostics fail.
         frequentist : bool
@@ -218,7 +219,9 @@ class RandomEffectsModel:
 
             model = build_normal_normal(self.yi, self.vi, self.studies, self.prior_mu, self.prior_tau,
                                         fixed=self.fixed)
-            settings["engine_settings"] = {"tune": int(tune), "nuts": dict(nuts or {}),
+            # tau near 0 with a heavy data weight gives the odd divergence at PyMC's default 0.8
+            nuts = {"target_accept": 0.95, **(nuts or {})}
+            settings["engine_settings"] = {"tune": int(tune), "nuts": dict(nuts),
                                            **{k: repr(v) for k, v in sample_kwargs.items()}}
             tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                                progressbar=progressbar, **sample_kwargs)
@@ -278,6 +281,3 @@ def _exact_from_settings(tree, settings):
     return ExactNormalNormal(y, v, _prior(settings["prior_mu"]), _prior(settings["prior_tau"]),
                              fixed=settings.get("fixed", False), settings=qs)
 
-
-def _unused():  # pragma: no cover
-    return math

@@ -23,7 +23,7 @@ __all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "
            "RATIO_MEASURES"]
 
 #: measures analysed on the log scale, whose thresholds are given as ratios
-RATIO_MEASURES = frozenset({"OR", "RR"})
+RATIO_MEASURES = frozenset({"OR", "RR", "HR"})
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class Thresholds:
     harm : float, optional
         Harm threshold on the same scale, if different from the MCID.
     ratio : bool
-        Whether thresholds are ratios and the analysis is on the log scale.
+        Whether thresholds are ratios and the analysis is on the log scale
+        (OR, RR and HR: :data:`RATIO_MEASURES`).
 
     Examples
     --------
@@ -61,7 +62,7 @@ class Thresholds:
     def __post_init__(self):
         for name in ("mcid", "harm"):
             val = getattr(self, name)
-            if val is None:
+            if val is None and name == "harm":
                 continue
             if not (isinstance(val, (int, float, np.floating, np.integer)) and math.isfinite(val) and val > 0):
                 raise KetabayesError(f"{name} must be a positive number, got {val!r}")

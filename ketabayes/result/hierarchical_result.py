@@ -23,7 +23,7 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import Thresholds, decision_probabilities
+from ketabayes.result.decision import RATIO_MEASURES, Thresholds, decision_probabilities
 from ketabayes.result.marginals import DrawsMarginal, Marginal
 from ketabayes.result.provenance import to_json
 
@@ -285,7 +285,7 @@ class HierarchicalResult:
     # ------------------------------------------------------------------ output
     def to_dict(self, mcid=None, benefit=None, harm=None) -> dict:
         """Machine-readable result with the same top-level keys as ``MetaResult.to_dict``."""
-        out = {"measure": self.measure, "scale": "log" if self.measure in ("OR", "RR") else "identity"}
+        out = {"measure": self.measure, "scale": "log" if self.measure in RATIO_MEASURES else "identity"}
         th = self._thresholds(mcid, benefit, harm, required=False)
         table = (self.decision_table(th.mcid, th.benefit, th.harm) if th is not None
                  else self._rows([t.name for t in self.targets if t.kind != "moderator"], 0.95, None))

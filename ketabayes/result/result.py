@@ -20,7 +20,7 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import Thresholds, benefit_curve, decision_probabilities
+from ketabayes.result.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
 from ketabayes.result.marginals import DrawsMarginal, Marginal
 from ketabayes.result.provenance import to_json
 
@@ -212,7 +212,7 @@ class MetaResult:
         """P(benefit at least as large as each threshold) for one target."""
         th = self._thresholds(None, None, None, required=False)
         benefit = th.benefit if th else "lower"
-        ratio = self.measure in ("OR", "RR")
+        ratio = self.measure in RATIO_MEASURES
         if thresholds is None:
             if ratio:
                 thresholds = np.exp(np.linspace(0.0, 1.0, 51))
@@ -245,7 +245,7 @@ class MetaResult:
     # ------------------------------------------------------------------ output
     def to_dict(self, mcid=None, benefit=None, harm=None) -> dict:
         """Machine-readable result (what ``ketabayes analyse --json`` writes)."""
-        out = {"measure": self.measure, "scale": "log" if self.measure in ("OR", "RR") else "identity"}
+        out = {"measure": self.measure, "scale": "log" if self.measure in RATIO_MEASURES else "identity"}
         th = self._thresholds(mcid, benefit, harm, required=False)
         if th is not None:
             table = self.decision_table(th.mcid, th.benefit, th.harm)
@@ -312,5 +312,7 @@ def load_result(path) -> MetaResult:
     if diag is not None:
         diag = {k: v for k, v in diag.items() if k != "ok"}
         diagnostics = Diagnostics(**diag)
-    frequentist = {k: RmaResult(**v) for k, v in freq.items()}
+    # strict JSON stores NaN as null: undefined statistics (e.g. FE's prediction interval) become NaN again
+    frequentist = {k: RmaResult(**{f: (float("nan") if x is None else x) for f, x in v.items()})
+                   for k, v in freq.items()}
     return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=frequentist)
