@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 
 from packaging.version import Version
@@ -27,10 +28,11 @@ def check_versions() -> None:
             )
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of ketabayes and the libraries that determine its numbers."""
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
     out = {}
-    for pkg in ("ketabayes", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray"):
+    for pkg in ("ketabayes", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "numpy", "scipy",
+                "pandas", "xarray"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:  # pragma: no cover
@@ -38,4 +40,9 @@ def package_versions() -> dict[str, str]:
     import platform
 
     out["python"] = platform.python_version()
-    return out
+    return tuple(out.items())
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of ketabayes and the libraries that determine its numbers (looked up once per process)."""
+    return dict(_versions())
