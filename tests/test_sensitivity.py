@@ -168,28 +168,28 @@ def test_failing_variant_is_recorded_and_others_survive(es):
 
 
 def test_unavailable_analyses_fail_early_with_a_clear_error(es):
-    with pytest.raises(AnalysisNotAvailableError, match="binomial") as info:
-        Sensitivity(es, likelihood=["normal", "binomial"])
+    with pytest.raises(AnalysisNotAvailableError, match="poisson") as info:
+        Sensitivity(es, likelihood=["normal", "poisson"])
     assert isinstance(info.value, NotImplementedError) and isinstance(info.value, KetabayesError)
-    with pytest.raises(AnalysisNotAvailableError, match="hierarchical"):
-        Sensitivity(es, model="hierarchical")
+    with pytest.raises(AnalysisNotAvailableError, match="network"):
+        Sensitivity(es, model="network")
 
 
 def test_registered_analysis_plugs_in(es):
     from ketabayes.reporting import sensitivity as sens
 
-    def fake_binomial(data, variant, **kw):
+    def fake_poisson(data, variant, **kw):
         return normal_analysis(data, variant, **kw)
 
-    sens.register_analysis("random", "binomial", fake_binomial)
+    sens.register_analysis("random", "poisson", fake_poisson)
     try:
-        res = sensitivity_grid(es, likelihood=["normal", "binomial"], prior_mu="normal(0, 1)", mcid=1.25,
+        res = sensitivity_grid(es, likelihood=["normal", "poisson"], prior_mu="normal(0, 1)", mcid=1.25,
                                progress=False)
-        assert res.table["likelihood"].tolist() == ["normal", "normal", "binomial", "binomial"]
+        assert res.table["likelihood"].tolist() == ["normal", "normal", "poisson", "poisson"]
         with pytest.raises(KetabayesError, match="already registered"):
-            sens.register_analysis("random", "binomial", normal_analysis)
+            sens.register_analysis("random", "poisson", normal_analysis)
     finally:
-        sens._ANALYSES.pop(("random", "binomial"))
+        sens._ANALYSES.pop(("random", "poisson"))
 
 
 def test_unknown_target_is_an_error_row_not_a_crash(es):

@@ -78,13 +78,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Flat, Prior, parse_prior, prior_panel
-from ketabayes.result.decision import VERDICTS, Thresholds, VerdictRule, decision_probabilities, verdict
-from ketabayes.result.marginals import Marginal, MixtureMarginal
+from ketabayes.result.decision import VERDICTS, Thresholds, VerdictRule, verdict
+from ketabayes.result.marginals import Marginal
 
 __all__ = [
     "Sensitivity",
@@ -172,38 +171,10 @@ class Variant:
         return self.model == "fixed"
 
 
-def _exact_quantiles(m: MixtureMarginal, q) -> np.ndarray:
-    """Quantiles of a normal mixture by safeguarded Newton (fast; exact to ~1e-10 sd)."""
-    q = np.asarray(q, dtype=float)
-    w, mu, s = m.weights, m.means, m.sds
-    lo = np.full(q.shape, float(np.min(mu - 40 * s)))
-    hi = np.full(q.shape, float(np.max(mu + 40 * s)))
-    x = m.mean + m.sd * special.ndtri(q)
-    tol = 1e-11 * float(np.max(s))
-    for _ in range(60):
-        z = (x[:, None] - mu) / s
-        f = special.ndtr(z) @ w - q
-        d = (np.exp(-0.5 * z * z) / s) @ w * 0.3989422804014327
-        lo = np.where(f < 0, x, lo)
-        hi = np.where(f > 0, x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(d > 0, f / d, np.inf)
-        if np.all((np.abs(f) <= 4e-16) | (np.abs(step) <= tol)):
-            return x - np.where(np.isfinite(step), step, 0.0)
-        xn = x - step
-        bad = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
-        xn = np.where(bad, 0.5 * (lo + hi), xn)
-        x = xn
-    return x
-
-
 def _summary_row(m: Marginal, th_list, rule, prob=0.95) -> tuple[dict, list[dict]]:
     a = (1.0 - prob) / 2.0
     qs = np.array([a, 0.5, 1.0 - a])
-    if isinstance(m, MixtureMarginal):
-        q = _exact_quantiles(m, qs)
-    else:
-        q = np.asarray(m.ppf(qs), dtype=float)
+    q = np.asarray(m.ppf(qs), dtype=float)
     base = {"mean": float(m.mean), "sd": float(m.sd), "q025": float(q[0]), "q50": float(q[1]),
             "q975": float(q[2]), "exact": bool(m.exact)}
     per_mcid = []
@@ -239,7 +210,7 @@ class _ExactFit:
 
 
 def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str, keep_result: bool = False,
-                    thresholds: Thresholds | None = None, study: str = dims.STUDY_COL, **fit_kwargs):
+                    thresholds: Thresholds | None = None, study: str = dims.STUDY_COL, by=(), **fit_kwargs):
     """Built-in analysis factory: the normal-normal random- or fixed-effect model.
 
     This is the reference implementation of the *analysis factory* protocol used
@@ -248,7 +219,8 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
     ``marginal(target) -> Marginal`` method (a
     :class:`~ketabayes.result.result.MetaResult` qualifies) and optionally
     ``tree`` (a DataTree with ``log_prior``/``log_likelihood`` groups, enabling
-    power-scaling) and ``model`` (the PyMC model).
+    power-scaling) and ``model`` (the PyMC model). ``by`` (the groupings of
+    hierarchical variants in the same grid) is ignored.
     """
     if variant.method == "exact" and not keep_result:
         from ketabayes.inference.exact import ExactNormalNormal
@@ -273,9 +245,50 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
     return res
 
 
+def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str, keep_result: bool = False,
+                      thresholds: Thresholds | None = None, study: str = dims.STUDY_COL, by=(), **fit_kwargs):
+    """Analysis factory for the arm-level binomial-logit likelihood (NUTS only).
+
+    Uses :class:`~ketabayes.model.binomial.BinomialModel` on the variant's rows
+    (columns ``ai, n1i, ci, n2i``); ``by`` adds drug / condition groupings.
+    """
+    from ketabayes.model.binomial import BinomialModel
+
+    if variant.method != "nuts":
+        raise KetabayesError("the binomial likelihood has no exact engine: use method='nuts' for binomial variants")
+    model = BinomialModel(data, by=by, prior_mu=variant.prior_mu, prior_tau=variant.prior_tau, study=study)
+    kw = dict(fit_kwargs)
+    kw.setdefault("cores", 1)  # parallelism is across variants
+    mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
+    return model.fit("nuts", seed=seed, **mcid, **kw)
+
+
+def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str,
+                          keep_result: bool = False, thresholds: Thresholds | None = None,
+                          study: str = dims.STUDY_COL, by=(), **fit_kwargs):
+    """Analysis factory for the hierarchical (drug x condition) normal model.
+
+    The groupings come from ``fit_kwargs={"by": [...]}`` of the grid; the
+    variant's tau prior is used for every scale.
+    """
+    from ketabayes.model.hierarchical import HierarchicalModel
+
+    if not by:
+        raise KetabayesError("model='hierarchical' needs the grouping columns: fit_kwargs={'by': ['drug', ...]}")
+    model = HierarchicalModel(data, by=by, prior_mu=variant.prior_mu, prior_tau=variant.prior_tau,
+                              measure=measure, study=study)
+    kw = dict(fit_kwargs)
+    if variant.method == "nuts":
+        kw.setdefault("cores", 1)
+    mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
+    return model.fit(variant.method, seed=seed, **mcid, **kw)
+
+
 _ANALYSES: dict[tuple[str, str], Callable] = {
     ("random", "normal"): normal_analysis,
     ("fixed", "normal"): normal_analysis,
+    ("random", "binomial"): binomial_analysis,
+    ("hierarchical", "normal"): hierarchical_analysis,
 }
 
 

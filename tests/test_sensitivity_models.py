@@ -1,0 +1,71 @@
+"""The sensitivity grid with the hierarchical and binomial models plugged in.
+
+These are wiring tests: the grid's rows must equal a direct fit of the same model
+with the same prior and seed (the numbers themselves are tested against
+independent computations in test_hierarchical.py and test_binomial.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ketabayes as kb
+from ketabayes.reporting.sensitivity import sensitivity_grid, variant_seed
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return kb.simulate_review(seed=2)
+
+
+def test_hierarchical_variant_equals_direct_fit(sim):
+    grid = sensitivity_grid(sim, prior_mu="normal(0, 50)", prior_tau="halfnormal(10)",
+                            model=["random", "hierarchical"], mcid=10, seed=1, progress=False,
+                            measure="GEN", fit_kwargs={"by": ["drug", "condition"]})
+    t = grid.table
+    assert (t["error"] == "").all()
+    assert set(t["model"]) == {"random", "hierarchical"}
+    direct = kb.HierarchicalModel(sim, by=["drug", "condition"], prior_mu="normal(0, 50)",
+                                  prior_tau="halfnormal(10)", measure="GEN").fit("exact", mcid=10, seed=1)
+    expect = direct.decision_table(targets=["mean"]).iloc[0]
+    row = t[(t["model"] == "hierarchical") & (t["target"] == "mean")].iloc[0]
+    for col in ("mean", "sd", "p_benefit", "p_trivial", "p_harm"):
+        assert row[col] == pytest.approx(expect[col], abs=1e-9)
+    # the random-effects variant is the plain normal-normal model
+    re_direct = kb.RandomEffectsModel(sim, prior_mu="normal(0, 50)", prior_tau="halfnormal(10)",
+                                      measure="GEN").fit("exact", mcid=10, seed=1, frequentist=False)
+    row = t[(t["model"] == "random") & (t["target"] == "mean")].iloc[0]
+    assert row["p_benefit"] == pytest.approx(re_direct.decision_table().iloc[0]["p_benefit"], abs=1e-9)
+
+
+def test_hierarchical_variant_without_groupings_is_a_recorded_error(sim):
+    grid = sensitivity_grid(sim, prior_mu="normal(0, 50)", prior_tau="halfnormal(10)",
+                            model=["random", "hierarchical"], mcid=10, seed=1, progress=False, measure="GEN")
+    t = grid.table
+    bad = t[t["model"] == "hierarchical"]
+    assert bad["error"].str.contains("grouping columns").all()
+    assert (t.loc[t["model"] == "random", "error"] == "").all()  # the other variants are kept
+
+
+def test_binomial_variant_needs_nuts_and_runs_with_it():
+    mg = kb.load_dataset("magnesium_mi")
+    mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))
+    es = kb.effect_sizes(mg, "OR")
+    grid = sensitivity_grid(es, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)",
+                            likelihood=["normal", "binomial"], method="exact", mcid=1.25, seed=1, progress=False)
+    t = grid.table
+    assert t.loc[t["likelihood"] == "binomial", "error"].str.contains("no exact engine").all()
+    grid = sensitivity_grid(es.iloc[:6], prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)",
+                            likelihood="binomial", method="nuts", mcid=1.25, seed=3, progress=False,
+                            fit_kwargs={"draws": 1000, "chains": 2, "tune": 1000})
+    t = grid.table
+    assert (t["error"] == "").all(), t["error"].tolist()
+    seed = int(t["seed"].iloc[0])
+    assert seed == variant_seed(3, t["fit_id"].iloc[0])
+    direct = kb.BinomialModel(es.iloc[:6], prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)").fit(
+        "nuts", mcid=1.25, seed=seed, draws=1000, chains=2, tune=1000, cores=1)
+    expect = direct.decision_table(targets=["mean"]).iloc[0]
+    row = t[t["target"] == "mean"].iloc[0]
+    assert row["mean"] == pytest.approx(expect["mean"], abs=1e-12)
+    assert np.isfinite(row["p_benefit"])
