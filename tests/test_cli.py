@@ -1,0 +1,305 @@
+"""Command line: ``ketabayes analyse``, ``datasets`` and ``demo`` through click's CliRunner.
+
+Click 8.2+ keeps stdout and stderr apart on the runner's result (``.stdout``,
+``.stderr``; ``.output`` is the interleaved terminal view). Numbers checked here come
+from closed forms written in the tests (the conjugate normal posterior of a
+fixed-effect model with a flat prior, and of a published estimate under the prior
+panel), never from running ketabayes' own functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+import ketabayes as kb
+from ketabayes.cli import main
+
+Z95 = 1.6448536269514722
+Z975 = 1.959963984540054
+RM5 = "tests/data/review_utf8.rm5"
+ESTIMATE_FIELDS = ("mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit")
+
+
+@pytest.fixture()
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture()
+def mg_csv(tmp_path):
+    """The magnesium trials with metafor's column names (ai, n1i, ci, n2i) and unique study labels."""
+    mg = kb.load_dataset("magnesium_mi")
+    mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))[["study", "ai", "n1i", "ci", "n2i"]]
+    path = tmp_path / "magnesium.csv"
+    mg.to_csv(path, index=False)
+    return path
+
+
+def _check_fields(d):
+    assert d["estimates"][0]["target"] == "mean"
+    assert [e["target"] for e in d["estimates"]] == ["mean", "predictive"]
+    for e in d["estimates"]:
+        for k in ESTIMATE_FIELDS:
+            assert isinstance(e[k], float), k
+    assert set(d["tau"]) >= {"mean", "q025", "q50", "q975"}
+    assert set(d["frequentist"]) == {"FE", "DL", "REML"}
+    for f in d["frequentist"].values():
+        assert {"estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"} <= set(f)
+    assert d["diagnostics"]
+    for k in ("prior_mu", "prior_tau", "thresholds", "seed", "versions", "data_hash", "engine"):
+        assert k in d["settings"], k
+
+
+def _assert_one_line_error(res, *patterns):
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("ketabayes: error: "), lines[0]
+    assert "Traceback" not in res.output
+    for p in patterns:
+        assert re.search(p, lines[0]), (p, lines[0])
+
+
+# ---------------------------------------------------------------------------
+# analyse: working runs
+# ---------------------------------------------------------------------------
+def test_analyse_csv_writes_complete_json(runner, mg_csv, tmp_path):
+    out = tmp_path / "out.json"
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1.25", "--json", str(out),
+                               "--prior-mu", "normal(0, 2)", "--prior-tau", "halfnormal(0.5)"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    assert "Decision table" in res.stdout and "P(benefit)" in res.stdout
+    assert "Frequentist reference" in res.stdout
+    d = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    _check_fields(d)
+    s = d["settings"]
+    assert s["prior_mu"]["text"] == "normal(0, 2)" and s["prior_tau"]["text"] == "halfnormal(0.5)"
+    assert s["thresholds"] == {"mcid": 1.25, "benefit": "lower", "harm": None, "ratio": True}
+    assert s["engine"] == "exact" and s["seed"] == 1
+    assert d["measure"] == "OR" and d["scale"] == "log"
+    assert d["frequentist"]["FE"]["k"] == 16
+
+
+def test_analyse_fixed_effect_equals_inverse_variance_closed_form(runner, mg_csv, tmp_path, magnesium_or):
+    out = tmp_path / "fixed.json"
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1.25", "--fixed",
+                               "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fixed-effect" in res.stdout
+    d = json.loads(out.read_text())
+    w = 1 / magnesium_or["vi"].to_numpy()
+    mean, sd = float(np.sum(w * magnesium_or["yi"].to_numpy()) / w.sum()), math.sqrt(1 / w.sum())
+    e = d["estimates"][0]
+    assert e["mean"] == pytest.approx(mean, abs=1e-10)  # flat prior: posterior = N(FE estimate, FE se^2)
+    assert e["sd"] == pytest.approx(sd, abs=1e-10)
+    assert e["p_trivial"] == pytest.approx(stats.norm.cdf(math.log(1.25), mean, sd)
+                                           - stats.norm.cdf(-math.log(1.25), mean, sd), abs=1e-10)
+    assert d["settings"]["fixed"] is True and d["settings"]["prior_tau"] is None
+    assert d["tau"] == {"mean": 0.0, "q025": 0.0, "q50": 0.0, "q975": 0.0}
+
+
+# the short run may not reach the ESS / R-hat thresholds: the CLI then prints a one-line
+# "ketabayes: warning:" on stderr, which is what this test checks (instead of raising it)
+@pytest.mark.filterwarnings("always::ketabayes.errors.ConvergenceWarning")
+def test_analyse_nuts_short_run(runner, mg_csv, tmp_path):
+    out = tmp_path / "nuts.json"
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1.25", "--method", "nuts",
+                               "--draws", "300", "--chains", "2", "--prior-mu", "normal(0, 2)",
+                               "--prior-tau", "halfnormal(0.5)", "--seed", "3", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "NUTS diagnostics: divergences=" in res.stdout
+    assert all(line.startswith("ketabayes: warning: NUTS diagnostics failed")
+               for line in res.stderr.strip().splitlines() if line)
+    d = json.loads(out.read_text())
+    _check_fields(d)
+    assert d["settings"]["engine"] == "nuts" and d["settings"]["draws"] == 300 and d["settings"]["chains"] == 2
+    assert {"divergences", "max_rhat", "min_ess_bulk", "ok"} <= set(d["diagnostics"])
+    # a real (small) posterior: the average effect is a reduction in the odds of death
+    assert d["estimates"][0]["q975"] < 0
+
+
+def test_analyse_generic_yi_sei_input(runner, tmp_path, magnesium_or):
+    path = tmp_path / "gen.csv"
+    magnesium_or[["study", "yi", "sei"]].to_csv(path, index=False)
+    out = tmp_path / "gen.json"
+    res = runner.invoke(main, ["analyse", str(path), "--mcid", "0.2", "--prior-tau", "halfnormal(0.5)",
+                               "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "measure GEN" in res.stdout
+    d = json.loads(out.read_text())
+    assert d["measure"] == "GEN" and d["scale"] == "identity"
+    assert d["settings"]["thresholds"]["ratio"] is False
+    _check_fields(d)
+    # fixed-effect with yi/sei: closed form again
+    res = runner.invoke(main, ["analyse", str(path), "--fixed", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    w = 1 / magnesium_or["sei"].to_numpy() ** 2
+    assert json.loads(out.read_text())["estimates"][0]["mean"] == pytest.approx(
+        float(np.sum(w * magnesium_or["yi"].to_numpy()) / w.sum()), abs=1e-10)
+
+
+def test_analyse_generic_input_needs_a_tau_prior(runner, tmp_path, magnesium_or):
+    path = tmp_path / "gen.csv"
+    magnesium_or[["study", "yi", "sei"]].to_csv(path, index=False)
+    res = runner.invoke(main, ["analyse", str(path), "--mcid", "0.2"])
+    _assert_one_line_error(res, r"no default prior for tau on the GEN scale", r"--prior-tau")
+
+
+# ---------------------------------------------------------------------------
+# RevMan input
+# ---------------------------------------------------------------------------
+def test_analyse_revman_outcome_by_number(runner, tmp_path):
+    out = tmp_path / "rm.json"
+    res = runner.invoke(main, ["analyse", RM5, "--outcome", "1.1", "--mcid", "0.3", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Pain, 0 to 10 scale, end of treatment" in res.stdout
+    d = json.loads(out.read_text())
+    assert d["measure"] == "SMD"
+    assert d["frequentist"]["FE"]["k"] == 4
+
+
+# the zero-events study 'Okafor 2014' is reported by two DataWarnings, which the CLI prints as
+# "ketabayes: warning:" lines on stderr (checked here) instead of raising them
+@pytest.mark.filterwarnings("always::ketabayes.errors.DataWarning")
+def test_analyse_revman_outcome_by_name_reports_left_out_study(runner, tmp_path):
+    out = tmp_path / "rm.json"
+    res = runner.invoke(main, ["analyse", RM5, "--outcome", "withdrawal due to adverse events", "--mcid", "1.25",
+                               "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "left out (not estimable): Okafor 2014" in res.stdout
+    warn_lines = res.stderr.strip().splitlines()
+    assert warn_lines and all(line.startswith("ketabayes: warning: ") for line in warn_lines)
+    assert any("Okafor 2014" in line for line in warn_lines)
+    d = json.loads(out.read_text())
+    assert d["measure"] == "OR" and d["frequentist"]["FE"]["k"] == 3
+    assert d["settings"]["excluded_studies"] == ["Okafor 2014"]
+
+
+def test_analyse_revman_without_outcome_lists_the_outcomes(runner):
+    res = runner.invoke(main, ["analyse", RM5, "--mcid", "1.25"])
+    _assert_one_line_error(res, r"holds 5 outcomes; choose one with --outcome",
+                           r"1\.1 Pain, 0 to 10 scale", r"1\.2 Withdrawal due to adverse events",
+                           r"2\.2 Quality of life, adjusted difference")
+
+
+def test_analyse_revman_unknown_outcome(runner):
+    res = runner.invoke(main, ["analyse", RM5, "--outcome", "9.9", "--mcid", "1.25"])
+    _assert_one_line_error(res, r"--outcome '9\.9' not found")
+
+
+def test_analyse_revman_unknown_outcome_lists_the_outcomes(runner):
+    res = runner.invoke(main, ["analyse", RM5, "--outcome", "9.9", "--mcid", "1.25"])
+    _assert_one_line_error(res, r"not found", r"1\.2 Withdrawal due to adverse events")
+
+
+# ---------------------------------------------------------------------------
+# bad input: exit status 2, one line on stderr, no traceback
+# ---------------------------------------------------------------------------
+def test_missing_file(runner, tmp_path):
+    res = runner.invoke(main, ["analyse", str(tmp_path / "nope.csv"), "--measure", "OR"])
+    _assert_one_line_error(res, r"no such file: .*nope\.csv")
+
+
+def test_misspelled_column_suggests_the_right_one(runner, mg_csv, tmp_path):
+    bad = pd.read_csv(mg_csv).rename(columns={"n1i": "n1"})
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "OR"])
+    _assert_one_line_error(res, r"column 'n1i'", r"Did you mean n1i='n1'\?")
+
+
+def test_misspelled_study_column(runner, mg_csv):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--study", "trial"])
+    _assert_one_line_error(res, r"column 'trial'", r"Available columns: 'study'")
+
+
+@pytest.mark.parametrize(("option", "value", "pattern"), [
+    ("--prior-tau", "halfnormall(1)", r"unknown prior 'halfnormall'.*did you mean 'halfnormal'"),
+    ("--prior-mu", "normal(0)", r"normal takes 2 argument"),
+    ("--prior-tau", "halfnormal(-1)", r"must be a positive finite number"),
+])
+def test_bad_prior_string(runner, mg_csv, option, value, pattern):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", option, value])
+    _assert_one_line_error(res, pattern)
+
+
+@pytest.mark.parametrize("mcid", ["-1", "0", "nan"])
+def test_bad_mcid(runner, mg_csv, mcid):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", mcid])
+    _assert_one_line_error(res, r"mcid must be a positive number")
+
+
+def test_ratio_mcid_of_one(runner, mg_csv):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1"])
+    _assert_one_line_error(res, r"must differ from 1")
+
+
+def test_nan_value_names_the_study(runner, mg_csv, tmp_path):
+    df = pd.read_csv(mg_csv).astype({"ai": float})
+    df.loc[2, "ai"] = np.nan
+    path = tmp_path / "nan.csv"
+    df.to_csv(path, index=False)
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "OR"])
+    _assert_one_line_error(res, r"study 'Smith 1986'", r"column 'ai'", r"missing value")
+
+
+def test_empty_file_and_missing_measure(runner, mg_csv, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _assert_one_line_error(runner.invoke(main, ["analyse", str(empty), "--measure", "OR"]), r"the file is empty")
+    _assert_one_line_error(runner.invoke(main, ["analyse", str(mg_csv)]), r"give --measure")
+
+
+# ---------------------------------------------------------------------------
+# datasets and demo
+# ---------------------------------------------------------------------------
+def test_datasets_lists_three(runner):
+    res = runner.invoke(main, ["datasets"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stdout.strip().splitlines() if line.strip()]
+    assert len(lines) == 4  # header + three data sets
+    for name in ("ferraro2025_published", "magnesium_mi", "parkinson_adjuvants"):
+        assert sum(name in line for line in lines) == 1, name
+
+
+def _conjugate_md_pain(m0, s0):
+    y, se = -15.79, (0.51 + 32.09) / (2 * Z975)
+    prec = 1 / s0**2 + 1 / se**2
+    return (m0 / s0**2 + y / se**2) / prec, math.sqrt(1 / prec)
+
+
+def test_demo_without_nuts(runner, tmp_path):
+    out = tmp_path / "demo"
+    res = runner.invoke(main, ["demo", "--no-nuts", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    text = res.stdout
+    assert text.count("P(benefit)") >= 3  # pain, adverse events, magnesium
+    for name in ("sceptical", "neutral", "enthusiastic"):
+        assert len(re.findall(rf"^\s*{name}\s+mean", text, flags=re.MULTILINE)) == 2, name  # pain + AEs
+    # the printed pain probabilities are the conjugate normal ones, rounded to 3 decimals
+    pain = text[text.index("1a."):text.index("1b.")]
+    for name, (m0, s0) in {"sceptical": (0.0, 10 / Z95), "neutral": (0.0, 50.0),
+                           "enthusiastic": (-10.0, 10 / Z95)}.items():
+        m, s = _conjugate_md_pain(m0, s0)
+        row = re.search(rf"^\s*{name}\s+mean.*$", pain, flags=re.MULTILINE).group(0)
+        p_ben = stats.norm.cdf(-10, m, s)
+        p_triv = stats.norm.cdf(10, m, s) - p_ben
+        assert f"{p_ben:.3f}" in row.split(), (name, row)
+        assert f"{p_triv:.3f}" in row.split(), (name, row)
+    for f in ("ketamine_pain_posterior_neutral.png", "ketamine_adverse_events_posterior_neutral.png"):
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f
+    nc = out / "magnesium_exact.nc"
+    assert nc.exists()
+    back = kb.load_result(nc)
+    assert back.engine == "exact" and len(back.studies) == 16
+    assert back.settings["seed"] == 20251
