@@ -159,15 +159,7 @@ def _prob_label(region: str, p: float, digits: int) -> str:
 
 def _thresholds(result, mcid, benefit, harm, required: bool) -> Thresholds | None:
     """The result's stored thresholds, overridden by the arguments."""
-    stored = result.thresholds
-    if mcid is None:
-        if stored is None:
-            if required:
-                raise KetabayesError("give an MCID (mcid=...): it was not set when the model was fitted")
-            return None
-        return Thresholds(stored.mcid, benefit or stored.benefit,
-                          harm if harm is not None else stored.harm, stored.ratio)
-    return Thresholds.for_measure(mcid, result.measure, benefit or (stored.benefit if stored else "lower"), harm)
+    return Thresholds.resolve(result.thresholds, mcid, benefit, harm, result.measure, required=required)
 
 
 def _interval(marginal, prob: float) -> np.ndarray:

@@ -75,6 +75,27 @@ class Thresholds:
     def for_measure(cls, mcid, measure: str | None, benefit="lower", harm=None) -> Thresholds:
         return cls(mcid=mcid, benefit=benefit, harm=harm, ratio=(measure or "").upper() in RATIO_MEASURES)
 
+    @classmethod
+    def resolve(cls, stored: Thresholds | None, mcid=None, benefit=None, harm=None, measure: str | None = None,
+                *, required: bool = True) -> Thresholds | None:
+        """Thresholds stored with a result, overridden by explicit arguments.
+
+        With ``mcid=None`` the stored thresholds are used (with ``benefit``/``harm``
+        replaced if given); otherwise new thresholds are built for ``measure``.
+        Raises :class:`~ketabayes.errors.KetabayesError` if no MCID is known and
+        ``required`` is true, else returns ``None``.
+        """
+        if mcid is None:
+            if stored is None:
+                if required:
+                    raise KetabayesError("give an MCID (mcid=...): it was not set when the model was fitted")
+                return None
+            if benefit is None and harm is None:
+                return stored
+            return cls(stored.mcid, benefit or stored.benefit, harm if harm is not None else stored.harm,
+                       stored.ratio)
+        return cls.for_measure(mcid, measure, benefit or (stored.benefit if stored else "lower"), harm)
+
     def _delta(self, value: float) -> float:
         return abs(math.log(value)) if self.ratio else float(value)
 

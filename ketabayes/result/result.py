@@ -224,17 +224,7 @@ class MetaResult:
         return df
 
     def _thresholds(self, mcid, benefit, harm, required=True) -> Thresholds | None:
-        stored = self.thresholds
-        if mcid is None and stored is not None:
-            if benefit is None and harm is None:
-                return stored
-            return Thresholds(stored.mcid, benefit or stored.benefit, harm if harm is not None else stored.harm,
-                              stored.ratio)
-        if mcid is None:
-            if not required:
-                return None
-            raise KetabayesError("give an MCID (mcid=...): it was not set when the model was fitted")
-        return Thresholds.for_measure(mcid, self.measure, benefit or (stored.benefit if stored else "lower"), harm)
+        return Thresholds.resolve(self.thresholds, mcid, benefit, harm, self.measure, required=required)
 
     def frequentist_table(self) -> pd.DataFrame:
         """metafor-equivalent FE / DL / REML estimates next to the Bayesian ones."""
