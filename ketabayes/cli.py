@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from ketabayes.errors import KetabayesError
+from ketabayes.result.decision import RATIO_MEASURES
 
-MEASURES = ["MD", "SMD", "OR", "RR", "RD", "GEN"]
+MEASURES = ["MD", "SMD", "OR", "RR", "RD", "HR", "GEN"]
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -121,12 +122,20 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
         raise KetabayesError(f"{path}: not a readable CSV file ({exc})") from None
     except pd.errors.EmptyDataError:
         raise KetabayesError(f"{path}: the file is empty") from None
+    precomputed = "yi" in data.columns and bool({"vi", "sei"} & set(data.columns))
+    arm_level = bool({"ai", "m1i"} & set(data.columns))
     if measure is None:
-        if "yi" in data.columns and ({"vi", "sei"} & set(data.columns)):
+        if precomputed:
             measure = "GEN"
         else:
             raise KetabayesError(f"{path}: give --measure ({', '.join(MEASURES)}) for arm-level data")
-    return effect_sizes(data, measure.upper(), study=study), measure.upper(), path.name
+    m = measure.upper()
+    if precomputed and not arm_level:
+        # precomputed effects: --measure names their scale (OR/RR/HR: yi is a log ratio, the MCID a ratio)
+        if m in RATIO_MEASURES:
+            click.echo(f"Note: yi is read as log {m} (natural log); --mcid and --harm are ratios.", err=True)
+        return effect_sizes(data, "GEN", study=study), m, path.name
+    return effect_sizes(data, m, study=study), m, path.name
 
 
 @main.command()
@@ -165,6 +174,8 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if by:
         from ketabayes.model.hierarchical import HierarchicalModel
 
+        if fixed:
+            raise KetabayesError("--fixed cannot be combined with --by (a hierarchical model has random effects)")
         groups = [c.strip() for c in by.split(",") if c.strip()]
         model = HierarchicalModel(es, by=groups, prior_mu=prior_mu, prior_tau=prior_tau,
                                   prior_sd=_parse_prior_sd(prior_sd) or None, measure=m)

@@ -303,3 +303,35 @@ def test_demo_without_nuts(runner, tmp_path):
     back = kb.load_result(nc)
     assert back.engine == "exact" and len(back.studies) == 16
     assert back.settings["seed"] == 20251
+
+
+def test_precomputed_log_ratios_take_ratio_thresholds(runner, tmp_path):
+    """yi/vi columns with --measure RR: yi is a log RR and the MCID a ratio (conjugate closed form)."""
+    import math
+
+    from scipy import stats
+
+    y = [-0.9, -0.3, -0.5]
+    v = [0.04, 0.09, 0.05]
+    path = tmp_path / "lrr.csv"
+    path.write_text("study,yi,vi\n" + "\n".join(f"T{i},{a},{b}" for i, (a, b) in enumerate(zip(y, v))) + "\n")
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "RR", "--mcid", "1.25", "--fixed",
+                               "--prior-mu", "normal(0, 1)", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    prec = sum(1 / b for b in v) + 1.0
+    mean = sum(a / b for a, b in zip(y, v)) / prec
+    sd = prec**-0.5
+    est = d["estimates"][0]
+    assert est["p_benefit"] == pytest.approx(stats.norm.cdf(math.log(0.8), mean, sd), abs=1e-9)
+    assert est["p_harm"] == pytest.approx(stats.norm.sf(math.log(1.25), mean, sd), abs=1e-9)
+    assert d["scale"] == "log" and d["settings"]["thresholds"]["ratio"] is True
+
+
+def test_fixed_with_by_is_a_clear_error(runner, tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("study,drug,yi,vi\nA,x,1,1\nB,y,2,1\nC,x,0,2\n")
+    res = runner.invoke(main, ["analyse", str(path), "--by", "drug", "--fixed"])
+    assert res.exit_code == 2
+    assert "--fixed cannot be combined with --by" in res.stderr

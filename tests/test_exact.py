@@ -1,9 +1,10 @@
 """Exact engine vs an independent high-precision computation.
 
-The reference integrates over tau with scipy's adaptive QUADPACK (``quad``), using
-the normal-normal conditional formulas written out again here, and finds quantiles
-with ``brentq`` -- a different algorithm from the engine's composite Gauss-Legendre
-rule on log(tau) and Chandrupatla root finding.
+The reference (class ``Reference`` below) evaluates p(y | tau) as a multivariate
+normal density with batched Cholesky factorisations, integrates with Simpson's rule
+on a dense uniform grid in log(tau), and inverts an interpolated cumulative-Simpson
+CDF -- a different algorithm from the engine's closed-form conditional likelihood,
+composite Gauss-Legendre panels and normal-mixture CDFs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.model import priors as P
 
 TOL = 1e-4  # the issue's accuracy requirement for every reported probability and quantile
+# probabilities are checked much tighter: the engine claims ~1e-8 and the Simpson reference
+# on 40,001 points is accurate to better than that for these smooth integrands
+PTOL = 1e-8
 
 
 class Reference:
@@ -113,15 +117,15 @@ def test_exact_matches_adaptive_quadrature(bcg, prior_mu, prior_tau):
     e = ExactNormalNormal(y, v, prior_mu, prior_tau)
     ref = Reference(y, v, prior_mu, prior_tau)
     for x in (-1.0, -0.7, -0.3, 0.0):
-        assert float(e.mu.cdf(x)) == pytest.approx(ref.cdf_mu(x), abs=TOL)
-        assert float(e.theta_new.cdf(x)) == pytest.approx(ref.cdf_new(x), abs=TOL)
+        assert float(e.mu.cdf(x)) == pytest.approx(ref.cdf_mu(x), abs=PTOL)
+        assert float(e.theta_new.cdf(x)) == pytest.approx(ref.cdf_new(x), abs=PTOL)
     for t in (0.2, 0.5, 1.0):
-        assert float(e.tau_cdf(t)[0]) == pytest.approx(ref.cdf_tau(t), abs=TOL)
+        assert float(e.tau_cdf(t)[0]) == pytest.approx(ref.cdf_tau(t), abs=1e-6)  # reference interpolates
     for q in (0.025, 0.5, 0.975):
-        assert float(e.mu.ppf(q)) == pytest.approx(ref.ppf(ref.cdf_mu, q, -5, 5), abs=TOL)
+        assert float(e.mu.ppf(q)) == pytest.approx(ref.ppf(ref.cdf_mu, q, -5, 5), abs=1e-7)
         assert float(e.tau_ppf(q)[0]) == pytest.approx(ref.ppf(ref.cdf_tau, q, 1e-9, ref.t[-1]), abs=TOL)
-    assert e.mu.mean == pytest.approx(ref.E(lambda t: ref.cond(t)[0]), abs=TOL)
-    assert e.tau_mean == pytest.approx(ref.E(lambda t: t), abs=TOL)
+    assert e.mu.mean == pytest.approx(ref.E(lambda t: ref.cond(t)[0]), abs=PTOL)
+    assert e.tau_mean == pytest.approx(ref.E(lambda t: t), abs=1e-7)
 
 
 def test_study_effects_match_quadrature(bcg):
@@ -131,7 +135,7 @@ def test_study_effects_match_quadrature(bcg):
     ref = Reference(y, v, pm, pt)
     for i in (0, 7, 12):
         for x in (-1.0, -0.5, 0.0):
-            assert float(e.theta(i).cdf(x)) == pytest.approx(ref.cdf_theta(i, x), abs=TOL)
+            assert float(e.theta(i).cdf(x)) == pytest.approx(ref.cdf_theta(i, x), abs=PTOL)
 
 
 def test_fixed_effect_is_conjugate_normal():
@@ -189,5 +193,17 @@ def test_many_studies_and_tiny_variances():
     e = ExactNormalNormal(y, v, P.Normal(0, 10), P.HalfCauchy(1.0))
     # coarser reference grid for k = 60 (Simpson error still < 1e-8 at this spacing)
     ref = Reference(y, v, P.Normal(0, 10), P.HalfCauchy(1.0), n=4001, u_lo=-15.0)
-    assert float(e.mu.cdf(0.3)) == pytest.approx(ref.cdf_mu(0.3), abs=TOL)
+    assert float(e.mu.cdf(0.3)) == pytest.approx(ref.cdf_mu(0.3), abs=1e-7)
     assert float(e.tau_ppf(0.5)[0]) == pytest.approx(ref.ppf(ref.cdf_tau, 0.5, 1e-9, 5), abs=TOL)
+
+
+def test_result_tau_marginal_is_exact(bcg):
+    import ketabayes as kb
+
+    res = kb.RandomEffectsModel(bcg, prior_mu="normal(0, 4)", prior_tau="halfnormal(0.5)").fit("exact", seed=1)
+    m = res.marginal("tau")
+    assert m.exact
+    ref = Reference(bcg.yi.to_numpy(), bcg.vi.to_numpy(), P.Normal(0, 4), P.HalfNormal(0.5))
+    assert float(m.cdf(0.5)) == pytest.approx(ref.cdf_tau(0.5), abs=1e-6)
+    assert float(m.ppf(0.5)) == pytest.approx(ref.ppf(ref.cdf_tau, 0.5, 1e-9, 5), abs=TOL)
+    assert m.mean == pytest.approx(ref.E(lambda t: t), abs=1e-7)

@@ -42,7 +42,7 @@ import numpy as np
 from scipy import optimize, special
 
 from ketabayes.model.priors import Flat, Normal, Prior
-from ketabayes.result.marginals import MixtureMarginal
+from ketabayes.result.marginals import Marginal, MixtureMarginal
 
 __all__ = ["ExactNormalNormal", "QuadratureSettings"]
 
@@ -345,6 +345,11 @@ class ExactNormalNormal:
         m = self.tau_mean
         return float(np.sqrt(max(self.weights @ self.tau_nodes**2 - m * m, 0.0)))
 
+    @cached_property
+    def tau(self) -> Marginal:
+        """Posterior of tau as a :class:`~ketabayes.result.marginals.Marginal` (exact)."""
+        return _TauMarginal(self)
+
     # ------------------------------------------------------------------
     # marginals of mu, theta_new and theta_i
     # ------------------------------------------------------------------
@@ -397,3 +402,28 @@ class ExactNormalNormal:
         theta = cmean + csd * rng.standard_normal((n, self.y.size))
         theta_new = mu + tau * rng.standard_normal(n)
         return {"tau": tau, "mu": mu, "theta": theta, "theta_new": theta_new}
+
+
+class _TauMarginal(Marginal):
+    """Exact posterior of tau from :class:`ExactNormalNormal` (CDF and quantiles by quadrature)."""
+
+    exact = True
+
+    def __init__(self, post: ExactNormalNormal):
+        self._post = post
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return self._post.tau_cdf(x).reshape(x.shape)
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        return self._post.tau_ppf(q).reshape(q.shape)
+
+    @property
+    def mean(self) -> float:
+        return self._post.tau_mean
+
+    @property
+    def sd(self) -> float:
+        return self._post.tau_sd

@@ -675,8 +675,8 @@ def prior_panel(mcid: float, benefit: str = "lower", *, neutral_sd_factor: float
     --------
     >>> from ketabayes.model.priors import prior_panel
     >>> panel = prior_panel(10, "lower")
-    >>> round(panel["sceptical"].sigma, 3)
-    6.079
+    >>> round(panel["sceptical"].sigma, 4)
+    6.0796
     """
     if not (isinstance(mcid, (int, float, np.floating, np.integer)) and math.isfinite(mcid) and mcid > 0):
         raise PriorError(f"the MCID must be a positive number on the analysis scale, got {mcid!r}")

@@ -110,6 +110,8 @@ class MetaResult:
                 return self.exact.mu
             if key in ("predictive", dims.THETA_NEW):
                 return self.exact.theta_new
+            if key == dims.TAU and not self.exact.fixed:
+                return self.exact.tau
             if key in self.studies:
                 return self.exact.theta(self.studies.index(key))
         post = self.posterior
