@@ -17,13 +17,13 @@ from scipy import integrate, stats
 from ketabayes.errors import PriorError
 from ketabayes.inference.bayes_factor import (
     ExactPointNull,
-    MixedMarginal,
-    PointMass,
     bayes_factor,
+    decision_probabilities_mixed,
     evidence_category,
 )
 from ketabayes.model.priors import HalfCauchy, HalfNormal, LogNormalTau2, Normal
-from ketabayes.result.decision import Thresholds
+from ketabayes.result.decision import Thresholds, decision_probabilities
+from ketabayes.result.marginals import MixedMarginal, MixtureMarginal, PointMass
 
 Y = np.array([-0.40, -0.20, -0.55, 0.10, -0.30])
 V = np.array([0.04, 0.09, 0.05, 0.10, 0.06])
@@ -172,3 +172,56 @@ def test_evidence_category():
     assert evidence_category(150) == "extreme evidence for an effect (H1)"
     assert evidence_category(1 / 5) == "moderate evidence for no effect (H0)"
     assert evidence_category(2.0) == "anecdotal evidence for an effect (H1)"
+
+
+def test_evidence_category_every_band_and_symmetry():
+    # Lee & Wagenmakers (2013): 1-3 anecdotal, 3-10 moderate, 10-30 strong, 30-100 very strong, > 100 extreme
+    bands = {2.0: "anecdotal", 3.0: "moderate", 9.99: "moderate", 10.0: "strong", 29.0: "strong",
+             30.0: "very strong", 99.0: "very strong", 100.0: "extreme", 1e12: "extreme"}
+    for b, label in bands.items():
+        assert evidence_category(b) == f"{label} evidence for an effect (H1)"
+        assert evidence_category(1.0 / b) == f"{label} evidence for no effect (H0)"
+    assert evidence_category(1.0) == "no evidence either way"
+    # under/overflow of exp(log BF10) is extreme evidence, not "undefined"
+    assert evidence_category(0.0) == "extreme evidence for no effect (H0)"
+    assert evidence_category(math.inf) == "extreme evidence for an effect (H1)"
+    assert evidence_category(math.nan) == "undefined"
+    assert evidence_category(-1.0) == "undefined"
+
+
+@pytest.mark.parametrize("benefit", ["lower", "higher"])
+def test_model_averaged_decisions_match_spike_and_slab_closed_form(benefit):
+    # fixed-effect model: H1 posterior of mu is N(m1, s1^2) and both evidences are Gaussian densities, so
+    # P(region | y) = P(H0|y) 1[0 in region] + P(H1|y) P_N(m1, s1)(region), with the atom at 0 in
+    # "practically no effect" and never in "any benefit" (a strict inequality)
+    prior_mu, pi1 = Normal(-0.1, 0.5), 0.3
+    th = Thresholds(1.25, benefit, ratio=True)
+    lo, hi = th.cuts()
+    prec = np.sum(1 / V) + 1 / prior_mu.sigma**2
+    m1 = (np.sum(Y / V) + prior_mu.mu / prior_mu.sigma**2) / prec
+    s1 = math.sqrt(1 / prec)
+    l1 = stats.multivariate_normal.logpdf(Y, np.full(Y.size, prior_mu.mu),
+                                          np.diag(V) + prior_mu.sigma**2 * np.ones((Y.size, Y.size)))
+    l0 = stats.norm.logpdf(Y, 0.0, np.sqrt(V)).sum()
+    w1 = pi1 / (pi1 + (1 - pi1) * math.exp(l0 - l1))
+    n = stats.norm(m1, s1)
+    if benefit == "lower":
+        slab = {"p_benefit": n.cdf(lo), "p_harm": n.sf(hi), "p_any_benefit": n.cdf(0.0)}
+    else:
+        slab = {"p_benefit": n.sf(hi), "p_harm": n.cdf(lo), "p_any_benefit": n.sf(0.0)}
+    expect = {"p_benefit": w1 * slab["p_benefit"], "p_harm": w1 * slab["p_harm"],
+              "p_trivial": (1 - w1) + w1 * (n.cdf(hi) - n.cdf(lo)), "p_any_benefit": w1 * slab["p_any_benefit"]}
+
+    bf = bayes_factor(Y, V, prior_mu, None, fixed=True, prior_prob_h1=pi1)
+    assert bf.post_prob_h1 == pytest.approx(w1, rel=1e-12)
+    averaged = bf.marginal("mean")  # MixedMarginal of PointMass(0) and the H1 posterior
+    for d in (bf.decision_probabilities(th, "mean"), decision_probabilities_mixed(averaged, th)):
+        for k, v in expect.items():
+            assert d[k] == pytest.approx(v, abs=1e-12), k
+    # the plain CDF-based function would count the atom at 0 as "any benefit" when lower is better
+    naive = decision_probabilities(averaged, th)["p_any_benefit"]
+    if benefit == "lower":
+        assert naive == pytest.approx(expect["p_any_benefit"] + (1 - w1), abs=1e-12)
+    # for a continuous marginal both functions agree
+    cont = MixtureMarginal([1.0], [m1], [s1])
+    assert decision_probabilities_mixed(cont, th) == decision_probabilities(cont, th)

@@ -263,18 +263,33 @@ def test_dask_local_cluster_matches_serial(es):
 
 
 # --------------------------------------------------------------------------- checkpoints
+FLAKY = {"on": True}
+
+
+def flaky_then_fixed_analysis(data, variant, **kw):
+    """One factory (the checkpoint is tied to it) that fails once, as if a bug was then fixed."""
+    CALLS.append(variant.name)
+    if FLAKY["on"] and variant.levels["prior_tau"] == "halfnormal(1)":
+        raise FloatingPointError("boom in this variant")
+    return normal_analysis(data, variant, **kw)
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_checkpoint_resume_skips_completed_variants(es, tmp_path, suffix):
     path = tmp_path / f"grid{suffix}"
     kw = dict(prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)", "halfnormal(2)"],
-              mcid=[1.1, 1.25], progress=False, checkpoint=path)
-    first = sensitivity_grid(es, model={"random": flaky_analysis}, **kw)
+              mcid=[1.1, 1.25], progress=False, checkpoint=path, model={"random": flaky_then_fixed_analysis})
+    FLAKY["on"] = True
+    try:
+        first = sensitivity_grid(es, **kw)
+    finally:
+        FLAKY["on"] = False
     assert first.failed["fit_id"].nunique() == 1
     if suffix == ".jsonl":
         lines = [json.loads(s) for s in path.read_text().splitlines()]
         assert len(lines) == 3 and sum(not rec["ok"] for rec in lines) == 1
     CALLS.clear()
-    second = sensitivity_grid(es, model={"random": counting_analysis}, **kw)
+    second = sensitivity_grid(es, **kw)
     assert CALLS == [v for v in second.table["fit_id"].unique() if "halfnormal(1)" in v]  # only the failed one
     assert (second.table["error"] == "").all()
     reference = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)",
@@ -284,8 +299,147 @@ def test_checkpoint_resume_skips_completed_variants(es, tmp_path, suffix):
     np.testing.assert_allclose(second.table[num].to_numpy(float), reference.table[num].to_numpy(float),
                                rtol=1e-12, atol=1e-15)
     assert second.table["verdict"].tolist() == reference.table["verdict"].tolist()
-    with pytest.raises(KetabayesError, match="different data set or grid"):
+    with pytest.raises(KetabayesError, match="different configuration"):
         sensitivity_grid(es, prior_mu="normal(0, 1)", mcid=[1.5], progress=False, checkpoint=path)
+    # a different factory under the same label is a different analysis
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, **{**kw, "model": {"random": counting_analysis}})
+
+
+def test_checkpoint_refuses_redefined_priors_subsets_and_columns(es, tmp_path):
+    # labels can be redefined: the checkpoint must notice the definition, not just the label
+    path = tmp_path / "grid.jsonl"
+    base = dict(mcid=1.25, model="fixed", progress=False, checkpoint=path, targets=("mean",))
+    first = sensitivity_grid(es, prior_mu={"mine": "normal(0, 10)"}, **base).table
+    y, v = es["yi"].to_numpy(), es["vi"].to_numpy()
+    assert first["mean"].iloc[0] == pytest.approx(_fe_posterior(y, v, 0, 10)[0], abs=1e-10)
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, prior_mu={"mine": "normal(-3, 0.1)"}, **base)
+    # the same definitions resume from the checkpoint
+    again = sensitivity_grid(es, prior_mu={"mine": "normal(0, 10)"}, **base).table
+    assert again["mean"].iloc[0] == first["mean"].iloc[0]
+
+    path2 = tmp_path / "subsets.csv"
+    kw = dict(prior_mu="normal(0, 2)", model="fixed", mcid=1.25, progress=False, checkpoint=path2,
+              targets=("mean",))
+    sensitivity_grid(es, subsets={"recent": "year > 1990"}, **kw)
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, subsets={"recent": "year > 1985"}, **kw)
+    with pytest.raises(KetabayesError, match="different configuration"):  # a callable: the mask counts
+        sensitivity_grid(es, subsets={"recent": lambda d: d["year"] > 1985}, **kw)
+    sensitivity_grid(es, subsets={"recent": lambda d: d["year"] > 1990}, **kw)  # same rows: resumes
+
+    # any column counts (e.g. a `by` grouping or a column a subset may use), and the design and targets
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es.assign(large=~es["large"]), subsets={"recent": "year > 1990"}, **kw)
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, subsets={"recent": "year > 1990"}, **{**kw, "targets": ("mean", "predictive")})
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, subsets={"recent": "year > 1990"}, design="one-at-a-time", **kw)
+    with pytest.raises(KetabayesError, match="different configuration"):
+        sensitivity_grid(es, subsets={"recent": "year > 1990"}, **{**kw, "model": "random"})
+
+
+# --------------------------------------------------------------------------- reproducibility of the table
+def test_table_records_prior_specs_versions_and_hashes(es, tmp_path):
+    from ketabayes.result.provenance import package_versions
+
+    res = sensitivity_grid(es, prior_mu="panel", prior_tau={"mine": "halfnormal(0.5)"}, mcid=1.25,
+                           model=["random", "fixed"], progress=False, seed=5)
+    t = res.table
+    # sceptical prior: N(0, s^2) with P(mu < -log 1.25) = 5%, i.e. s = log(1.25) / z_0.95
+    s_sc = math.log(1.25) / stats.norm.ppf(0.95)
+    sc = t[(t["prior_mu"] == "sceptical") & (t["model"] == "random")]
+    assert (sc["prior_mu_spec"] == f"normal(0, {s_sc:.6g})").all()
+    assert (sc["prior_tau"] == "mine").all() and (sc["prior_tau_spec"] == "halfnormal(0.5)").all()
+    assert (t.loc[t["model"] == "fixed", "prior_tau_spec"] == "-").all()
+    a = t.attrs
+    assert a["seed"] == 5
+    assert a["versions"] == package_versions() and {"ketabayes", "pymc"} <= set(a["versions"])
+    assert a["data_hash"].startswith("sha256:")
+    assert a["config_hash"] == res.grid.config_hash(5)
+    assert a["grid"]["prior_mu"]["sceptical"]["sigma"] == pytest.approx(s_sc, rel=1e-4)
+    assert a["grid"]["subset"] == {"all": {"n": len(es), "left_out": []}}
+    # the data hash covers every column, not only yi and vi
+    other = Sensitivity(es.assign(large=~es["large"]), prior_mu="panel", mcid=1.25)
+    same = Sensitivity(es.copy(), prior_mu="panel", mcid=1.25)
+    assert same.data_hash() == a["data_hash"] != other.data_hash()
+
+    out = res.to_csv(tmp_path / "grid.csv")
+    assert out == tmp_path / "grid.csv"
+    back = pd.read_csv(out)
+    assert back["prior_mu_spec"].tolist() == t["prior_mu_spec"].tolist()
+    settings_file = tmp_path / "grid.settings.json"
+
+    def _no_nan(name):
+        raise AssertionError(f"not strict JSON: {name}")
+
+    settings = json.loads(settings_file.read_text(), parse_constant=_no_nan)
+    for key in ("versions", "data_hash", "seed", "config_hash", "grid", "thresholds", "rule"):
+        assert settings[key] == json.loads(json.dumps(a[key]))
+    assert settings["grid"]["prior_tau"]["mine"]["prior"] == "halfnormal(0.5)"
+
+
+# --------------------------------------------------------------------------- target names
+def test_target_names_are_read_as_metaresult_reads_them(es):
+    # the fast exact path resolves 'study=<label>', a bare label, 'mu' and 'theta_new' as MetaResult.marginal
+    from ketabayes.reporting.sensitivity import _target_var
+
+    label = es["study"].iloc[2]
+    targets = ("mu", "theta_new", label, f"study={label}")
+    kw = dict(prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", mcid=1.25, progress=False, targets=targets)
+    light = sensitivity_grid(es, **kw).table
+    full = sensitivity_grid(es, keep_results=True, **kw)
+    res = next(iter(full.results.values()))
+    for t in targets:
+        row = light[light["target"] == t].iloc[0]
+        m = res.marginal(t)
+        assert row["mean"] == pytest.approx(m.mean, abs=1e-12)
+        assert row["q975"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
+    studies = es["study"].tolist()
+    assert _target_var(f"study={label}", studies) == ("theta", {"study": label})
+    assert _target_var("predictive", studies) == ("theta_new", None)
+    assert _target_var("nope", studies) == (None, None)
+
+
+# --------------------------------------------------------------------------- non-estimable (double-zero) trials
+@pytest.fixture(scope="module")
+def with_double_zero():
+    df = pd.DataFrame({"study": ["A", "B", "Zero", "D", "E"], "ai": [3, 5, 0, 2, 7], "n1i": [20, 30, 20, 25, 40],
+                       "ci": [6, 9, 0, 4, 10], "n2i": [20, 30, 20, 25, 40]})
+    with pytest.warns(kb.errors.DataWarning, match="Zero"):
+        return kb.effect_sizes(df, "OR")
+
+
+def test_double_zero_trial_kept_by_binomial_left_out_by_normal(with_double_zero):
+    es0 = with_double_zero
+    assert es0["estimable"].tolist() == [True, True, False, True, True]
+    with pytest.warns(kb.errors.DataWarning, match="Zero"):
+        res = sensitivity_grid(es0, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)", mcid=1.25, seed=2,
+                               likelihood=["normal", "binomial"], method="nuts", progress=False,
+                               targets=("mean",), fit_kwargs={"draws": 300, "tune": 300, "chains": 2})
+    t = res.table
+    assert (t["error"] == "").all(), t["error"].tolist()
+    normal = t[t["likelihood"] == "normal"].iloc[0]
+    binom = t[t["likelihood"] == "binomial"].iloc[0]
+    assert binom["k"] == 5
+    assert normal["k"] == 4
+    assert "not estimable" in normal["warning"] and "Zero" in normal["warning"]
+    assert "Zero" not in binom["warning"]
+
+    # the exact path: k = 4, the study is named, and the numbers are the closed form on the 4 estimable trials
+    ok = es0["estimable"].to_numpy()
+    with pytest.warns(kb.errors.DataWarning, match="Zero"):
+        ex = sensitivity_grid(es0, prior_mu="normal(0, 2)", model="fixed", mcid=1.25, progress=False,
+                              targets=("mean",), leave_one_out=True).table
+    row = ex[ex["subset"] == "all"].iloc[0]
+    assert row["k"] == 4 and "Zero" in row["warning"]
+    mean, sd = _fe_posterior(es0["yi"].to_numpy()[ok], es0["vi"].to_numpy()[ok], 0, 2)
+    assert row["mean"] == pytest.approx(mean, abs=1e-10) and row["sd"] == pytest.approx(sd, rel=1e-10)
+    # leave-one-out runs over every trial; leaving out the double-zero one changes nothing for a normal model
+    assert set(ex["subset"]) == {"all"} | {f"without {s}" for s in es0["study"]}
+    wz = ex[ex["subset"] == "without Zero"].iloc[0]
+    assert wz["k"] == 4 and wz["warning"] == "" and wz["mean"] == pytest.approx(mean, abs=1e-10)
 
 
 # --------------------------------------------------------------------------- plots
@@ -343,7 +497,28 @@ def test_nuts_power_scaling_matches_exact_with_scaled_priors(es):
         row = t[(t["power_scaling"] == f"prior^{a:g}") & (t["target"] == "mean")].iloc[0]
         ex = ExactNormalNormal(es["yi"], es["vi"], Normal(0, 1 / math.sqrt(a)), HalfNormal(0.5 / math.sqrt(a)))
         assert row["is_ess"] > 1000
+        assert np.isfinite(row["pareto_k"]) and row["pareto_k"] < 0.7  # reliable, as the match below shows
+        assert "Pareto" not in row["warning"]
         assert row["mean"] == pytest.approx(ex.mu.mean, abs=0.03)
         assert row["sd"] == pytest.approx(ex.mu.sd, rel=0.1)
         assert row["p_benefit"] == pytest.approx(decision_probabilities(ex.mu, th)["p_benefit"], abs=0.02)
     assert set(t["power_scaling"]) == {"none", "prior^0.5", "prior^2", "likelihood^0.5", "likelihood^2"}
+    assert t.loc[t["power_scaling"] == "none", "pareto_k"].isna().all()
+
+
+def test_power_scaling_pareto_khat_matches_gaussian_closed_form():
+    # draws x ~ N(0, 1), component log density lp = -x^2/2: power-scaling by alpha gives weights
+    # w = exp((1 - alpha) x^2 / 2), whose tail P(w > t) ~ t^(-1/(1 - alpha)) has Pareto shape k = 1 - alpha
+    import xarray as xr
+
+    from ketabayes.reporting.sensitivity import PARETO_K_THRESHOLD, _power_weights
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5000))
+    lp = xr.DataArray(-0.5 * x**2, dims=("chain", "draw"))
+    out = _power_weights(lp, (0.2, 0.8, 1.25), ["chain", "draw"])
+    assert out[0.2][2] == pytest.approx(0.8, abs=0.1) and out[0.2][2] > PARETO_K_THRESHOLD
+    assert out[0.8][2] == pytest.approx(0.2, abs=0.1)
+    assert out[1.25][2] < 0.2  # alpha > 1: bounded weights (k <= 0)
+    for w, ess, _ in out.values():
+        assert w.sum() == pytest.approx(1.0) and ess == pytest.approx(1 / np.sum(w * w))

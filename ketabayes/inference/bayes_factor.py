@@ -49,111 +49,47 @@ from ketabayes.errors import PriorError
 from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
 from ketabayes.model.priors import Normal, Prior, parse_prior
 from ketabayes.result.decision import Thresholds, decision_probabilities
-from ketabayes.result.marginals import Marginal, MixtureMarginal
+from ketabayes.result.marginals import Marginal, MixedMarginal, MixtureMarginal, PointMass
 
 __all__ = [
-    "PointMass",
-    "MixedMarginal",
     "ExactPointNull",
     "BayesFactor",
     "bayes_factor",
     "evidence_category",
+    "decision_probabilities_mixed",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ---------------------------------------------------------------------------
-# marginals with a point mass
+# decision probabilities of marginals with a point mass
 # ---------------------------------------------------------------------------
-class PointMass(Marginal):
-    """A degenerate distribution at ``value`` (the average effect under H0)."""
+def decision_probabilities_mixed(marginal: Marginal, thresholds: Thresholds) -> dict[str, float]:
+    """Decision probabilities of a marginal that may have atoms (a point mass, a model average).
 
-    exact = True
+    Same regions as :func:`~ketabayes.result.decision.decision_probabilities`
+    -- benefit ``X <= lo`` (lower is better) or ``X > hi`` (higher is better),
+    practically no effect ``lo < X <= hi``, harm the rest -- computed from the
+    right-continuous CDF, so an atom at ``mu0 = 0`` counts as "practically no
+    effect". "Any benefit" is the *strict* event ``X < 0`` (or ``X > 0``): for
+    lower-is-better it is ``P(X < 0) =`` :meth:`~ketabayes.result.marginals.Marginal.prob_below`
+    ``(0)``, not ``cdf(0) = P(X <= 0)``, which would count the atom at 0 as a
+    benefit. For a continuous marginal the result equals
+    :func:`~ketabayes.result.decision.decision_probabilities`.
 
-    def __init__(self, value: float = 0.0):
-        self.value = float(value)
-
-    def cdf(self, x):
-        return (np.asarray(x, dtype=float) >= self.value).astype(float)
-
-    def ppf(self, q):
-        return np.full(np.shape(q), self.value)
-
-    @property
-    def mean(self) -> float:
-        return self.value
-
-    @property
-    def sd(self) -> float:
-        return 0.0
-
-
-class MixedMarginal(Marginal):
-    """Weighted mixture of marginals ``sum_j w_j F_j`` (e.g. a model average).
-
-    Quantiles are the generalised inverse of the mixture CDF (bisection), so
-    they are well defined when a component is a point mass.
+    Examples
+    --------
+    >>> from ketabayes.inference.bayes_factor import decision_probabilities_mixed
+    >>> from ketabayes.result.decision import Thresholds
+    >>> from ketabayes.result.marginals import PointMass
+    >>> decision_probabilities_mixed(PointMass(0.0), Thresholds(10, "lower"))
+    {'p_benefit': 0.0, 'p_trivial': 1.0, 'p_harm': 0.0, 'p_any_benefit': 0.0}
     """
-
-    def __init__(self, weights, components):
-        w = np.asarray(weights, dtype=float)
-        if w.ndim != 1 or w.size != len(components) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError("weights must be non-negative, one per component, not all zero")
-        self.weights = w / w.sum()
-        self.components = list(components)
-        self.exact = all(c.exact for c in self.components)
-
-    def cdf(self, x):
-        x = np.asarray(x, dtype=float)
-        return sum(w * np.asarray(c.cdf(x), dtype=float) for w, c in zip(self.weights, self.components))
-
-    @property
-    def mean(self) -> float:
-        return float(sum(w * c.mean for w, c in zip(self.weights, self.components)))
-
-    @property
-    def sd(self) -> float:
-        second = sum(w * (c.sd**2 + c.mean**2) for w, c in zip(self.weights, self.components))
-        return float(math.sqrt(max(second - self.mean**2, 0.0)))
-
-    def ppf(self, q):
-        q = np.atleast_1d(np.asarray(q, dtype=float))
-        los, his = [], []
-        for c in self.components:
-            if c.sd > 0:
-                los.append(c.mean - 60 * c.sd)
-                his.append(c.mean + 60 * c.sd)
-            else:
-                los.append(c.mean - 1.0)
-                his.append(c.mean + 1.0)
-        lo = np.full(q.shape, min(los))
-        hi = np.full(q.shape, max(his))
-        for _ in range(200):  # bisection: generalised inverse inf{x: F(x) >= q}
-            mid = 0.5 * (lo + hi)
-            up = self.cdf(mid) >= q
-            hi = np.where(up, mid, hi)
-            lo = np.where(up, lo, mid)
-            if np.all(hi - lo <= 1e-12 * np.maximum(1.0, np.abs(hi))):
-                break
-        return hi
-
-
-def _point_decision(value: float, th: Thresholds) -> dict[str, float]:
-    """Decision probabilities of a point mass (strict inequality for "any benefit")."""
-    lo, hi = th.cuts()
-    if th.benefit == "lower":
-        p_benefit, p_harm, p_any = float(value <= lo), float(value > hi), float(value < 0)
-    else:
-        p_benefit, p_harm, p_any = float(value > hi), float(value <= lo), float(value > 0)
-    return {"p_benefit": p_benefit, "p_trivial": 1.0 - p_benefit - p_harm, "p_harm": p_harm,
-            "p_any_benefit": p_any}
-
-
-def _decision(m: Marginal, th: Thresholds) -> dict[str, float]:
-    if isinstance(m, PointMass):
-        return _point_decision(m.value, th)
-    return decision_probabilities(m, th)
+    d = decision_probabilities(marginal, thresholds)
+    if thresholds.benefit == "lower":
+        d["p_any_benefit"] = float(np.asarray(marginal.prob_below(np.array(0.0)), dtype=float))
+    return d
 
 
 # ---------------------------------------------------------------------------
@@ -235,15 +171,21 @@ class ExactPointNull(ExactNormalNormal):
 # ---------------------------------------------------------------------------
 # Bayes factor and model averaging
 # ---------------------------------------------------------------------------
-_CATEGORIES = ((1.0, "no evidence"), (3.0, "anecdotal"), (10.0, "moderate"), (30.0, "strong"),
-               (100.0, "very strong"), (math.inf, "extreme"))
+#: (upper bound of max(BF10, BF01), label): Lee & Wagenmakers (2013) adaptation of Jeffreys (1961)
+_CATEGORIES = ((3.0, "anecdotal"), (10.0, "moderate"), (30.0, "strong"), (100.0, "very strong"),
+               (math.inf, "extreme"))
 
 
 def evidence_category(bf10: float) -> str:
     """Verbal label of a Bayes factor (Jeffreys 1961 as adapted by Lee & Wagenmakers 2013).
 
-    ``"anecdotal / moderate / strong / very strong / extreme evidence for H1"``
-    (or ``for H0`` when ``bf10 < 1``; cut-offs 3, 10, 30, 100).
+    The label is read off ``b = max(BF10, BF01) = max(bf10, 1 / bf10)``, so a
+    Bayes factor and its reciprocal get the same strength, for H1 when
+    ``bf10 > 1`` and for H0 when ``bf10 < 1``: ``1 < b < 3`` anecdotal,
+    ``3 <= b < 10`` moderate, ``10 <= b < 30`` strong, ``30 <= b < 100`` very
+    strong, ``b >= 100`` extreme (``bf10 = 0`` or ``inf``, e.g. after
+    under/overflow, is extreme). ``bf10 = 1`` is "no evidence either way";
+    NaN or a negative value is "undefined".
 
     Examples
     --------
@@ -252,16 +194,17 @@ def evidence_category(bf10: float) -> str:
     'strong evidence for an effect (H1)'
     >>> evidence_category(0.2)
     'moderate evidence for no effect (H0)'
+    >>> evidence_category(1.0)
+    'no evidence either way'
     """
-    if not (bf10 > 0):
+    bf10 = float(bf10)
+    if not bf10 >= 0.0:
         return "undefined"
-    b = bf10 if bf10 >= 1 else 1.0 / bf10
-    for cut, label in _CATEGORIES:
-        if b < cut:
-            break
-    if b == 1.0:
+    if bf10 == 1.0:
         return "no evidence either way"
-    side = "for an effect (H1)" if bf10 > 1 else "for no effect (H0)"
+    b = bf10 if bf10 > 1.0 else (math.inf if bf10 == 0.0 else 1.0 / bf10)
+    label = next(lab for cut, lab in _CATEGORIES if b < cut or cut == math.inf)
+    side = "for an effect (H1)" if bf10 > 1.0 else "for no effect (H0)"
     return f"{label} evidence {side}"
 
 
@@ -341,8 +284,8 @@ class BayesFactor:
         average effect is exactly ``mu0``, which counts as "practically no effect"
         and not as "any benefit".
         """
-        d0 = _decision(self.marginal(target, "h0"), thresholds)
-        d1 = _decision(self.marginal(target, "h1"), thresholds)
+        d0 = decision_probabilities_mixed(self.marginal(target, "h0"), thresholds)
+        d1 = decision_probabilities_mixed(self.marginal(target, "h1"), thresholds)
         w1 = self.post_prob_h1
         return {k: (1.0 - w1) * d0[k] + w1 * d1[k] for k in d1}
 
@@ -361,7 +304,7 @@ class BayesFactor:
         rows = []
         for t in targets:
             avg = self.decision_probabilities(th, t)
-            h1 = _decision(self.marginal(t, "h1"), th)
+            h1 = decision_probabilities_mixed(self.marginal(t, "h1"), th)
             rows.append({"target": t, "bf10": self.bf10, "log_bf10": self.log_bf10,
                          "post_prob_h1": self.post_prob_h1, **avg,
                          **{f"{k}_h1": v for k, v in h1.items()}})

@@ -31,7 +31,9 @@ Cheap where possible
 * MCID variants reuse one posterior;
 * NUTS variants get power-scaling prior and likelihood sensitivity
   (Kallioinen et al. 2024) by Pareto-smoothed importance weights from ArviZ --
-  rows with ``power_scaling = "prior^0.8"`` etc., without refitting -- and the
+  rows with ``power_scaling = "prior^0.8"`` etc., without refitting, with the
+  importance-sampling ESS (``is_ess``) and Pareto k-hat (``pareto_k``; above
+  0.7 the row's ``warning`` says the estimate is unreliable) -- and the
   local sensitivity diagnostic of :func:`arviz.psense` in columns
   ``psense_prior``/``psense_likelihood``.
 
@@ -49,7 +51,15 @@ Each variant's seed is derived from the base seed and the variant's name
 A failing variant is recorded with its error in the ``error`` column; the
 others are unaffected. With ``checkpoint="grid.jsonl"`` (JSON lines, or
 ``.csv``) every finished variant is appended as it completes and a rerun skips
-the variants already done.
+the variants already done; the checkpoint is tied to :meth:`Sensitivity.config_hash`
+(data, prior definitions, subset rows, factor levels, design, targets, MCIDs,
+...), so a changed configuration is refused rather than silently reused.
+
+Reproducibility: the table has the priors themselves next to their labels
+(``prior_mu_spec``, ``prior_tau_spec``) and carries package versions,
+``data_hash``, the base seed, ``config_hash`` and the grid in ``table.attrs``;
+:meth:`SensitivityResult.to_csv` writes those next to the CSV
+(``<stem>.settings.json``).
 
 References
 ----------
@@ -80,10 +90,11 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
-from ketabayes.errors import KetabayesError
+from ketabayes.errors import DataWarning, KetabayesError
+from ketabayes.inference.bayes_factor import decision_probabilities_mixed
 from ketabayes.model.priors import Flat, Prior, parse_prior, prior_panel
 from ketabayes.result.decision import VERDICTS, Thresholds, VerdictRule, verdict
-from ketabayes.result.marginals import Marginal
+from ketabayes.result.marginals import Marginal, WeightedDrawsMarginal
 
 __all__ = [
     "Sensitivity",
@@ -105,12 +116,15 @@ __all__ = [
 FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "subset", "method", "mcid", "power_scaling")
 
 #: columns of :attr:`SensitivityResult.table`
-TABLE_COLUMNS = ["variant", "fit_id", *FACTORS, "k", "target", "mean", "sd", "q025", "q50", "q975",
-                 "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "verdict", "exact", "seed",
-                 "is_ess", "psense_prior", "psense_likelihood", "bf10", "post_prob_h1", "p_benefit_avg",
+TABLE_COLUMNS = ["variant", "fit_id", *FACTORS, "prior_mu_spec", "prior_tau_spec", "k", "target", "mean", "sd",
+                 "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "verdict", "exact",
+                 "seed", "is_ess", "pareto_k", "psense_prior", "psense_likelihood", "bf10", "post_prob_h1", "p_benefit_avg",
                  "p_trivial_avg", "p_harm_avg", "p_any_benefit_avg", "verdict_avg", "seconds", "warning", "error"]
 
 _PROB = ("p_benefit", "p_trivial", "p_harm", "p_any_benefit")
+
+#: Pareto k-hat above which power-scaled (importance-weighted) estimates are unreliable (Vehtari et al. 2024)
+PARETO_K_THRESHOLD = 0.7
 
 
 class AnalysisNotAvailableError(KetabayesError, NotImplementedError):
@@ -182,9 +196,7 @@ def _summary_row(m: Marginal, th_list, rule, prob=0.95) -> tuple[dict, list[dict
         if th is None:
             d = dict.fromkeys(_PROB, math.nan)
         else:
-            from ketabayes.inference.bayes_factor import _decision
-
-            d = _decision(m, th)
+            d = decision_probabilities_mixed(m, th)
         d["verdict"] = rule(d["p_benefit"], d["p_trivial"], d["p_harm"])
         per_mcid.append(d)
     return base, per_mcid
@@ -199,14 +211,58 @@ class _ExactFit:
         self.result = result
 
     def marginal(self, target: str) -> Marginal:
-        key = target[len("study="):] if target.startswith("study=") else target
-        if key in ("mean", dims.MU):
+        var, study = _parse_target(target, self.studies)
+        if var == dims.MU:
             return self.exact.mu
-        if key in ("predictive", dims.THETA_NEW):
+        if var == dims.THETA_NEW:
             return self.exact.theta_new
-        if key in self.studies:
-            return self.exact.theta(self.studies.index(key))
+        if var == dims.THETA:
+            return self.exact.theta(self.studies.index(study))
         raise KetabayesError(f"unknown target {target!r} (study not in this variant's data?)")
+
+
+def _parse_target(target: str, studies) -> tuple[str | None, str | None]:
+    """``(variable, study)`` of a target name, as :meth:`MetaResult.marginal` reads it.
+
+    ``"mean"``/``"mu"`` -> ``("mu", None)``; ``"predictive"``/``"theta_new"`` ->
+    ``("theta_new", None)``; a study label or ``"study=<label>"`` in ``studies``
+    -> ``("theta", label)``; anything else -> ``(None, None)``.
+    """
+    key = target.removeprefix("study=")
+    if key in ("mean", dims.MU):
+        return dims.MU, None
+    if key in ("predictive", dims.THETA_NEW):
+        return dims.THETA_NEW, None
+    if key in studies:
+        return dims.THETA, key
+    return None, None
+
+
+def _estimable_rows(data: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Rows of ``data`` a normal likelihood can use; warns naming the studies left out."""
+    if "estimable" not in data.columns:
+        return data
+    mask = data["estimable"].astype(bool).to_numpy()
+    if mask.all():
+        return data
+    left_out = data.loc[~mask, study].astype(str).tolist()
+    if not mask.any():
+        raise KetabayesError(f"no study of this variant is estimable for a normal likelihood (all "
+                             f"{len(left_out)} have no events in either arm): {', '.join(left_out)}")
+    warnings.warn(f"{len(left_out)} study(ies) left out of the normal-likelihood model because their effect is "
+                  f"not estimable (no events in either arm): {', '.join(left_out)}", DataWarning, stacklevel=3)
+    return data.loc[mask].reset_index(drop=True)
+
+
+def _n_studies(fit, data: pd.DataFrame) -> int:
+    """Number of studies an analysis used (its ``studies`` or its model's), else the rows it was given."""
+    studies = getattr(fit, "studies", None)
+    if studies is None:
+        studies = getattr(getattr(fit, "model", None), "studies", None)
+    try:
+        return len(studies)
+    except TypeError:
+        return len(data)
 
 
 def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str, keep_result: bool = False,
@@ -221,10 +277,15 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
     ``tree`` (a DataTree with ``log_prior``/``log_likelihood`` groups, enabling
     power-scaling) and ``model`` (the PyMC model). ``by`` (the groupings of
     hierarchical variants in the same grid) is ignored.
+
+    The grid passes every row of the variant's subset; rows flagged
+    ``estimable == False`` (double-zero trials on a log scale) are left out
+    here, with a :class:`~ketabayes.errors.DataWarning` naming them.
     """
     if variant.method == "exact" and not keep_result:
         from ketabayes.inference.exact import ExactNormalNormal
 
+        data = _estimable_rows(data, study)
         y = data["yi"].to_numpy(dtype=float)
         v = data["vi"].to_numpy(dtype=float)
         exact = ExactNormalNormal(y, v, variant.prior_mu, None if variant.fixed else variant.prior_tau,
@@ -232,6 +293,7 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
         return _ExactFit(exact, data[study].astype(str).tolist())
     from ketabayes.model.random_effects import RandomEffectsModel
 
+    # RandomEffectsModel leaves out non-estimable rows itself, with a DataWarning naming them
     model = RandomEffectsModel(data, prior_mu=variant.prior_mu, prior_tau=variant.prior_tau,
                                fixed=variant.fixed, measure=measure, study=study)
     kw = dict(fit_kwargs)
@@ -249,8 +311,10 @@ def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
                       thresholds: Thresholds | None = None, study: str = dims.STUDY_COL, by=(), **fit_kwargs):
     """Analysis factory for the arm-level binomial-logit likelihood (NUTS only).
 
-    Uses :class:`~ketabayes.model.binomial.BinomialModel` on the variant's rows
-    (columns ``ai, n1i, ci, n2i``); ``by`` adds drug / condition groupings.
+    Uses :class:`~ketabayes.model.binomial.BinomialModel` on all the variant's
+    rows (columns ``ai, n1i, ci, n2i``), double-zero trials included: this
+    likelihood needs no continuity correction. ``by`` adds drug / condition
+    groupings.
     """
     from ketabayes.model.binomial import BinomialModel
 
@@ -269,7 +333,9 @@ def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, me
     """Analysis factory for the hierarchical (drug x condition) normal model.
 
     The groupings come from ``fit_kwargs={"by": [...]}`` of the grid; the
-    variant's tau prior is used for every scale.
+    variant's tau prior is used for every scale. Non-estimable rows are left
+    out by :class:`~ketabayes.model.hierarchical.HierarchicalModel`, with a
+    :class:`~ketabayes.errors.DataWarning` naming them.
     """
     from ketabayes.model.hierarchical import HierarchicalModel
 
@@ -348,43 +414,36 @@ def _resolve(model, likelihood: str) -> Callable:
 # ---------------------------------------------------------------------------
 # power-scaling (NUTS)
 # ---------------------------------------------------------------------------
-class WeightedDrawsMarginal(Marginal):
-    """Marginal of importance-weighted draws (weighted ECDF and quantiles)."""
-
-    exact = False
-
-    def __init__(self, draws, weights):
-        x = np.asarray(draws, dtype=float).ravel()
-        w = np.asarray(weights, dtype=float).ravel()
-        o = np.argsort(x, kind="stable")
-        self.draws, self.w = x[o], w[o] / w.sum()
-        self.cw = np.cumsum(self.w)
-
-    def cdf(self, x):
-        idx = np.searchsorted(self.draws, np.asarray(x, dtype=float), side="right")
-        return np.where(idx > 0, self.cw[np.maximum(idx - 1, 0)], 0.0)
-
-    def ppf(self, q):
-        return self.draws[np.minimum(np.searchsorted(self.cw, np.asarray(q, dtype=float)), self.draws.size - 1)]
-
-    @property
-    def mean(self) -> float:
-        return float(self.w @ self.draws)
-
-    @property
-    def sd(self) -> float:
-        return float(np.sqrt(max(self.w @ self.draws**2 - self.mean**2, 0.0)))
-
-
 def _target_var(target: str, studies):
-    key = target[len("study="):] if target.startswith("study=") else target
-    if key in ("mean", dims.MU):
-        return dims.MU, None
-    if key in ("predictive", dims.THETA_NEW):
-        return dims.THETA_NEW, None
-    if key in studies:
-        return dims.THETA, {dims.STUDY: key}
-    return None, None
+    """Posterior variable and coordinates of a target (``(None, None)`` if unknown)."""
+    var, study = _parse_target(target, studies)
+    return var, ({dims.STUDY: study} if var == dims.THETA else None)
+
+
+def _power_weights(lp, alphas, sample_dims) -> dict[float, tuple[np.ndarray, float, float]]:
+    """Power-scaling importance weights of one component's log density ``lp`` (a DataArray over the draws).
+
+    For each ``alpha``: the Pareto-smoothed normalised weights (ArviZ's
+    ``power_scale_lw``), their effective sample size ``1 / sum(w**2)`` and the
+    Pareto k-hat of the raw weights ``exp((alpha - 1) * lp)`` (ArviZ's
+    ``pareto_khat``, right tail; above :data:`PARETO_K_THRESHOLD` the estimates
+    are unreliable).
+    """
+    out = {}
+    for a in alphas:
+        lw = lp.azstats.power_scale_lw(alpha=float(a), dim=sample_dims).values.ravel()
+        w = np.exp(lw - lw.max())
+        w /= w.sum()
+        raw = (float(a) - 1.0) * lp
+        if float(a) == 1.0 or float(np.ptp(raw.values)) == 0.0:
+            khat = math.nan  # constant weights: nothing to diagnose
+        else:
+            # k-hat of the right tail of the raw weights exp((alpha - 1) lp), scaled to max 1. (Not
+            # pareto_khat(log_weights=True): arviz-stats 1.3 fits that to the log weights themselves.)
+            khat = float((raw - raw.max()).pipe(np.exp).azstats.pareto_khat(sample_dims=sample_dims,
+                                                                             tail="right").values)
+        out[float(a)] = (w, float(1.0 / np.sum(w * w)), khat)
+    return out
 
 
 def _power_scaling(fit, variant: Variant, alphas, targets):
@@ -417,11 +476,8 @@ def _power_scaling(fit, variant: Variant, alphas, targets):
     sample_dims = [dims.CHAIN, dims.DRAW]
     for component, group in (("prior", "log_prior"), ("likelihood", "log_likelihood")):
         lp = tree[group].to_dataset().to_stacked_array("_latent", sample_dims=sample_dims).sum("_latent")
-        for a in alphas:
-            lw = lp.azstats.power_scale_lw(alpha=float(a), dim=sample_dims).values.ravel()
-            w = np.exp(lw - lw.max())
-            w /= w.sum()
-            out[(component, float(a))] = (w, float(1.0 / np.sum(w * w)))
+        for a, val in _power_weights(lp, alphas, sample_dims).items():
+            out[(component, a)] = val
     sens = {}
     for t in targets:
         var, coords = _target_var(t, fit.studies)
@@ -459,8 +515,7 @@ def _run_one(task: dict, common: dict) -> dict:
     targets = common["targets"]
     th_list = common["thresholds"]
     rule = common["rule"]
-    base = {"variant": variant.name, "fit_id": variant.name, **{f: variant.levels.get(f, "") for f in FACTORS},
-            "k": int(len(data)), "seed": int(task["seed"])}
+    base = _base_row(variant, int(task["seed"]), len(data))
     caught: list = []
     try:
         factory = task["factory"]
@@ -472,13 +527,17 @@ def _run_one(task: dict, common: dict) -> dict:
             fit = factory(data, variant, seed=task["seed"], measure=common["measure"],
                           keep_result=common["keep_results"], thresholds=th_list[0], study=common["study"],
                           **common["fit_kwargs"])
+        base["k"] = _n_studies(fit, data)
         result = getattr(fit, "result", fit) if common["keep_results"] else None
         bf = None
         if common["bayes_factor"] and variant.method == "exact" and variant.likelihood == "normal" \
                 and variant.model in ("random", "fixed"):
             from ketabayes.inference.bayes_factor import bayes_factor
 
-            bf = bayes_factor(data["yi"].to_numpy(float), data["vi"].to_numpy(float), variant.prior_mu,
+            with warnings.catch_warnings():  # the fit above has already recorded the left-out studies
+                warnings.simplefilter("ignore", DataWarning)
+                used = _estimable_rows(data, common["study"])
+            bf = bayes_factor(used["yi"].to_numpy(float), used["vi"].to_numpy(float), variant.prior_mu,
                               None if variant.fixed else variant.prior_tau, fixed=variant.fixed,
                               prior_prob_h1=common["prior_prob_h1"])
         ps = None
@@ -509,12 +568,16 @@ def _run_one(task: dict, common: dict) -> dict:
                 if var is None:
                     continue
                 draws = _target_draws(fit.tree, t, fit.studies)
-                for (component, a), (w, ess) in ps.items():
+                for (component, a), (w, ess, khat) in ps.items():
                     wm = WeightedDrawsMarginal(draws, w)
                     s2, per2 = _summary_row(wm, th_list, rule)
+                    flag = ""
+                    if khat > PARETO_K_THRESHOLD:
+                        flag = (f"Pareto k-hat {khat:.2f} > {PARETO_K_THRESHOLD} for {component}^{a:g}: the "
+                                "importance-weighted estimates are unreliable")
                     for lab, d in zip(common["mcid_labels"], per2):
                         rows.append({**base, "power_scaling": f"{component}^{a:g}", "target": t, "mcid": lab,
-                                     **s2, **d, "is_ess": ess, "error": ""})
+                                     **s2, **d, "is_ess": ess, "pareto_k": khat, "_flag": flag, "error": ""})
     except Exception as e:
         rows = [{**base, "target": t, "mcid": lab, "error": _err(e)}
                 for t in targets for lab in common["mcid_labels"]]
@@ -522,9 +585,18 @@ def _run_one(task: dict, common: dict) -> dict:
     warn = "; ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     for r in rows:
         r["seconds"] = secs
-        r["warning"] = warn
+        flag = r.pop("_flag", "")
+        r["warning"] = "; ".join(x for x in (warn, flag) if x)
     return {"fit_id": variant.name, "rows": rows, "result": result,
             "ok": all(not r.get("error") for r in rows)}
+
+
+def _base_row(variant: Variant, seed: int, k: int) -> dict:
+    """Columns shared by every row of a variant: factor levels, the priors themselves, ``k``, seed."""
+    return {"variant": variant.name, "fit_id": variant.name, **{f: variant.levels.get(f, "") for f in FACTORS},
+            "prior_mu_spec": "-" if variant.prior_mu is None else str(variant.prior_mu),
+            "prior_tau_spec": "-" if variant.prior_tau is None else str(variant.prior_tau),
+            "k": int(k), "seed": int(seed)}
 
 
 def _err(e: BaseException) -> str:
@@ -576,8 +648,11 @@ class Sensitivity:
     data : pandas.DataFrame
         Effect sizes (``yi``, ``vi`` and a study column, e.g. from
         :func:`ketabayes.effect_sizes`), with any further columns the subsets
-        refer to (risk of bias, design, ...). Rows with ``estimable == False``
-        are left out, with a :class:`~ketabayes.errors.DataWarning`.
+        refer to (risk of bias, design, ...). Every row is passed to the
+        analyses; rows with ``estimable == False`` (double-zero trials on a log
+        scale) are left out by the normal-likelihood analyses, each variant
+        recording a :class:`~ketabayes.errors.DataWarning` naming them in its
+        ``warning`` column, and kept by the binomial likelihood.
     prior_mu : prior, str, list or dict, optional
         Level(s) of the prior of ``mu``. ``"panel"`` expands to the sceptical /
         neutral / enthusiastic priors of :func:`~ketabayes.model.priors.prior_panel`
@@ -694,22 +769,22 @@ class Sensitivity:
             for llab, lval in self._lik_levels.items():
                 self._factories[(mlab, llab)] = _resolve(mval, lval)
 
-        # subsets
-        self._subsets = {"all": self._estimable.copy()}
+        # subsets: masks over ALL rows (the binomial likelihood keeps double-zero trials; the
+        # normal-likelihood analyses drop non-estimable rows themselves, with a warning)
+        self._subsets = {"all": np.ones(len(df), dtype=bool)}
         for name, spec in (subsets or {}).items():
             if name in self._subsets:
                 raise KetabayesError(f"subset name {name!r} is used twice")
-            self._subsets[str(name)] = self._mask(name, spec) & self._estimable
+            self._subsets[str(name)] = self._mask(name, spec)
         if leave_one_out:
             labels = df[study].astype(str).tolist()
             for i, s in enumerate(labels):
-                if self._estimable[i]:
-                    keep = self._estimable.copy()
-                    keep[i] = False
-                    self._subsets[f"without {s}"] = keep
+                keep = np.ones(len(df), dtype=bool)
+                keep[i] = False
+                self._subsets[f"without {s}"] = keep
         for name, keep in self._subsets.items():
             if keep.sum() == 0:
-                raise KetabayesError(f"subset {name!r} keeps no (estimable) study")
+                raise KetabayesError(f"subset {name!r} keeps no study")
 
         self.variants = self._build_variants()
 
@@ -783,17 +858,63 @@ class Sensitivity:
     def __repr__(self) -> str:
         return self.describe()
 
-    def config_hash(self, seed: int) -> str:
-        """Hash of everything that determines the rows (checkpoints are tied to it)."""
-        d = self.data
-        payload = {
-            "y": np.round(d["yi"].to_numpy(float), 12).tolist(), "v": np.round(d["vi"].to_numpy(float), 12).tolist(),
-            "studies": d[self.study].astype(str).tolist(), "measure": self.measure, "targets": self.targets,
-            "mcid": self.mcid_labels, "benefit": self.benefit, "harm": self.harm, "rule": repr(self.rule),
-            "bf": [self.bayes_factor, self.prior_prob_h1], "ps": self.power_scaling,
-            "fit_kwargs": repr(sorted(self.fit_kwargs.items())), "seed": int(seed),
+    def settings(self, seed: int | None = None) -> dict:
+        """Everything that determines the rows, as plain (JSON-able) data.
+
+        Prior definitions (``to_dict``) under their labels, the row mask of every
+        subset, all factor levels (callable analyses by module and qualified
+        name), the design, targets, MCIDs, verdict rule, measure, study column,
+        ``fit_kwargs``, a digest of the whole data frame (every column, so
+        grouping columns count) and ``seed``. :meth:`config_hash` hashes it.
+        """
+        return {
+            "data": _frame_digest(self.data),
+            "prior_mu": {k: _prior_dict(p) for k, p in self._mu_levels.items()},
+            "prior_tau": {k: _prior_dict(p) for k, p in self._tau_levels.items()},
+            "model": {k: _level_id(v) for k, v in self._model_levels.items()},
+            "likelihood": dict(self._lik_levels), "method": dict(self._method_levels),
+            "analyses": {f"{m}/{lk}": _level_id(f) for (m, lk), f in self._factories.items()},
+            "subsets": {k: _mask_digest(m) for k, m in self._subsets.items()},
+            "design": self.design, "targets": list(self.targets), "measure": self.measure, "study": self.study,
+            "mcid": self.mcid_labels, "thresholds": [t.to_dict() if t else None for t in self.thresholds],
+            "benefit": self.benefit, "harm": self.harm, "rule": repr(self.rule),
+            "bayes_factor": self.bayes_factor, "prior_prob_h1": self.prior_prob_h1,
+            "power_scaling": list(self.power_scaling), "fit_kwargs": repr(sorted(self.fit_kwargs.items())),
+            "seed": None if seed is None else int(seed),
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def config_hash(self, seed: int) -> str:
+        """Hash of everything that determines the rows (:meth:`settings`); checkpoints are tied to it."""
+        payload = json.dumps(self.settings(seed), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def data_hash(self) -> str:
+        """:func:`ketabayes.result.provenance.data_hash` of ``yi``, ``vi``, the study labels and all other columns."""
+        from ketabayes.result.provenance import data_hash
+
+        d = self.data
+        return data_hash(d["yi"].to_numpy(float), d["vi"].to_numpy(float), labels=d[self.study].astype(str),
+                         extra=_frame_digest(d))
+
+    def grid_description(self) -> dict:
+        """The grid as data: factor levels with the priors written out, subsets as the studies they keep.
+
+        A subset is ``{"n": rows kept, "kept": [...]}`` or, when shorter,
+        ``{"n": ..., "left_out": [...]}`` (so leave-one-out grids stay small).
+        """
+        studies = self.data[self.study].astype(str).to_numpy()
+        return {
+            "design": self.design, "n_fits": self.n_fits,
+            "prior_mu": {k: {"prior": str(p), **_prior_dict(p)} for k, p in self._mu_levels.items()},
+            "prior_tau": {k: {"prior": str(p), **_prior_dict(p)} for k, p in self._tau_levels.items()},
+            "model": {k: _level_id(v) for k, v in self._model_levels.items()},
+            "likelihood": dict(self._lik_levels), "method": dict(self._method_levels),
+            "subset": {k: _describe_mask(m, studies) for k, m in self._subsets.items()},
+            "mcid": self.mcid_labels, "targets": list(self.targets), "rule": self.rule.describe(),
+            "bayes_factor": self.bayes_factor, "prior_prob_h1": self.prior_prob_h1,
+            "power_scaling": list(self.power_scaling), "fit_kwargs": repr(sorted(self.fit_kwargs.items())),
+            "study": self.study, "text": self.describe(),
+        }
 
     # ------------------------------------------------------------------
     def _subset_data(self, name: str) -> pd.DataFrame:
@@ -889,6 +1010,10 @@ class Sensitivity:
         finally:
             bar.close()
         table = self._table(done_rows)
+        from ketabayes.result.provenance import package_versions
+
+        table.attrs.update(seed=int(seed), config_hash=cfg, data_hash=self.data_hash(),
+                           versions=package_versions(), grid=self.grid_description())
         return SensitivityResult(table=table, results=results, grid=self, seed=seed)
 
     def _table(self, done_rows) -> pd.DataFrame:
@@ -921,9 +1046,42 @@ class Sensitivity:
         return df
 
 
+def _frame_digest(df: pd.DataFrame) -> str:
+    """SHA-256 of a data frame's column names, dtypes and every value (row order included)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode("utf-8"))
+    try:
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    except TypeError:  # unhashable cells (lists, dicts): fall back to the text form
+        h.update(df.to_csv(index=False, float_format="%.17g").encode("utf-8"))
+    return "sha256:" + h.hexdigest()
+
+
+def _describe_mask(mask: np.ndarray, studies: np.ndarray) -> dict:
+    m = np.asarray(mask, dtype=bool)
+    if (~m).sum() < m.sum():
+        return {"n": int(m.sum()), "left_out": studies[~m].tolist()}
+    return {"n": int(m.sum()), "kept": studies[m].tolist()}
+
+
+def _mask_digest(mask: np.ndarray) -> str:
+    m = np.asarray(mask, dtype=bool)
+    return f"{m.size}:{int(m.sum())}:" + hashlib.sha256(np.packbits(m).tobytes()).hexdigest()[:32]
+
+
+def _prior_dict(p: Prior | None):
+    return None if p is None else {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+                                   for k, v in p.to_dict().items()}
+
+
+def _level_id(v) -> str:
+    if callable(v):
+        return f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
+    return str(v)
+
+
 def _failed(grid: Sensitivity, v: Variant, seed: int, e: BaseException) -> dict:
-    base = {"variant": v.name, "fit_id": v.name, **{f: v.levels.get(f, "") for f in FACTORS},
-            "seed": variant_seed(seed, v.name)}
+    base = _base_row(v, variant_seed(seed, v.name), int(grid._subsets[v.subset].sum()))
     rows = [{**base, "target": t, "mcid": lab, "error": _err(e)} for t in grid.targets for lab in grid.mcid_labels]
     return {"fit_id": v.name, "rows": rows, "result": None, "ok": False}
 
@@ -968,9 +1126,10 @@ class _Checkpoint:
     def _check(self, configs):
         bad = configs - {self.config}
         if bad:
-            raise KetabayesError(f"checkpoint {str(self.path)!r} was written for a different data set or grid "
-                                 f"settings (config {sorted(bad)[0]} vs {self.config}); delete it or choose "
-                                 "another checkpoint path")
+            raise KetabayesError(f"checkpoint {str(self.path)!r} was written for a different configuration (data "
+                                 "set, prior definitions, subsets, factor levels, MCIDs, targets or other grid "
+                                 f"settings differ: config {sorted(bad)[0]} vs {self.config}), so its rows "
+                                 "cannot be reused; delete it or choose another checkpoint path")
 
     def append(self, fit_id: str, rows: list[dict], ok: bool) -> None:
         clean = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
@@ -1017,9 +1176,12 @@ class SensitivityResult:
     ----------
     table : pandas.DataFrame
         Tidy table, one row per variant x MCID x target (x power-scaling); columns
-        :data:`TABLE_COLUMNS` (factor columns, ``k``, posterior ``mean, sd, q025, q50,
-        q975``, decision probabilities, ``verdict``, ``seed``, ``error``, ...).
-        Probabilities are on the analysis scale (log scale for OR/RR).
+        :data:`TABLE_COLUMNS` (factor columns, the priors ``prior_mu_spec`` /
+        ``prior_tau_spec``, ``k`` = studies the analysis used, posterior ``mean, sd,
+        q025, q50, q975``, decision probabilities, ``verdict``, ``seed``, ``warning``,
+        ``error``, ...). Probabilities are on the analysis scale (log scale for OR/RR).
+        ``attrs``: thresholds, rule, design, ``seed``, ``config_hash``, ``data_hash``,
+        ``versions`` and ``grid`` (:meth:`Sensitivity.grid_description`).
     results : dict
         Fitted results by variant name (only with ``keep_results=True``).
     grid : Sensitivity
@@ -1076,9 +1238,30 @@ class SensitivityResult:
             return robustness_plot.plot_tornado(self.table, **kwargs)
         raise KetabayesError(f"kind must be 'heatmap' or 'tornado', got {kind!r}")
 
+    def settings_path(self, path) -> Path:
+        """Where :meth:`to_csv` writes the settings of a table saved at ``path``: ``<stem>.settings.json``."""
+        path = Path(path)
+        return path.with_name(path.stem + ".settings.json")
+
     def to_csv(self, path) -> Path:
+        """Write the table to ``path`` and its settings (``table.attrs``) next to it.
+
+        CSV cannot hold the table's attributes, so they go to
+        :meth:`settings_path` (``grid.csv`` -> ``grid.settings.json``) as strict
+        JSON: package versions, ``data_hash``, base seed, ``config_hash``,
+        thresholds, verdict rule and the grid with every prior written out.
+
+        Returns
+        -------
+        pathlib.Path
+            The CSV path.
+        """
+        from ketabayes.result.provenance import to_json
+
         path = Path(path)
         self.table.to_csv(path, index=False)
+        self.settings_path(path).write_text(to_json(self.table.attrs, indent=2, sort_keys=True) + "\n",
+                                            encoding="utf-8")
         return path
 
     def __repr__(self) -> str:

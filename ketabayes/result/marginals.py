@@ -9,8 +9,15 @@ new trial...) is computed from a :class:`Marginal`:
   turns the posterior into a weighted sum of normals over the quadrature nodes.
 * :class:`DrawsMarginal` -- posterior draws (NUTS), with empirical CDF and
   quantiles.
+* :class:`WeightedDrawsMarginal` -- importance-weighted draws (power-scaling
+  sensitivity of the sensitivity grid).
+* :class:`PointMass` and :class:`MixedMarginal` -- a point mass (the average
+  effect under the no-effect hypothesis of a Bayes factor) and weighted
+  mixtures of marginals (model averages), whose CDF may jump.
 
 Decision probabilities are then ``cdf`` differences, whichever engine ran.
+``cdf(x)`` is ``P(X <= x)`` (right-continuous); :meth:`Marginal.prob_below`
+is ``P(X < x)``, which differs from it only at an atom.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
-__all__ = ["Marginal", "MixtureMarginal", "DrawsMarginal"]
+__all__ = ["Marginal", "MixtureMarginal", "DrawsMarginal", "WeightedDrawsMarginal", "PointMass",
+           "MixedMarginal"]
 
 
 class Marginal:
@@ -43,6 +51,16 @@ class Marginal:
     def prob_between(self, lo, hi):
         """P(lo < X <= hi)."""
         return self.cdf(hi) - self.cdf(lo)
+
+    def prob_below(self, x):
+        """``P(X < x)``, the left limit of the CDF.
+
+        Equal to :meth:`cdf` for a continuous distribution (the default here);
+        marginals with atoms (:class:`PointMass`, :class:`MixedMarginal`)
+        override it. Empirical marginals of draws from a continuous posterior
+        keep the default: a draw exactly at ``x`` has probability zero.
+        """
+        return self.cdf(x)
 
 
 class MixtureMarginal(Marginal):
@@ -149,3 +167,149 @@ class DrawsMarginal(Marginal):
     @property
     def sd(self) -> float:
         return float(self.draws.std(ddof=1))
+
+
+class WeightedDrawsMarginal(Marginal):
+    """Marginal of importance-weighted draws (weighted ECDF and quantiles).
+
+    ``cdf(x)`` is the total weight of the draws ``<= x``; ``ppf(q)`` the
+    smallest draw whose cumulative weight reaches ``q``.
+    """
+
+    exact = False
+
+    def __init__(self, draws, weights):
+        x = np.asarray(draws, dtype=float).ravel()
+        w = np.asarray(weights, dtype=float).ravel()
+        o = np.argsort(x, kind="stable")
+        self.draws, self.w = x[o], w[o] / w.sum()
+        self.cw = np.cumsum(self.w)
+
+    def cdf(self, x):
+        idx = np.searchsorted(self.draws, np.asarray(x, dtype=float), side="right")
+        return np.where(idx > 0, self.cw[np.maximum(idx - 1, 0)], 0.0)
+
+    def ppf(self, q):
+        return self.draws[np.minimum(np.searchsorted(self.cw, np.asarray(q, dtype=float)), self.draws.size - 1)]
+
+    @property
+    def mean(self) -> float:
+        return float(self.w @ self.draws)
+
+    @property
+    def sd(self) -> float:
+        return float(np.sqrt(max(self.w @ self.draws**2 - self.mean**2, 0.0)))
+
+
+class PointMass(Marginal):
+    """A degenerate distribution at ``value`` (e.g. the average effect under "no effect")."""
+
+    exact = True
+
+    def __init__(self, value: float = 0.0):
+        self.value = float(value)
+
+    def cdf(self, x):
+        return (np.asarray(x, dtype=float) >= self.value).astype(float)
+
+    def prob_below(self, x):
+        return (np.asarray(x, dtype=float) > self.value).astype(float)
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, self.value)
+        out[q == 0.0] = -np.inf  # inf{x: F(x) >= 0}
+        out[np.isnan(q) | (q < 0.0) | (q > 1.0)] = np.nan
+        return out
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def sd(self) -> float:
+        return 0.0
+
+    @property
+    def atoms(self) -> np.ndarray:
+        return np.array([self.value])
+
+
+class MixedMarginal(Marginal):
+    """Weighted mixture of marginals ``F = sum_j w_j F_j`` (e.g. a model average).
+
+    Components may have atoms (:class:`PointMass`), so ``F`` may jump. The
+    quantile is the generalised inverse ``inf{x: F(x) >= q}``: a ``q`` inside
+    the jump at an atom ``a`` (``F(a-) < q <= F(a)``) gives exactly ``a``;
+    otherwise the quantile lies between the smallest and the largest component
+    quantile (every ``F_j`` is below ``q`` left of the former and reaches ``q``
+    at the latter), where :func:`scipy.optimize.brentq` finds the root of the
+    continuous ``F - q`` (to within ``1e-13 sd``; with a step component such
+    as :class:`DrawsMarginal`, the point just right of the step, so that
+    ``F(x) >= q`` holds).
+    """
+
+    def __init__(self, weights, components):
+        w = np.asarray(weights, dtype=float)
+        if w.ndim != 1 or w.size != len(components) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError("weights must be non-negative, one per component, not all zero")
+        self.weights = w / w.sum()
+        self.components = list(components)
+        self.exact = all(c.exact for c in self.components)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return sum(w * np.asarray(c.cdf(x), dtype=float) for w, c in zip(self.weights, self.components))
+
+    def prob_below(self, x):
+        x = np.asarray(x, dtype=float)
+        return sum(w * np.asarray(c.prob_below(x), dtype=float) for w, c in zip(self.weights, self.components))
+
+    @property
+    def mean(self) -> float:
+        return float(sum(w * c.mean for w, c in zip(self.weights, self.components)))
+
+    @property
+    def sd(self) -> float:
+        second = sum(w * (c.sd**2 + c.mean**2) for w, c in zip(self.weights, self.components))
+        return float(np.sqrt(max(second - self.mean**2, 0.0)))
+
+    @property
+    def atoms(self) -> np.ndarray:
+        """Locations of the point masses of the components with positive weight."""
+        pts = [getattr(c, "atoms", np.empty(0)) for w, c in zip(self.weights, self.components) if w > 0]
+        return np.unique(np.concatenate(pts)) if pts else np.empty(0)
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        atoms = self.atoms
+        f_at, f_below = np.asarray(self.cdf(atoms), dtype=float), np.asarray(self.prob_below(atoms), dtype=float)
+        scale = max(self.sd, float(np.max(np.abs(atoms))) if atoms.size else 0.0, 1e-300)
+        xtol = 1e-13 * scale
+        for idx in np.ndindex(q.shape):
+            qq = float(q[idx])
+            if not 0.0 < qq < 1.0:
+                out[idx] = -np.inf if qq == 0.0 else (np.inf if qq == 1.0 else np.nan)
+                continue
+            jump = np.flatnonzero((f_below < qq) & (qq <= f_at))
+            if jump.size:
+                out[idx] = atoms[jump[0]]
+                continue
+            comp = np.array([float(np.asarray(c.ppf(np.array([qq])), dtype=float)[0])
+                             for w, c in zip(self.weights, self.components) if w > 0])
+            lo, hi = float(comp.min()), float(comp.max())
+            if float(self.cdf(lo)) >= qq:
+                out[idx] = lo
+                continue
+            step = max(hi - lo, scale)
+            while float(self.cdf(hi)) < qq:  # only for components whose ppf is approximate (draws)
+                hi += step
+                step *= 2.0
+            x = optimize.brentq(lambda x, qq=qq: float(self.cdf(x)) - qq, lo, hi, xtol=xtol)
+            tol = xtol + 4.0 * np.finfo(float).eps * abs(x)
+            while float(self.cdf(x)) < qq:  # a step component (draws): land on the right of its jump
+                x += tol
+                tol *= 2.0
+            out[idx] = x
+        return out
