@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import integrate, interpolate, optimize, stats
 
 from ketabayes.data.simulate import simulate_review
 from ketabayes.errors import DataError, KetabayesError, PriorError
@@ -53,7 +53,9 @@ def test_no_grouping_reproduces_exact_normal_normal(prior_mu):
             assert p[k] == pytest.approx(p_ref[k], abs=1e-6)
     s = res.scale_summary()
     assert s.loc["tau", "mean"] == pytest.approx(ref.tau_mean, abs=1e-6)
-    assert s.loc["tau", "q50"] == pytest.approx(float(ref.tau_ppf(0.5)[0]), rel=2e-3)
+    np.testing.assert_allclose(s.loc["tau", ["q025", "q50", "q975"]].to_numpy(float), ref.tau_ppf(QS), atol=1e-8)
+    x = np.linspace(0.0, 20.0, 81)
+    np.testing.assert_allclose(res.exact.component_cdf(0, x), ref.tau_cdf(x), atol=1e-9)
 
 
 def _brute_force(df, prior_mu_sd, s_tau, s_drug, n=300):
@@ -109,6 +111,58 @@ def test_exact_matches_brute_force_integration():
         assert m.mean == pytest.approx(mean, abs=1e-4)
         assert m.sd == pytest.approx(sd, abs=1e-4)
         assert float(m.cdf(0.0)) == pytest.approx(p0, abs=1e-5)
+
+
+def _brute_force_scales(df, prior_mu_sd, s_tau, s_drug, n_fine=601, n_other=160):
+    """Posterior CDFs of tau and sigma_drug by brute-force 2-D integration, each on its own fine grid.
+
+    For each component: a uniform grid of ``n_fine`` points on ``[0, 9 s]`` (prior scale ``s``), the
+    other component integrated out with a 16-point Gauss-Legendre rule on panels of ``[0, 9 s_other]``,
+    and the CDF from the cumulative Simpson rule. The likelihood uses the *marginal* covariance of y,
+    ``S_y = prior_mu_sd**2 J + sigma**2 Z Z' + V + tau**2 I`` (not the engine's mixed-model equations).
+    """
+    y, v = df.yi.to_numpy(), df.vi.to_numpy()
+    levels = list(dict.fromkeys(df.drug))
+    Z = np.array([[d == lv for lv in levels] for d in df.drug], dtype=float)
+    k = y.size
+    J, ZZ = np.full((k, k), prior_mu_sd**2), Z @ Z.T
+
+    def log_post(tau, sig):
+        S = J[None] + sig[:, None, None] ** 2 * ZZ[None] + np.eye(k)[None] * (v + tau[:, None] ** 2)[:, :, None]
+        _, logdet = np.linalg.slogdet(S)
+        quad = (y * np.linalg.solve(S, np.broadcast_to(y, (tau.size, k))[..., None])[..., 0]).sum(1)
+        return (-0.5 * (logdet + quad) + stats.halfnorm.logpdf(tau, scale=s_tau)
+                + stats.halfnorm.logpdf(sig, scale=s_drug))
+
+    x, w = np.polynomial.legendre.leggauss(16)
+    out = []
+    for c, (s_c, s_o) in enumerate(((s_tau, s_drug), (s_drug, s_tau))):
+        edges = np.linspace(0.0, 9.0 * s_o, n_other // 16 + 1)
+        half, mid = 0.5 * np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
+        other, w_other = (mid[:, None] + half[:, None] * x).ravel(), (half[:, None] * w).ravel()
+        g = np.linspace(0.0, 9.0 * s_c, n_fine)
+        A, B = (a.ravel() for a in np.meshgrid(g, other, indexing="ij"))
+        lp = log_post(A, B) if c == 0 else log_post(B, A)
+        dens = np.exp(lp - lp.max()).reshape(g.size, other.size) @ w_other
+        cdf = integrate.cumulative_simpson(dens, x=g, initial=0.0)
+        out.append((g, cdf / cdf[-1]))
+    return out
+
+
+def test_variance_component_cdf_and_quantiles_match_brute_force():
+    df = tiny()
+    res = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)",
+                            prior_sd={"drug": "halfnormal(4)"}).fit("exact", seed=1)
+    scales = res.scale_summary(0.9)
+    qs = np.array([0.025, 0.05, 0.5, 0.95, 0.975])
+    for c, (name, (g, cdf)) in enumerate(zip(["tau", "sd_drug"], _brute_force_scales(df, 20.0, 6.0, 4.0))):
+        np.testing.assert_allclose(res.exact.component_cdf(c, g), cdf, atol=1e-6)
+        spline = interpolate.CubicSpline(g, cdf)
+        ref_q = np.array([optimize.brentq(lambda t, q=q, sp=spline: sp(t) - q, g[0], g[-1]) for q in qs])
+        np.testing.assert_allclose(res.exact.component_ppf(c, qs), ref_q, atol=1e-5)
+        np.testing.assert_allclose(scales.loc[name, ["q025", "q50", "q975"]].to_numpy(float), ref_q[[1, 2, 3]],
+                                   atol=1e-5)
+    assert res.to_dict()["tau"]["q975"] == pytest.approx(float(res.exact.component_ppf(0, 0.975)), abs=1e-12)
 
 
 def test_grid_refinement_does_not_change_answers():
@@ -191,6 +245,31 @@ def test_nuts_agrees_with_exact_small():
     # tail probabilities: binomial Monte-Carlo error with the ESS
     p, pn = ex["p_benefit"].to_numpy(), nu["p_benefit"].to_numpy()
     assert np.all(np.abs(p - pn) < 4.5 * np.sqrt(p * (1 - p) / ess) + 0.01)
+
+
+def test_noncentred_nuts_agrees_with_exact():
+    df = tiny()
+    m = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)",
+                          prior_sd={"drug": "halfnormal(4)"})
+    ex = m.fit("exact", mcid=5, seed=1)
+    nu = m.fit("nuts", mcid=5, seed=2, chains=2, draws=1500, tune=1000, parameterization="noncentred",
+               nuts={"target_accept": 0.99})
+    assert nu.settings["engine_settings"]["parameterization"] == "noncentred"
+    assert "z_drug" in nu.tree["posterior"].data_vars          # the group effects were sampled, not drawn exactly
+    assert nu.diagnostics.divergences <= 5
+    a, b = ex.decision_table(), nu.decision_table()
+    ess = nu.summary()["ess_bulk"].reindex(b.target).to_numpy()
+    assert np.all(ess > 300)
+    z = (b["mean"].to_numpy() - a["mean"].to_numpy()) / (a["sd"].to_numpy() / np.sqrt(ess))
+    assert np.max(np.abs(z)) < 4.0
+    np.testing.assert_array_less(np.abs(b["sd"] / a["sd"] - 1.0), 4.0 / np.sqrt(2.0 * ess) + 0.02)
+    p, pn = a["p_benefit"].to_numpy(), b["p_benefit"].to_numpy()
+    assert np.all(np.abs(p - pn) < 4.5 * np.sqrt(p * (1 - p) / ess) + 0.01)
+    # variance components: posterior means within Monte-Carlo error of the quadrature
+    se, sn = ex.scale_summary(), nu.summary()
+    for name in ("tau", "sd_drug"):
+        assert abs(sn.loc[name, "mean"] - se.loc[name, "mean"]) < 4.0 * se.loc[name, "sd"] / math.sqrt(
+            sn.loc[name, "ess_bulk"])
 
 
 # ------------------------------------------------------------------ errors

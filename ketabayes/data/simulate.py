@@ -1,8 +1,8 @@
 """SIMULATED trial-level data with the structure of the Cochrane review of NMDA antagonists for chronic pain.
 
-:func:`simulate_review` draws a synthetic review -- 67 trial comparisons of
-ketamine (39), memantine (10), dextromethorphan (9), amantadine (3) and
-magnesium (8) in conditions such as CRPS, fibromyalgia and post-herpetic
+:func:`simulate_review` draws a synthetic review with the review's 69 trial
+comparisons (from its 67 trials): ketamine (39), memantine (10),
+dextromethorphan (9), amantadine (3) and magnesium (8), in conditions such as CRPS, fibromyalgia and post-herpetic
 neuralgia, parallel and crossover designs, 8 to 40 participants per arm, pain on
 a 0-100 scale -- from true effects the user sets. The rows are labelled
 ``SIM-001``... and flagged ``simulated=True``; ``df.attrs["description"]`` says
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["simulate_review", "REVIEW_DRUGS", "REVIEW_CONDITIONS"]
+__all__ = ["REVIEW_CONDITIONS", "REVIEW_DRUGS", "simulate_review"]
 
-#: number of trial comparisons per drug in the review
+#: number of trial comparisons per drug in the review (69 comparisons from its 67 trials)
 REVIEW_DRUGS = {"ketamine": 39, "memantine": 10, "dextromethorphan": 9, "amantadine": 3, "magnesium": 8}
 #: conditions and their relative frequency
 REVIEW_CONDITIONS = {"CRPS": 0.2, "fibromyalgia": 0.15, "post-herpetic neuralgia": 0.15,
@@ -56,7 +56,8 @@ def simulate_review(mu: float = -8.0, *, tau: float = 4.0, sigma_drug: float = 5
     drug_effects, condition_effects : dict, optional
         True effects per drug / condition (deviations from ``mu``).
     drugs : dict, optional
-        Number of comparisons per drug (default :data:`REVIEW_DRUGS`, 67 in all).
+        Number of comparisons per drug (default :data:`REVIEW_DRUGS`: 39 + 10 + 9 + 3 + 8 = 69
+        comparisons, from the review's 67 trials; one row per comparison).
     conditions : dict, optional
         Conditions and their probabilities (default :data:`REVIEW_CONDITIONS`).
     sd : float
@@ -82,10 +83,12 @@ def simulate_review(mu: float = -8.0, *, tau: float = 4.0, sigma_drug: float = 5
 
     Examples
     --------
-    >>> from ketabayes.data.simulate import simulate_review
+    >>> from ketabayes.data.simulate import REVIEW_DRUGS, simulate_review
     >>> df = simulate_review(seed=1)
-    >>> len(df), df.attrs["simulated"]
-    (67, True)
+    >>> len(df), df.attrs["simulated"]  # one row per trial comparison
+    (69, True)
+    >>> df.drug.value_counts().to_dict() == REVIEW_DRUGS
+    True
     """
     rng = np.random.default_rng(seed)
     drugs = dict(REVIEW_DRUGS if drugs is None else drugs)

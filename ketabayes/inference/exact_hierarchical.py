@@ -42,23 +42,40 @@ package. J Stat Softw 93(6). doi:10.18637/jss.v093.i06
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 
 from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Flat, Normal, Prior
 from ketabayes.result.marginals import MixtureMarginal
 
-__all__ = ["ExactHierarchical", "GridSettings", "MAX_COMPONENTS"]
+__all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 #: largest number of variance components (tau + group scales) the tensor grid handles
 MAX_COMPONENTS = 4
+
+#: Gauss-Legendre nodes of the within-panel partial integrals of a component's density
+_N_PARTIAL = 32
+
+
+@functools.lru_cache(maxsize=1)
+def _partial_rule():
+    x, w = special.roots_legendre(_N_PARTIAL)
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
+
+
+def target_draws(coef, phi, A, pred, rng: np.random.Generator) -> np.ndarray:
+    """Draws of the targets ``A (b, u) + N(0, pred @ phi**2)`` from coefficient draws ``coef (n, p)``."""
+    noise_var = (np.asarray(phi, dtype=float) ** 2) @ np.asarray(pred, dtype=float).T
+    return coef @ np.asarray(A, dtype=float).T + np.sqrt(noise_var) * rng.standard_normal((coef.shape[0], A.shape[0]))
 
 
 @dataclass(frozen=True)
@@ -139,8 +156,8 @@ class ExactHierarchical:
     >>> y, v = np.array([0.1, 0.3, -0.2]), np.array([0.04, 0.09, 0.05])
     >>> post = ExactHierarchical(y, v, np.ones((3, 1)), [Flat()], np.zeros((3, 0)), [], HalfNormal(0.5), [],
     ...                          np.ones((1, 1)), np.zeros((1, 1), bool))
-    >>> round(float(post.marginal(0).mean), 3)
-    0.075
+    >>> round(float(post.marginal(0).mean), 3)  # no groups: ExactNormalNormal's posterior mean of mu
+    0.045
     """
 
     def __init__(self, y, v, X, prior_fixed, Z, term_of_col, prior_tau: Prior, prior_sd, A, pred, *,
@@ -296,9 +313,10 @@ class ExactHierarchical:
         s = np.maximum(hi / 50.0, 1e-12)
         wlo, whi = np.arcsinh(lo / s), np.arcsinh(hi / s)
         x, wt = special.roots_legendre(npp)
-        axes, logw_axes, cells = [], [], []
+        axes, logw_axes, cells, panel_edges = [], [], [], []
         for c in range(C):
             edges = np.linspace(wlo[c], whi[c], panels + 1)
+            panel_edges.append(edges)
             half = 0.5 * np.diff(edges)
             mid = 0.5 * (edges[1:] + edges[:-1])
             nodes = (mid[:, None] + half[:, None] * x[None, :]).ravel()
@@ -327,6 +345,12 @@ class ExactHierarchical:
         self.target_means = tm[keep]
         self.target_vars = np.maximum(tv[keep], 1e-300)
         self._logw_axes = logw_axes
+        self._panel_edges = panel_edges
+        self._npp = npp
+        # log posterior mass of each node of each component's axis (the others summed over, full grid)
+        full = (logw - log_z).reshape(tuple(a.size for a in axes))
+        self._log_node_mass = [special.logsumexp(full, axis=tuple(a for a in range(C) if a != c)) if C > 1
+                               else full for c in range(C)]
 
     # ------------------------------------------------------------------ results
     def marginal(self, t: int) -> MixtureMarginal:
@@ -337,33 +361,120 @@ class ExactHierarchical:
     def marginals(self) -> list[MixtureMarginal]:
         return [self.marginal(t) for t in range(self.A.shape[0])]
 
-    def component_cdf(self, c: int):
-        """Posterior CDF of variance component ``c`` (0 = tau) on a fine grid: ``(phi, cdf)``.
+    @cached_property
+    def _component_tables(self) -> list[dict]:
+        """Per component: panel edges in ``w``, CDF at the edges, and the log density within each panel.
 
-        The marginal density in ``w`` is known at the Gauss-Legendre nodes of the
-        component's axis (node mass / node weight); it is interpolated linearly in
-        log density between the nodes and integrated by the trapezoidal rule.
-        Accurate to the grid resolution (about 1e-3 in probability).
+        The marginal posterior density of component ``c`` in ``w`` is known exactly (to
+        quadrature accuracy) at its Gauss-Legendre nodes: the node's mass (the other
+        components summed over with their quadrature weights) divided by the node's
+        weight. The CDF at the panel edges is the cumulative sum of the panel masses.
+        Within a panel the log density is the degree ``nodes_per_panel - 1`` polynomial
+        through the nodes (log densities are close to quadratic, so this is accurate to
+        far below the quadrature error); its exponential is integrated with
+        :data:`_N_PARTIAL`-point Gauss-Legendre rules and scaled so that each panel
+        integrates to its mass. Panels whose log density cannot be represented this way
+        (non-finite values, or an interpolant overshooting the node values -- only in
+        negligible tails) use linear interpolation of the log density instead.
         """
-        axis = self._axes[c]
-        mass = np.bincount(self._node_index[:, c], weights=self.weights, minlength=axis.size)
-        with np.errstate(divide="ignore"):
-            logf = np.log(mass) - self._logw_axes[c]
-        logf = np.maximum(logf, np.max(logf) - 700.0)
-        lo, hi = self._cells[c][0], self._cells[c][-1]
-        fine = np.linspace(lo, hi, 4001)
-        f = np.exp(np.interp(fine, axis, logf) - np.max(logf))
-        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(fine))])
-        return self._s[c] * np.sinh(fine), cdf / cdf[-1]
+        x, _ = special.roots_legendre(self._npp)
+        _xq, _wq = _partial_rule()
+        check = np.linspace(-1.0, 1.0, 65)
+        out = []
+        for c in range(self.n_comp):
+            edges = self._panel_edges[c]
+            panels = edges.size - 1
+            lm = self._log_node_mass[c]
+            top = float(np.max(lm[np.isfinite(lm)]))
+            pm = np.exp(special.logsumexp(lm.reshape(panels, -1), axis=1) - top)
+            cum = np.concatenate([[0.0], np.cumsum(pm)])
+            cum = cum / cum[-1]
+            with np.errstate(invalid="ignore"):
+                logf = (lm - self._logw_axes[c]).reshape(panels, -1)
+            logf = logf - np.max(logf[np.isfinite(logf)])
+            coefs = np.zeros((panels, self._npp))
+            poly = np.zeros(panels, dtype=bool)
+            for p in range(panels):
+                row = logf[p]
+                if np.all(row > -600.0):
+                    cf = np.polynomial.legendre.legfit(x, row, self._npp - 1)
+                    if np.max(np.polynomial.legendre.legval(check, cf)) <= np.max(row) + 1.0:
+                        coefs[p], poly[p] = cf, True
+            tab = {"edges": edges, "cum": cum, "coefs": coefs, "poly": poly, "x": x,
+                   "logf": np.maximum(np.nan_to_num(logf, nan=-np.inf), -745.0)}
+            tab["panel_int"] = self._partial(tab, np.arange(panels), np.ones(panels))
+            out.append(tab)
+        return out
+
+    @staticmethod
+    def _partial(tab, p, t):
+        """Integral of the (unnormalised) density over ``[-1, t]`` in panel ``p``'s coordinates."""
+        xq, wq = _partial_rule()
+        h = 0.5 * (t + 1.0)
+        nodes = -1.0 + h[:, None] * (xq[None, :] + 1.0)
+        vals = np.empty_like(nodes)
+        poly = tab["poly"][p]
+        if poly.any():
+            vals[poly] = np.polynomial.legendre.legval(nodes[poly].T, tab["coefs"][p[poly]].T, tensor=False).T
+        for i in np.flatnonzero(~poly):
+            vals[i] = np.interp(nodes[i], tab["x"], tab["logf"][p[i]])
+        return h * (np.exp(vals) * wq[None, :]).sum(1)
+
+    def component_cdf(self, c: int, phi) -> np.ndarray:
+        """Posterior CDF of variance component ``c`` (0 = tau) at ``phi``.
+
+        Exact panel masses plus within-panel integrals of the interpolated marginal
+        density (see :attr:`_component_tables`). Measured against brute-force 2-D
+        integration (two components; ``parkinson_adjuvants`` by drug class and the
+        7-trial test set): maximum CDF error 3e-9 and 5e-11, quantiles within 1e-6;
+        one component: ``ExactNormalNormal.tau_cdf`` to 1e-13. The accuracy is that of
+        the quadrature rule itself: with three components a finer rule changes the
+        CDF by < 2e-7, with four (12 nodes per component) by up to ~5e-4.
+        """
+        tab = self._component_tables[c]
+        phi = np.asarray(phi, dtype=float)
+        w = np.arcsinh(np.ravel(phi) / self._s[c])
+        edges, cum = tab["edges"], tab["cum"]
+        out = np.where(w >= edges[-1], 1.0, 0.0)
+        inside = np.flatnonzero((w > edges[0]) & (w < edges[-1]))
+        if inside.size:
+            p = np.clip(np.searchsorted(edges, w[inside], side="right") - 1, 0, edges.size - 2)
+            t = 2.0 * (w[inside] - edges[p]) / (edges[p + 1] - edges[p]) - 1.0
+            frac = self._partial(tab, p, t) / tab["panel_int"][p]
+            out[inside] = cum[p] + (cum[p + 1] - cum[p]) * frac
+        return np.clip(out, 0.0, 1.0).reshape(phi.shape)
+
+    def component_ppf(self, c: int, q) -> np.ndarray:
+        """Posterior quantiles of variance component ``c`` (Brent's method on :meth:`component_cdf`)."""
+        tab = self._component_tables[c]
+        edges, cum = tab["edges"], tab["cum"]
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        s = self._s[c]
+        for idx in np.ndindex(q.shape):
+            qq = float(q[idx])
+            if not 0.0 <= qq <= 1.0:
+                continue
+            p = int(np.clip(np.searchsorted(cum, qq) - 1, 0, edges.size - 2))
+
+            def f(w, qq=qq):
+                return float(self.component_cdf(c, s * math.sinh(w))) - qq
+
+            lo, hi = edges[p], edges[p + 1]
+            if f(lo) >= 0.0:
+                out[idx] = s * math.sinh(lo)
+            elif f(hi) <= 0.0:
+                out[idx] = s * math.sinh(hi)
+            else:
+                out[idx] = s * math.sinh(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-14))
+        return out
 
     def component_summary(self, c: int, qs=(0.025, 0.5, 0.975)) -> dict:
-        """Posterior mean, sd (quadrature) and quantiles (:meth:`component_cdf`) of component ``c``."""
+        """Posterior mean, sd (quadrature) and quantiles (:meth:`component_ppf`) of component ``c``."""
         vals = self.phi_nodes[:, c]
         mean = float(self.weights @ vals)
         sd = float(np.sqrt(max(self.weights @ vals**2 - mean**2, 0.0)))
-        x, cdf = self.component_cdf(c)
-        keep = np.concatenate([[True], np.diff(cdf) > 0])
-        q = np.interp(np.asarray(qs, dtype=float), cdf[keep], x[keep])
+        q = self.component_ppf(c, np.asarray(qs, dtype=float))
         return {"mean": mean, "sd": sd, "q025": float(q[0]), "q50": float(q[1]), "q975": float(q[2])}
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -382,8 +493,12 @@ class ExactHierarchical:
         phi = self._s * np.sinh(w)
         return self.draw_given(phi, rng)
 
-    def draw_given(self, phi, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Exact draws of the coefficients and targets given variance components ``phi (n, C)``."""
+    def draw_given(self, phi, rng: np.random.Generator, *, targets: bool = True) -> dict[str, np.ndarray]:
+        """Exact draws of the coefficients (and, if ``targets``, the targets) given variance components ``phi (n, C)``.
+
+        The targets are ``A (b, u)`` plus independent normal terms with variances
+        ``pred @ phi**2``, drawn after the coefficients from the same generator.
+        """
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
         ch = self.settings.chunk
@@ -393,6 +508,7 @@ class ExactHierarchical:
             eps = rng.standard_normal((o["mean_z"].shape[0], self.p, 1))
             z = o["mean_z"] + np.linalg.solve(np.swapaxes(o["chol"], 1, 2), eps)[:, :, 0]
             coef[i:i + ch] = z * o["sv"]
-        targets = coef @ self.A.T + np.sqrt((phi**2) @ self.pred.T.astype(float)) * rng.standard_normal(
-            (n, self.A.shape[0]))
-        return {"phi": phi, "b": coef[:, :self.q], "u": coef[:, self.q:], "targets": targets}
+        out = {"phi": phi, "b": coef[:, :self.q], "u": coef[:, self.q:]}
+        if targets:
+            out["targets"] = target_draws(coef, phi, self.A, self.pred, rng)
+        return out

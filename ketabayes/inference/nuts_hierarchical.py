@@ -47,9 +47,10 @@ import numpy as np
 import xarray as xr
 
 from ketabayes import dims
+from ketabayes.inference.exact_hierarchical import target_draws
 from ketabayes.model.priors import Flat, Normal
 
-__all__ = ["build_hierarchical", "build_marginal", "complete_marginal", "build_binomial", "add_targets"]
+__all__ = ["add_targets", "build_binomial", "build_hierarchical", "build_marginal", "complete_marginal"]
 
 
 def _linear_predictor(model):
@@ -124,13 +125,17 @@ def build_marginal(model):
 
 
 def complete_marginal(tree, model, rng: np.random.Generator):
-    """Add ``mu``, ``gamma``, the group effects and ``effect[target]`` drawn given the variance components."""
+    """Add ``mu``, ``gamma``, the group effects and ``effect[target]`` drawn given the variance components.
+
+    The coefficients are drawn exactly from their Gaussian conditionals
+    (:meth:`ExactHierarchical.draw_given
+    <ketabayes.inference.exact_hierarchical.ExactHierarchical.draw_given>`); the
+    targets are then added by :func:`add_targets` from the same generator.
+    """
     d = model.design
     post = tree["posterior"].to_dataset()
     nc, nd = post.sizes[dims.CHAIN], post.sizes[dims.DRAW]
-    n = nc * nd
-    phi = np.stack([post[c].values.reshape(n) for c in d.components], axis=1)
-    s = model._gaussian_part().draw_given(phi, rng)
+    s = model._gaussian_part().draw_given(_components(post, d), rng, targets=False)
     shape = (dims.CHAIN, dims.DRAW)
     new = {"mu": (shape, s["b"][:, 0].reshape(nc, nd))}
     if d.moderators:
@@ -138,11 +143,15 @@ def complete_marginal(tree, model, rng: np.random.Generator):
     for t, off in zip(d.terms, d.offsets):
         u = s["u"][:, off - d.q: off - d.q + len(t.levels)]
         new[f"{t.dim}_effect"] = ((*shape, t.dim), u.reshape(nc, nd, -1))
-    new["effect"] = ((*shape, dims.TARGET), s["targets"].reshape(nc, nd, -1))
     coords = {k: v for k, v in model._coords().items() if k != dims.STUDY}
-    post = post.assign_coords(coords).assign(new)
-    tree["posterior"] = xr.DataTree(post)
-    return tree
+    tree["posterior"] = xr.DataTree(post.assign_coords(coords).assign(new))
+    return add_targets(tree, model, rng)
+
+
+def _components(post, design) -> np.ndarray:
+    """Draws of the variance components ``(n, C)`` in the design's order (tau first)."""
+    n = post.sizes[dims.CHAIN] * post.sizes[dims.DRAW]
+    return np.stack([post[c].values.reshape(n) for c in design.components], axis=1)
 
 
 def build_binomial(model):
@@ -172,8 +181,7 @@ def add_targets(tree, model, rng: np.random.Generator):
     for t in d.terms:
         cols.append(post[f"{t.dim}_effect"].values.reshape(n, -1))
     coef = np.concatenate(cols, axis=1)
-    phi = np.stack([post[c].values.reshape(n) for c in d.components], axis=1)
-    eff = coef @ d.A.T + np.sqrt((phi**2) @ d.pred.T.astype(float)) * rng.standard_normal((n, len(d.targets)))
+    eff = target_draws(coef, _components(post, d), d.A, d.pred, rng)
     post = post.assign(effect=((dims.CHAIN, dims.DRAW, dims.TARGET), eff.reshape(nc, nd, -1)))
     post = post.assign_coords({dims.TARGET: [t.name for t in d.targets]})
     tree["posterior"] = xr.DataTree(post)

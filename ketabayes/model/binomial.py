@@ -30,7 +30,18 @@ import pandas as pd
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError, PriorError
-from ketabayes.model.hierarchical import HierarchicalModel, _label, _pdict, build_design
+from ketabayes.model._fit_common import (
+    design_frame,
+    draw_seed,
+    fit_settings,
+    group_constants,
+    hierarchical_kwargs,
+    make_thresholds,
+    nuts_engine_settings,
+    prior_entry,
+    prior_from_entry,
+)
+from ketabayes.model.hierarchical import HierarchicalModel, build_design
 from ketabayes.model.priors import Flat, Normal, default_tau_prior, parse_prior
 
 __all__ = ["BinomialModel"]
@@ -66,8 +77,16 @@ class BinomialModel:
                  nest: dict | None = None, prior_mu=None, prior_tau=None, prior_sd=None, prior_gamma=None,
                  prior_baseline="normal(0, 5)", baseline_risk: float | None = None, study: str = dims.STUDY_COL,
                  ai: str = "ai", n1i: str = "n1i", ci: str = "ci", n2i: str = "n2i"):
-        from ketabayes.data.validation import (as_dataframe, check_counts, check_not_empty, check_not_greater,
-                                               check_positive, check_unique_labels, numeric_column, study_labels)
+        from ketabayes.data.validation import (
+            as_dataframe,
+            check_counts,
+            check_not_empty,
+            check_not_greater,
+            check_positive,
+            check_unique_labels,
+            numeric_column,
+            study_labels,
+        )
 
         df = as_dataframe(data).copy().reset_index(drop=True)
         check_not_empty(df)
@@ -118,6 +137,8 @@ class BinomialModel:
         return len(self.studies)
 
     _coords = HierarchicalModel._coords
+    spec = HierarchicalModel.spec
+    _prior_entries = HierarchicalModel._prior_entries
 
     def describe(self) -> str:
         """Plain-text statement of the model and its priors."""
@@ -130,8 +151,8 @@ class BinomialModel:
         lines += [f"  prior mu:  {self.prior_mu.describe()}", f"  prior tau: {self.prior_tau.describe()}",
                   f"  prior baseline log odds: {self.prior_baseline}",
                   f"  baseline risk for RR/RD: {self.baseline_risk:.4g}",
-                  f"  zero-event arms: {int(np.sum(self.a == 0) + np.sum(self.c == 0))}, double-zero trials: "
-                  f"{int(np.sum((self.a == 0) & (self.c == 0)))} (exact likelihood, no continuity correction)"]
+                  (f"  zero-event arms: {int(np.sum(self.a == 0) + np.sum(self.c == 0))}, double-zero trials: "
+                  f"{int(np.sum((self.a == 0) & (self.c == 0)))} (exact likelihood, no continuity correction)")]
         return "\n".join(lines)
 
     __repr__ = describe
@@ -155,28 +176,19 @@ class BinomialModel:
         from ketabayes.inference.diagnostics import check_convergence
         from ketabayes.inference.nuts import sample_nuts
         from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
-        from ketabayes.result.decision import Thresholds
         from ketabayes.result.hierarchical_result import HierarchicalResult
-        from ketabayes.result.provenance import package_versions
 
         if method != "nuts":
             raise KetabayesError(f"the binomial model is fitted with NUTS only (method='nuts'), got {method!r}")
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        thresholds = Thresholds.for_measure(mcid, "OR", benefit, harm) if mcid is not None else None
+        seed = draw_seed(seed)
         nuts = {"target_accept": 0.95, **(nuts or {})}
-        settings = {
-            "model": "binomial", "engine": "nuts", "measure": "OR", "by": self.by,
-            "moderators": self.design.moderators, "interaction": self.interaction, "nest": self.nest,
-            "prior_mu": _pdict(self.prior_mu), "prior_tau": _pdict(self.prior_tau),
-            "prior_sd": {n: _pdict(p) for n, p in self.prior_sd.items()},
-            "prior_gamma": {n: _pdict(p) for n, p in self.prior_gamma.items()},
-            "prior_baseline": _pdict(self.prior_baseline), "baseline_risk": self.baseline_risk,
-            "thresholds": thresholds.to_dict() if thresholds else None, "seed": int(seed), "draws": int(draws),
-            "chains": int(chains), "excluded_studies": [], "columns": self.columns,
-            "engine_settings": {"tune": int(tune), "nuts": nuts, **{k: repr(v) for k, v in sample_kwargs.items()}},
-            "versions": package_versions(), "data_hash": self.data_hash(),
-        }
+        settings = fit_settings(
+            "binomial", "nuts", "OR", structure=self.spec(),
+            priors={**self._prior_entries(), "prior_baseline": prior_entry(self.prior_baseline),
+                    "baseline_risk": self.baseline_risk},
+            thresholds=make_thresholds(mcid, "OR", benefit, harm), seed=seed, draws=draws, chains=chains,
+            excluded=[], columns=self.columns, data_hash=self.data_hash())
+        settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
         tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                            progressbar=progressbar, **sample_kwargs)
         tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
@@ -189,11 +201,7 @@ class BinomialModel:
 
         obs = xr.Dataset({"ai": ((dims.STUDY,), self.a), "ci": ((dims.STUDY,), self.c)},
                          coords={dims.STUDY: self.studies})
-        const = {"n1i": ((dims.STUDY,), self.n1), "n2i": ((dims.STUDY,), self.n2)}
-        for col in self.by + list(self.nest.values()):
-            const[f"group_{col}"] = ((dims.STUDY,), self.data[col].map(_label).to_numpy(dtype=str))
-        for m in self.design.moderators:
-            const[f"moderator_{m}"] = ((dims.STUDY,), self.data[m].to_numpy(dtype=float))
+        const = {"n1i": ((dims.STUDY,), self.n1), "n2i": ((dims.STUDY,), self.n2), **group_constants(self)}
         tree["observed_data"] = xr.DataTree(obs)
         tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords={dims.STUDY: self.studies}))
         return tree
@@ -201,23 +209,9 @@ class BinomialModel:
 
 def model_from_tree(tree, settings) -> BinomialModel:
     """Rebuild a :class:`BinomialModel` from a saved result (used by the loader)."""
-    from ketabayes.model.priors import prior_from_dict
-
-    def pr(d):
-        return prior_from_dict({k: v for k, v in d.items() if k != "text"})
-
     const = tree["constant_data"].to_dataset()
     obs = tree["observed_data"].to_dataset()
-    df = pd.DataFrame({dims.STUDY_COL: [str(s) for s in const[dims.STUDY].values], "ai": obs["ai"].values,
-                       "n1i": const["n1i"].values, "ci": obs["ci"].values, "n2i": const["n2i"].values})
-    for col in settings["by"] + list(settings["nest"].values()):
-        df[col] = [str(x) for x in const[f"group_{col}"].values]
-    for m in settings["moderators"]:
-        df[m] = const[f"moderator_{m}"].values
-    return BinomialModel(df, by=settings["by"], moderators=settings["moderators"],
-                         interaction=settings["interaction"], nest=settings["nest"],
-                         prior_mu=pr(settings["prior_mu"]), prior_tau=pr(settings["prior_tau"]),
-                         prior_sd={k: pr(v) for k, v in settings["prior_sd"].items()},
-                         prior_gamma={k: pr(v) for k, v in settings["prior_gamma"].items()},
-                         prior_baseline=pr(settings["prior_baseline"]), baseline_risk=settings["baseline_risk"])
-
+    df = design_frame(tree, settings, {"ai": obs["ai"].values, "n1i": const["n1i"].values, "ci": obs["ci"].values,
+                                       "n2i": const["n2i"].values})
+    return BinomialModel(df, **hierarchical_kwargs(settings), prior_baseline=prior_from_entry(settings["prior_baseline"]),
+                         baseline_risk=settings["baseline_risk"])

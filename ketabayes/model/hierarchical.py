@@ -62,12 +62,22 @@ import pandas as pd
 
 from ketabayes import dims
 from ketabayes.errors import DataError, DataWarning, KetabayesError, PriorError
-from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
+from ketabayes.model._fit_common import (
+    check_method,
+    default_tau_prior_for,
+    design_frame,
+    draw_seed,
+    fit_settings,
+    group_constants,
+    hierarchical_kwargs,
+    make_thresholds,
+    nuts_engine_settings,
+    prior_entry,
+)
+from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
 from ketabayes.result.decision import RATIO_MEASURES
 
-__all__ = ["HierarchicalModel", "HierarchicalDesign", "Term", "Target"]
-
-_METHODS = ("exact", "nuts")
+__all__ = ["HierarchicalDesign", "HierarchicalModel", "Target", "Term"]
 INTERACTION = "interaction"
 
 
@@ -387,11 +397,7 @@ class HierarchicalModel:
         if prior_tau is not None:
             self.prior_tau = _scale_prior(prior_tau, "prior_tau")
         else:
-            n = None
-            if {"n1i", "n2i"} <= set(self.data.columns):
-                n = (pd.to_numeric(self.data["n1i"], errors="coerce")
-                     + pd.to_numeric(self.data["n2i"], errors="coerce")).to_numpy(dtype=float)
-            self.prior_tau = default_tau_prior(self.measure, self.vi, n)
+            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi)
         self.prior_sd = self._term_priors(prior_sd)
         self.prior_gamma = self._gamma_priors(prior_gamma)
 
@@ -435,6 +441,12 @@ class HierarchicalModel:
     @property
     def component_priors(self) -> list[Prior]:
         return [self.prior_tau] + [self.prior_sd[t.name] for t in self.design.terms]
+
+    def _prior_entries(self) -> dict:
+        """The priors as stored in the settings (``prior_mu, prior_tau, prior_sd, prior_gamma``)."""
+        return {"prior_mu": prior_entry(self.prior_mu), "prior_tau": prior_entry(self.prior_tau),
+                "prior_sd": {n: prior_entry(p) for n, p in self.prior_sd.items()},
+                "prior_gamma": {n: prior_entry(p) for n, p in self.prior_gamma.items()}}
 
     # -------------------------------------------------------------- description
     @property
@@ -524,37 +536,14 @@ class HierarchicalModel:
         -------
         HierarchicalResult
         """
-        from ketabayes.result.decision import Thresholds
         from ketabayes.result.hierarchical_result import HierarchicalResult
-        from ketabayes.result.provenance import package_versions
 
-        if method not in _METHODS:
-            import difflib
-
-            close = difflib.get_close_matches(str(method), _METHODS, n=1)
-            raise KetabayesError(f"unknown method {method!r}; use 'exact' or 'nuts'"
-                                 + (f" (did you mean {close[0]!r}?)" if close else ""))
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        thresholds = Thresholds.for_measure(mcid, self.measure, benefit, harm) if mcid is not None else None
-        settings = {
-            "model": "hierarchical",
-            "engine": method,
-            "measure": self.measure,
-            **self.spec(),
-            "prior_mu": _pdict(self.prior_mu),
-            "prior_tau": _pdict(self.prior_tau),
-            "prior_sd": {n: _pdict(p) for n, p in self.prior_sd.items()},
-            "prior_gamma": {n: _pdict(p) for n, p in self.prior_gamma.items()},
-            "thresholds": thresholds.to_dict() if thresholds else None,
-            "seed": int(seed),
-            "draws": int(draws),
-            "chains": int(chains),
-            "excluded_studies": list(self.excluded),
-            "columns": self.columns,
-            "versions": package_versions(),
-            "data_hash": self.data_hash(),
-        }
+        check_method(method)
+        seed = draw_seed(seed)
+        settings = fit_settings(
+            "hierarchical", method, self.measure, structure=self.spec(), priors=self._prior_entries(),
+            thresholds=make_thresholds(mcid, self.measure, benefit, harm), seed=seed, draws=draws, chains=chains,
+            excluded=self.excluded, columns=self.columns, data_hash=self.data_hash())
         exact = None
         diagnostics = None
         if method == "exact":
@@ -562,16 +551,16 @@ class HierarchicalModel:
             settings["engine_settings"] = exact.settings.to_dict()
             tree = self._exact_tree(exact, seed, chains, draws)
         else:
+            from ketabayes.inference import nuts_hierarchical as nh
             from ketabayes.inference.diagnostics import check_convergence
             from ketabayes.inference.nuts import sample_nuts
-            from ketabayes.inference import nuts_hierarchical as nh
 
             if parameterization not in ("marginal", "noncentred"):
                 raise KetabayesError(f"parameterization must be 'marginal' or 'noncentred', got {parameterization!r}")
             model = nh.build_marginal(self) if parameterization == "marginal" else nh.build_hierarchical(self)
             nuts = {"target_accept": 0.9, **(nuts or {})}
-            settings["engine_settings"] = {"tune": int(tune), "nuts": nuts, "parameterization": parameterization,
-                                           **{k: repr(v) for k, v in sample_kwargs.items()}}
+            settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs,
+                                                               parameterization=parameterization)
             tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                                progressbar=progressbar, **sample_kwargs)
             rng = np.random.default_rng([seed, 1])
@@ -582,22 +571,17 @@ class HierarchicalModel:
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact,
                                   diagnostics=diagnostics, model=self)
 
-    def _exact(self, grid=None):
+    def _exact(self, grid=None, *, integrate: bool = True):
         from ketabayes.inference.exact_hierarchical import ExactHierarchical
 
         d = self.design
         return ExactHierarchical(self.yi, self.vi, d.X, [self.prior_mu, *self.prior_gamma.values()], d.Z,
                                  d.term_of_col, self.prior_tau, [self.prior_sd[t.name] for t in d.terms],
-                                 d.A, d.pred, settings=grid)
+                                 d.A, d.pred, settings=grid, integrate=integrate)
 
     def _gaussian_part(self):
         """The Gaussian conditionals given the variance components (no quadrature)."""
-        from ketabayes.inference.exact_hierarchical import ExactHierarchical
-
-        d = self.design
-        return ExactHierarchical(self.yi, self.vi, d.X, [self.prior_mu, *self.prior_gamma.values()], d.Z,
-                                 d.term_of_col, self.prior_tau, [self.prior_sd[t.name] for t in d.terms],
-                                 d.A, d.pred, integrate=False)
+        return self._exact(integrate=False)
 
     def _coords(self) -> dict:
         d = self.design
@@ -631,13 +615,8 @@ class HierarchicalModel:
     def _attach_data(self, tree):
         import xarray as xr
 
-        d = self.design
         obs = xr.Dataset({"y": ((dims.STUDY,), self.yi)}, coords={dims.STUDY: self.studies})
-        const = {"vi": ((dims.STUDY,), self.vi)}
-        for col in self.by + list(self.nest.values()):
-            const[f"group_{col}"] = ((dims.STUDY,), self.data[col].map(_label).to_numpy(dtype=str))
-        for m in d.moderators:
-            const[f"moderator_{m}"] = ((dims.STUDY,), self.data[m].to_numpy(dtype=float))
+        const = {"vi": ((dims.STUDY,), self.vi), **group_constants(self)}
         tree["observed_data"] = xr.DataTree(obs)
         tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords={dims.STUDY: self.studies}))
         return tree
@@ -650,27 +629,8 @@ def _scale_prior(p, what) -> Prior:
     return prior
 
 
-def _pdict(p: Prior) -> dict:
-    return {**p.to_dict(), "text": p.describe()}
-
-
 def model_from_tree(tree, settings) -> HierarchicalModel:
     """Rebuild the model from a saved result (used by the loader)."""
-    from ketabayes.model.priors import prior_from_dict
-
-    def pr(d):
-        return prior_from_dict({k: v for k, v in d.items() if k != "text"})
-
     const = tree["constant_data"].to_dataset()
-    df = pd.DataFrame({dims.STUDY_COL: [str(s) for s in const[dims.STUDY].values],
-                       "yi": tree["observed_data"]["y"].values, "vi": const["vi"].values})
-    for col in settings["by"] + list(settings["nest"].values()):
-        df[col] = [str(x) for x in const[f"group_{col}"].values]
-    for m in settings["moderators"]:
-        df[m] = const[f"moderator_{m}"].values
-    return HierarchicalModel(df, by=settings["by"], moderators=settings["moderators"],
-                             interaction=settings["interaction"], nest=settings["nest"],
-                             prior_mu=pr(settings["prior_mu"]), prior_tau=pr(settings["prior_tau"]),
-                             prior_sd={k: pr(v) for k, v in settings["prior_sd"].items()},
-                             prior_gamma={k: pr(v) for k, v in settings["prior_gamma"].items()},
-                             measure=settings["measure"])
+    df = design_frame(tree, settings, {"yi": tree["observed_data"]["y"].values, "vi": const["vi"].values})
+    return HierarchicalModel(df, measure=settings["measure"], **hierarchical_kwargs(settings))

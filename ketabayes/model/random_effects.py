@@ -14,12 +14,20 @@ import pandas as pd
 
 from ketabayes import dims
 from ketabayes.errors import DataError, DataWarning, KetabayesError
-from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
+from ketabayes.model._fit_common import (
+    check_method,
+    default_tau_prior_for,
+    draw_seed,
+    fit_settings,
+    make_thresholds,
+    nuts_engine_settings,
+    prior_entry,
+    prior_from_entry,
+)
+from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
 from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["RandomEffectsModel"]
-
-_METHODS = ("exact", "nuts")
 
 
 class RandomEffectsModel:
@@ -51,9 +59,14 @@ class RandomEffectsModel:
     Examples
     --------
     >>> import ketabayes as kb
-    >>> es = kb.effect_sizes(kb.load_dataset("magnesium_mi"), "OR")
+    >>> mg = kb.load_dataset("magnesium_mi")
+    >>> mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))  # three trials are "Shechter"
+    >>> es = kb.effect_sizes(mg, "OR")
     >>> model = kb.RandomEffectsModel(es, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)")
-    >>> result = model.fit(method="exact", mcid=1.25, seed=1)  # doctest: +SKIP
+    >>> result = model.fit(method="exact", mcid=1.25, seed=1)
+    >>> mu = result.marginal("mu")
+    >>> round(mu.mean, 2), round(mu.sd, 2), round(float(mu.cdf(0.0)), 4)  # log OR; P(OR < 1)
+    (-0.73, 0.23, 0.9997)
     """
 
     def __init__(self, data: pd.DataFrame, *, prior_mu: Prior | str | None = None,
@@ -100,11 +113,7 @@ class RandomEffectsModel:
             if self.prior_tau.support != "positive":
                 raise KetabayesError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:
-            n = None
-            if {"n1i", "n2i"} <= set(self.data.columns):
-                n = (pd.to_numeric(self.data["n1i"], errors="coerce")
-                     + pd.to_numeric(self.data["n2i"], errors="coerce")).to_numpy(dtype=float)
-            self.prior_tau = default_tau_prior(self.measure, self.vi, n)
+            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi)
 
     # ------------------------------------------------------------------
     @classmethod
@@ -177,34 +186,16 @@ class RandomEffectsModel:
         -------
         MetaResult
         """
-        from ketabayes.result.decision import Thresholds
-        from ketabayes.result.provenance import package_versions
         from ketabayes.result.result import MetaResult
 
-        if method not in _METHODS:
-            import difflib
-
-            close = difflib.get_close_matches(str(method), _METHODS, n=1)
-            raise KetabayesError(f"unknown method {method!r}; use 'exact' or 'nuts'"
-                                 + (f" (did you mean {close[0]!r}?)" if close else ""))
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        thresholds = Thresholds.for_measure(mcid, self.measure, benefit, harm) if mcid is not None else None
-        settings = {
-            "model": "fixed effect" if self.fixed else "random effects",
-            "engine": method,
-            "fixed": self.fixed,
-            "measure": self.measure,
-            "prior_mu": {**self.prior_mu.to_dict(), "text": str(self.prior_mu)},
-            "prior_tau": None if self.fixed else {**self.prior_tau.to_dict(), "text": self.prior_tau.describe()},
-            "thresholds": thresholds.to_dict() if thresholds else None,
-            "seed": int(seed),
-            "draws": int(draws),
-            "chains": int(chains),
-            "excluded_studies": list(self.excluded),
-            "versions": package_versions(),
-            "data_hash": self.data_hash(),
-        }
+        check_method(method)
+        seed = draw_seed(seed)
+        thresholds = make_thresholds(mcid, self.measure, benefit, harm)
+        settings = fit_settings(
+            "fixed effect" if self.fixed else "random effects", method, self.measure, head={"fixed": self.fixed},
+            priors={"prior_mu": prior_entry(self.prior_mu, short=True), "prior_tau": prior_entry(self.prior_tau)},
+            thresholds=thresholds, seed=seed, draws=draws, chains=chains, excluded=self.excluded,
+            data_hash=self.data_hash())
         exact = None
         diagnostics = None
         if method == "exact":
@@ -221,8 +212,7 @@ class RandomEffectsModel:
                                         fixed=self.fixed)
             # tau near 0 with a heavy data weight gives the odd divergence at PyMC's default 0.8
             nuts = {"target_accept": 0.95, **(nuts or {})}
-            settings["engine_settings"] = {"tune": int(tune), "nuts": dict(nuts),
-                                           **{k: repr(v) for k, v in sample_kwargs.items()}}
+            settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
             tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                                progressbar=progressbar, **sample_kwargs)
             var_names = [dims.MU] if self.fixed else [dims.MU, dims.TAU, dims.THETA, dims.THETA_NEW]
@@ -267,17 +257,10 @@ def xr_assign(ds, name, values):
 def _exact_from_settings(tree, settings):
     """Rebuild the exact engine from a saved tree (used by :func:`load_result`)."""
     from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
-    from ketabayes.model.priors import prior_from_dict
-
-    def _prior(d):
-        if d is None:
-            return None
-        d = {k: v for k, v in d.items() if k != "text"}
-        return prior_from_dict(d)
 
     y = tree["observed_data"]["y"].values
     v = tree["constant_data"]["vi"].values
     qs = QuadratureSettings(**settings.get("engine_settings", {}))
-    return ExactNormalNormal(y, v, _prior(settings["prior_mu"]), _prior(settings["prior_tau"]),
+    return ExactNormalNormal(y, v, prior_from_entry(settings["prior_mu"]), prior_from_entry(settings["prior_tau"]),
                              fixed=settings.get("fixed", False), settings=qs)
 

@@ -27,7 +27,7 @@ from ketabayes.result.decision import RATIO_MEASURES, Thresholds, decision_proba
 from ketabayes.result.marginals import DrawsMarginal, Marginal
 from ketabayes.result.provenance import to_json
 
-__all__ = ["HierarchicalResult", "load_hierarchical_result", "TABLE_COLUMNS"]
+__all__ = ["TABLE_COLUMNS", "HierarchicalResult", "load_hierarchical_result"]
 
 _ATTR = "ketabayes"
 TABLE_COLUMNS = ["target", "kind", "observed", "n_trials", "mean", "sd", "q025", "q50", "q975",
@@ -123,17 +123,7 @@ class HierarchicalResult:
                              + (", ..." if len(self.targets) > 8 else ""))
 
     def _thresholds(self, mcid, benefit, harm, required=True) -> Thresholds | None:
-        stored = self.thresholds
-        if mcid is None and stored is not None:
-            if benefit is None and harm is None:
-                return stored
-            return Thresholds(stored.mcid, benefit or stored.benefit, harm if harm is not None else stored.harm,
-                              stored.ratio)
-        if mcid is None:
-            if not required:
-                return None
-            raise KetabayesError("give an MCID (mcid=...): it was not set when the model was fitted")
-        return Thresholds.for_measure(mcid, self.measure, benefit or (stored.benefit if stored else "lower"), harm)
+        return Thresholds.resolve(self.thresholds, mcid, benefit, harm, self.measure, required=required)
 
     # ------------------------------------------------------------------ tables
     def _rows(self, targets, prob, th):
@@ -312,8 +302,8 @@ class HierarchicalResult:
     def __repr__(self) -> str:
         s = self.settings
         n = self.tree["observed_data"].sizes.get(dims.STUDY, 0)
-        lines = [f"<HierarchicalResult: {s.get('model')}, {n} trials, by {self.by}, measure {self.measure}, "
-                 f"engine {self.engine}>", f"  prior mu:  {s['prior_mu']['text']}",
+        lines = [(f"<HierarchicalResult: {s.get('model')}, {n} trials, by {self.by}, measure {self.measure}, "
+                 f"engine {self.engine}>"), f"  prior mu:  {s['prior_mu']['text']}",
                  f"  prior tau: {s['prior_tau']['text']}"]
         for k, v in s.get("prior_sd", {}).items():
             lines.append(f"  prior sd[{k}]: {v['text']}")

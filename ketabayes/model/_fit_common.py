@@ -1,0 +1,141 @@
+"""Parts of ``fit()`` and of rebuilding a model from a saved result shared by the models.
+
+Used by :class:`~ketabayes.model.random_effects.RandomEffectsModel`,
+:class:`~ketabayes.model.hierarchical.HierarchicalModel` and
+:class:`~ketabayes.model.binomial.BinomialModel`: method validation, the seed
+drawn when none is given, the decision thresholds, the settings dictionary
+stored with every result, the default prior of ``tau`` from the data, NUTS
+engine settings, and the design columns of a saved hierarchical result.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+
+from ketabayes import dims
+from ketabayes.errors import KetabayesError
+from ketabayes.model.priors import Prior, default_tau_prior, prior_from_dict
+
+__all__ = [
+    "check_method",
+    "default_tau_prior_for",
+    "design_frame",
+    "draw_seed",
+    "fit_settings",
+    "group_constants",
+    "hierarchical_kwargs",
+    "make_thresholds",
+    "nuts_engine_settings",
+    "prior_entry",
+    "prior_from_entry",
+]
+
+METHODS = ("exact", "nuts")
+
+
+def check_method(method, methods=METHODS) -> None:
+    """Raise :class:`~ketabayes.errors.KetabayesError` (with a did-you-mean) for an unknown method."""
+    if method not in methods:
+        close = difflib.get_close_matches(str(method), methods, n=1)
+        raise KetabayesError(f"unknown method {method!r}; use " + " or ".join(repr(m) for m in methods)
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed`` itself, or a fresh one (recorded with the result, so the fit stays reproducible)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    return int(seed)
+
+
+def make_thresholds(mcid, measure, benefit, harm):
+    """Decision thresholds for ``measure`` (``None`` without an MCID)."""
+    from ketabayes.result.decision import Thresholds
+
+    return Thresholds.for_measure(mcid, measure, benefit, harm) if mcid is not None else None
+
+
+def prior_entry(prior: Prior | None, *, short: bool = False) -> dict | None:
+    """A prior as stored in the settings: its parameters plus ``"text"`` (``str`` if ``short``, else ``describe``)."""
+    if prior is None:
+        return None
+    return {**prior.to_dict(), "text": str(prior) if short else prior.describe()}
+
+
+def prior_from_entry(d: dict | None) -> Prior | None:
+    """Inverse of :func:`prior_entry`."""
+    if d is None:
+        return None
+    return prior_from_dict({k: v for k, v in d.items() if k != "text"})
+
+
+def fit_settings(model: str, engine: str, measure: str, *, priors: dict, thresholds, seed: int, draws: int,
+                 chains: int, excluded, data_hash: str, head: dict | None = None, structure: dict | None = None,
+                 columns: dict | None = None) -> dict:
+    """The settings dictionary stored with a result.
+
+    Keys, in order: ``model, engine``, ``head`` (e.g. ``fixed``), ``measure``,
+    ``structure`` (``by, moderators, interaction, nest``), ``priors``,
+    ``thresholds, seed, draws, chains, excluded_studies``, ``columns`` (if
+    given), ``versions, data_hash``. The caller adds ``engine_settings``.
+    """
+    from ketabayes.result.provenance import package_versions
+
+    out = {"model": model, "engine": engine, **(head or {}), "measure": measure, **(structure or {}), **priors,
+           "thresholds": thresholds.to_dict() if thresholds else None, "seed": int(seed), "draws": int(draws),
+           "chains": int(chains), "excluded_studies": list(excluded)}
+    if columns is not None:
+        out["columns"] = columns
+    out["versions"] = package_versions()
+    out["data_hash"] = data_hash
+    return out
+
+
+def nuts_engine_settings(tune: int, nuts: dict, sample_kwargs: dict, **extra) -> dict:
+    """``engine_settings`` of a NUTS fit: tuning steps, sampler options, ``extra``, other ``pymc.sample`` args."""
+    return {"tune": int(tune), "nuts": dict(nuts), **extra, **{k: repr(v) for k, v in sample_kwargs.items()}}
+
+
+def default_tau_prior_for(measure: str, data: pd.DataFrame, vi) -> Prior:
+    """:func:`~ketabayes.model.priors.default_tau_prior` with the trials' total sizes ``n1i + n2i`` if present."""
+    n = None
+    if {"n1i", "n2i"} <= set(data.columns):
+        n = (pd.to_numeric(data["n1i"], errors="coerce")
+             + pd.to_numeric(data["n2i"], errors="coerce")).to_numpy(dtype=float)
+    return default_tau_prior(measure, vi, n)
+
+
+# ---------------------------------------------------------------- hierarchical models: saved data
+def group_constants(model) -> dict:
+    """``constant_data`` entries of the grouping and moderator columns of a hierarchical model."""
+    from ketabayes.model.hierarchical import _label
+
+    const = {}
+    for col in model.by + list(model.nest.values()):
+        const[f"group_{col}"] = ((dims.STUDY,), model.data[col].map(_label).to_numpy(dtype=str))
+    for m in model.design.moderators:
+        const[f"moderator_{m}"] = ((dims.STUDY,), model.data[m].to_numpy(dtype=float))
+    return const
+
+
+def design_frame(tree, settings: dict, columns: dict) -> pd.DataFrame:
+    """Data frame of a saved hierarchical result: study labels, ``columns``, groupings and moderators."""
+    const = tree["constant_data"].to_dataset()
+    df = pd.DataFrame({dims.STUDY_COL: [str(s) for s in const[dims.STUDY].values], **columns})
+    for col in settings["by"] + list(settings["nest"].values()):
+        df[col] = [str(x) for x in const[f"group_{col}"].values]
+    for m in settings["moderators"]:
+        df[m] = const[f"moderator_{m}"].values
+    return df
+
+
+def hierarchical_kwargs(settings: dict) -> dict:
+    """Structure and prior arguments of a hierarchical model from its stored settings."""
+    return {"by": settings["by"], "moderators": settings["moderators"], "interaction": settings["interaction"],
+            "nest": settings["nest"], "prior_mu": prior_from_entry(settings["prior_mu"]),
+            "prior_tau": prior_from_entry(settings["prior_tau"]),
+            "prior_sd": {k: prior_from_entry(v) for k, v in settings["prior_sd"].items()},
+            "prior_gamma": {k: prior_from_entry(v) for k, v in settings["prior_gamma"].items()}}
