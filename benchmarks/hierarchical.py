@@ -61,14 +61,20 @@ def main():
     ex = m.fit("exact", seed=1)
     t_exact = time.perf_counter() - t0
     rows = {}
-    for label, kw in (("nuts (marginal, default)", {}), ("nuts (non-centred)", {"parameterization": "noncentred"})):
+    import importlib.util
+
+    runs = [("nuts (marginal, default)", {"nuts_sampler": "pymc"}),
+            ("nuts (non-centred)", {"parameterization": "noncentred", "nuts_sampler": "pymc"})]
+    if importlib.util.find_spec("nutpie"):
+        runs.append(("nuts (marginal) with nutpie", {"nuts_sampler": "nutpie"}))
+    for label, kw in runs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             t0 = time.perf_counter()
             r = m.fit("nuts", seed=1, **kw)
             rows[label] = (time.perf_counter() - t0, r.diagnostics)
     t0 = time.perf_counter()
-    tree = sample_nuts(baseline_model(m), seed=1, draws=1000, tune=1000, chains=4)
+    tree = sample_nuts(baseline_model(m), seed=1, draws=1000, tune=1000, chains=4, nuts_sampler="pymc")
     t_base = time.perf_counter() - t0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

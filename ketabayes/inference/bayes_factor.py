@@ -45,6 +45,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+
 from ketabayes.errors import PriorError
 from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
 from ketabayes.model.priors import Normal, Prior, parse_prior

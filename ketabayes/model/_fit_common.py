@@ -29,6 +29,7 @@ __all__ = [
     "hierarchical_kwargs",
     "make_thresholds",
     "nuts_engine_settings",
+    "record_sampler",
     "prior_entry",
     "prior_from_entry",
 ]
@@ -139,3 +140,14 @@ def hierarchical_kwargs(settings: dict) -> dict:
             "prior_tau": prior_from_entry(settings["prior_tau"]),
             "prior_sd": {k: prior_from_entry(v) for k, v in settings["prior_sd"].items()},
             "prior_gamma": {k: prior_from_entry(v) for k, v in settings["prior_gamma"].items()}}
+
+
+def record_sampler(settings: dict, tree) -> None:
+    """Store which NUTS implementation ran (PyMC's own or nutpie, with its version) in the settings.
+
+    PyMC picks nutpie when it is installed; the two give different draws for the
+    same seed, so the sampler is part of what makes a result reproducible.
+    """
+    attrs = tree["posterior"].attrs
+    settings.setdefault("engine_settings", {})["sampler"] = (
+        f"{attrs.get('inference_library', 'unknown')} {attrs.get('inference_library_version', '')}".strip())

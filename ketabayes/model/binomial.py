@@ -40,6 +40,7 @@ from ketabayes.model._fit_common import (
     nuts_engine_settings,
     prior_entry,
     prior_from_entry,
+    record_sampler,
 )
 from ketabayes.model.hierarchical import HierarchicalModel, build_design
 from ketabayes.model.priors import Flat, Normal, default_tau_prior, parse_prior
@@ -191,6 +192,7 @@ class BinomialModel:
         settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
         tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                            progressbar=progressbar, **sample_kwargs)
+        record_sampler(settings, tree)
         tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
         diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
         tree = self._attach_data(tree)

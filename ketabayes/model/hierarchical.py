@@ -73,6 +73,7 @@ from ketabayes.model._fit_common import (
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
+    record_sampler,
 )
 from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
 from ketabayes.result.decision import RATIO_MEASURES
@@ -563,6 +564,7 @@ class HierarchicalModel:
                                                                parameterization=parameterization)
             tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                                progressbar=progressbar, **sample_kwargs)
+            record_sampler(settings, tree)
             rng = np.random.default_rng([seed, 1])
             tree = (nh.complete_marginal(tree, self, rng) if parameterization == "marginal"
                     else nh.add_targets(tree, self, rng))

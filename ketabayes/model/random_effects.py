@@ -23,6 +23,7 @@ from ketabayes.model._fit_common import (
     nuts_engine_settings,
     prior_entry,
     prior_from_entry,
+    record_sampler,
 )
 from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
 from ketabayes.result.decision import RATIO_MEASURES
@@ -215,6 +216,7 @@ class RandomEffectsModel:
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
             tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
                                progressbar=progressbar, **sample_kwargs)
+            record_sampler(settings, tree)
             var_names = [dims.MU] if self.fixed else [dims.MU, dims.TAU, dims.THETA, dims.THETA_NEW]
             diagnostics = check_convergence(tree, var_names, strict=strict)
             if self.fixed:
