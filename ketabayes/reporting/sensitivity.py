@@ -350,11 +350,52 @@ def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, me
     return model.fit(variant.method, seed=seed, **mcid, **kw)
 
 
+class _SeparateFits:
+    """One random-effects fit per level of a grouping column (no pooling across levels)."""
+
+    def __init__(self, column: str, fits: dict):
+        self.column = column
+        self.fits = fits
+
+    def marginal(self, target: str) -> Marginal:
+        kind, _, rest = target.partition("|") if target.startswith("predictive|") else ("", "", target)
+        col, eq, level = rest.partition("=")
+        if eq and col == self.column and level in self.fits:
+            fit = self.fits[level]
+            return fit.marginal("predictive" if kind else "mean")
+        raise KetabayesError(
+            f"target {target!r} is not defined by separate analyses: use '{self.column}=<level>' or "
+            f"'predictive|{self.column}=<level>' with levels {sorted(self.fits)}")
+
+
+def separate_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str, keep_result: bool = False,
+                      thresholds: Thresholds | None = None, study: str = dims.STUDY_COL, by=(), **fit_kwargs):
+    """Analysis factory: a separate random-effects analysis for each level of ``by[0]``.
+
+    The no-pooling counterpart of ``model="hierarchical"``: the target
+    ``"drug=ketamine"`` is the average effect of a random-effects analysis of the
+    ketamine trials alone, ``"predictive|drug=ketamine"`` a new ketamine trial.
+    Compare it with the hierarchical model's target of the same name to see
+    what partial pooling does. Exact engine only (one fit per level).
+    """
+    if not by:
+        raise KetabayesError("model='separate' needs the grouping column: fit_kwargs={'by': ['drug']}")
+    column = list(by)[0] if not isinstance(by, str) else by
+    if column not in data.columns:
+        raise KetabayesError(f"model='separate': grouping column {column!r} is not in the data")
+    fits = {}
+    for level, rows in data.groupby(column, sort=True):
+        fits[str(level)] = normal_analysis(rows, variant, seed=seed, measure=measure, keep_result=keep_result,
+                                           thresholds=thresholds, study=study, **fit_kwargs)
+    return _SeparateFits(column, fits)
+
+
 _ANALYSES: dict[tuple[str, str], Callable] = {
     ("random", "normal"): normal_analysis,
     ("fixed", "normal"): normal_analysis,
     ("random", "binomial"): binomial_analysis,
     ("hierarchical", "normal"): hierarchical_analysis,
+    ("separate", "normal"): separate_analysis,
 }
 
 
