@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,18 +22,19 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds, decision_probabilities
+from ketabayes.result.base import SETTINGS_ATTR as _ATTR
+from ketabayes.result.base import ResultBase
+from ketabayes.result.decision import RATIO_MEASURES, decision_probabilities
 from ketabayes.result.marginals import DrawsMarginal, Marginal
 from ketabayes.result.provenance import to_json
 
 __all__ = ["TABLE_COLUMNS", "HierarchicalResult", "load_hierarchical_result"]
 
-_ATTR = "ketabayes"
 TABLE_COLUMNS = ["target", "kind", "observed", "n_trials", "mean", "sd", "q025", "q50", "q975",
                  "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "exact"]
 
 
-class HierarchicalResult:
+class HierarchicalResult(ResultBase):
     """Posterior of a hierarchical meta-analysis with a decision table per drug, condition and cell.
 
     Do not construct directly: use ``HierarchicalModel.fit`` / ``BinomialModel.fit``
@@ -55,24 +55,13 @@ class HierarchicalResult:
     """
 
     def __init__(self, tree: xr.DataTree, settings: dict, *, targets, exact=None, diagnostics=None, model=None):
-        self.tree = tree
-        self.settings = settings
+        super().__init__(tree, settings, exact=exact, diagnostics=diagnostics)
         self.targets = list(targets)
-        self.exact = exact
-        self.diagnostics = diagnostics
         self.model = model
         self._index = {t.name: i for i, t in enumerate(self.targets)}
-        self.tree.attrs[_ATTR] = to_json(self._stored_settings())
+        self._store_settings()
 
     # ------------------------------------------------------------------ basics
-    @property
-    def engine(self) -> str:
-        return self.settings["engine"]
-
-    @property
-    def measure(self) -> str:
-        return self.settings.get("measure") or "GEN"
-
     @property
     def by(self) -> list[str]:
         return list(self.settings.get("by", []))
@@ -80,17 +69,6 @@ class HierarchicalResult:
     @property
     def components(self) -> list[str]:
         return [dims.TAU] + [v for v in self.tree["posterior"].data_vars if v.startswith("sd_")]
-
-    @property
-    def thresholds(self) -> Thresholds | None:
-        t = self.settings.get("thresholds")
-        return Thresholds.from_dict(t) if t else None
-
-    def _stored_settings(self) -> dict:
-        s = dict(self.settings)
-        if self.diagnostics is not None:
-            s["diagnostics"] = self.diagnostics.to_dict()
-        return s
 
     @property
     def target_names(self) -> list[str]:
@@ -121,9 +99,6 @@ class HierarchicalResult:
         raise KetabayesError(f"unknown target {target!r}" + (f"; did you mean {best!r}?" if best else "")
                              + f" Targets: {', '.join(self.target_names[:8])}"
                              + (", ..." if len(self.targets) > 8 else ""))
-
-    def _thresholds(self, mcid, benefit, harm, required=True) -> Thresholds | None:
-        return Thresholds.resolve(self.thresholds, mcid, benefit, harm, self.measure, required=required)
 
     # ------------------------------------------------------------------ tables
     def _rows(self, targets, prob, th):
@@ -291,13 +266,6 @@ class HierarchicalResult:
         if th is not None:
             out["settings"]["thresholds"] = th.to_dict()
         return json.loads(to_json(out))
-
-    def to_netcdf(self, path) -> Path:
-        """Save the tree (settings in its attributes) to netCDF; reload with :func:`load_hierarchical_result`."""
-        path = Path(path)
-        self.tree.attrs[_ATTR] = to_json(self._stored_settings())
-        self.tree.to_netcdf(path, engine="netcdf4")
-        return path
 
     def __repr__(self) -> str:
         s = self.settings

@@ -12,7 +12,6 @@ attributes and survives :meth:`MetaResult.to_netcdf` / :func:`load_result`.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,17 +19,18 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
+from ketabayes.result.base import SETTINGS_ATTR as _ATTR
+from ketabayes.result.base import ResultBase
+from ketabayes.result.decision import RATIO_MEASURES, benefit_curve, decision_probabilities
 from ketabayes.result.marginals import DrawsMarginal, Marginal
 from ketabayes.result.provenance import to_json
 
 __all__ = ["MetaResult", "load_result", "SUMMARY_COLUMNS"]
 
 SUMMARY_COLUMNS = ["mean", "sd", "q025", "q50", "q975"]
-_ATTR = "ketabayes"
 
 
-class MetaResult:
+class MetaResult(ResultBase):
     """Posterior of a normal-normal meta-analysis with decision quantities.
 
     Do not construct directly: use :meth:`RandomEffectsModel.fit` or
@@ -52,43 +52,21 @@ class MetaResult:
     """
 
     def __init__(self, tree: xr.DataTree, settings: dict, *, exact=None, diagnostics=None, frequentist=None):
-        self.tree = tree
-        self.settings = settings
-        self.exact = exact
-        self.diagnostics = diagnostics
+        super().__init__(tree, settings, exact=exact, diagnostics=diagnostics)
         self.frequentist = frequentist or {}
-        self.tree.attrs[_ATTR] = to_json(self._stored_settings())
+        self._store_settings()
 
     # ------------------------------------------------------------------ basics
     @property
-    def engine(self) -> str:
-        return self.settings["engine"]
-
-    @property
-    def measure(self) -> str:
-        return self.settings.get("measure") or "GEN"
-
-    @property
     def studies(self) -> list[str]:
         return [str(s) for s in self.tree["observed_data"][dims.STUDY].values]
-
-    @property
-    def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
-
-    @property
-    def thresholds(self) -> Thresholds | None:
-        t = self.settings.get("thresholds")
-        return Thresholds.from_dict(t) if t else None
 
     @property
     def fixed(self) -> bool:
         return bool(self.settings.get("fixed", False))
 
     def _stored_settings(self) -> dict:
-        s = dict(self.settings)
-        if self.diagnostics is not None:
-            s["diagnostics"] = self.diagnostics.to_dict()
+        s = super()._stored_settings()
         if self.frequentist:
             s["frequentist"] = {k: v.to_dict() for k, v in self.frequentist.items()}
         return s
@@ -225,9 +203,6 @@ class MetaResult:
         df.insert(0, "target", target)
         return df
 
-    def _thresholds(self, mcid, benefit, harm, required=True) -> Thresholds | None:
-        return Thresholds.resolve(self.thresholds, mcid, benefit, harm, self.measure, required=required)
-
     def frequentist_table(self) -> pd.DataFrame:
         """metafor-equivalent FE / DL / REML estimates next to the Bayesian ones."""
         if not self.frequentist:
@@ -261,13 +236,6 @@ class MetaResult:
         if th is not None:
             out["settings"]["thresholds"] = th.to_dict()
         return json.loads(to_json(out))
-
-    def to_netcdf(self, path) -> Path:
-        """Save the tree (with all settings in its attributes) to a netCDF file."""
-        path = Path(path)
-        self.tree.attrs[_ATTR] = to_json(self._stored_settings())
-        self.tree.to_netcdf(path, engine="netcdf4")
-        return path
 
     def __repr__(self) -> str:
         s = self.settings
