@@ -32,3 +32,34 @@ def magnesium_or():
     mg = kb.load_dataset("magnesium_mi")
     mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))
     return kb.effect_sizes(mg, "OR")
+
+
+def _fit_nuts(model, *args, **kwargs):
+    """Fit with NUTS for a test that checks *numbers*, not diagnostics.
+
+    A fast-tier test must not hinge on a borderline diagnostic of a short chain: one
+    divergence or a tail ESS of 380 instead of 400 is what a correct sampler produces on
+    some seeds, and would otherwise fail the test through pytest's warnings-as-errors.
+    The fit still computes and stores its diagnostics (dedicated tests check that they
+    warn and raise); here only a gross failure -- R-hat above 1.05 or divergences in more
+    than 1% of the draws, which no healthy run of these models shows -- fails the test,
+    and the numbers are then checked with tolerances from the Monte-Carlo error.
+    """
+    import warnings
+
+    from ketabayes.errors import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # reported in res.diagnostics, asserted below against gross thresholds only (see docstring)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = model.fit("nuts", *args, **kwargs)
+    d = res.diagnostics
+    assert d.max_rhat < 1.05, str(d)
+    assert d.divergences <= 0.01 * d.n_draws, str(d)
+    return res
+
+
+@pytest.fixture(scope="session")
+def fit_nuts():
+    """``fit_nuts(model, **fit_kwargs)``: a NUTS fit whose borderline diagnostics do not fail the test."""
+    return _fit_nuts

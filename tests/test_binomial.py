@@ -31,13 +31,12 @@ def test_baseline_risk_default_is_median_control_risk():
     assert m.baseline_risk == pytest.approx(float(np.median(df.ci / df.n2i)))
 
 
-def test_binomial_fit_double_zero_and_transformations():
+def test_binomial_fit_double_zero_and_transformations(fit_nuts):
     df = simulate_review(seed=2, binary={"mu": -0.7, "tau": 0.1}, drugs={"k": 6, "m": 5},
                          conditions={"x": 1.0}, n_range=(30, 60))
     df.loc[0, ["ai", "ci"]] = 0          # a double-zero trial is kept, not dropped
     m = BinomialModel(df, by="drug", prior_mu="normal(0, 2)")
-    res = m.fit(mcid=1.25, benefit="higher", seed=4)  # default 4 chains x 1000 draws
-    assert res.diagnostics.divergences == 0
+    res = fit_nuts(m, mcid=1.25, benefit="higher", seed=4)  # default 4 chains x 1000 draws
     tab = res.decision_table()
     assert {"mean", "predictive", "drug=k", "drug=m"} <= set(tab.target)
     # independent check: the pooled log OR of the same data from metafor-style inverse-variance FE
@@ -79,7 +78,7 @@ def _exact_common_log_or(a, n1, c, n2, mu_sd, base_mean, base_sd):
     return mu, p, mean, math.sqrt(integrate.trapezoid(p * (mu - mean) ** 2, mu))
 
 
-def test_common_effect_matches_exact_integration_and_double_zero_contributes():
+def test_common_effect_matches_exact_integration_and_double_zero_contributes(fit_nuts):
     # tau's prior halfnormal(1e-6) makes the model a common-effect (fixed-effect) one: theta_i = mu (+ < 1e-5).
     # A single informative trial plus a double-zero trial; with a baseline prior of about 5% risk the
     # double-zero trial says "no difference at a low risk" and pulls the log OR towards 0.
@@ -92,8 +91,8 @@ def test_common_effect_matches_exact_integration_and_double_zero_contributes():
     for name, df in (("one", one), ("two", two)):
         grid, dens, mean, sd = _exact_common_log_or(df.ai, df.n1i, df.ci, df.n2i, 2.0, -3.0, 1.0)
         p_benefit = integrate.trapezoid(dens * (grid > log_mcid), grid)
-        res = BinomialModel(df, **priors).fit(mcid=1.25, benefit="higher", seed=7, chains=2, draws=1500, tune=1000)
-        assert res.diagnostics.divergences == 0
+        res = fit_nuts(BinomialModel(df, **priors), mcid=1.25, benefit="higher", seed=7, chains=2, draws=1500,
+                       tune=1000)
         row = res.decision_table().set_index("target").loc["mean"]
         ess = float(res.summary().loc["mean", "ess_bulk"])
         assert ess > 500

@@ -232,12 +232,11 @@ def test_nesting_and_moderator_targets():
 
 
 # ------------------------------------------------------------------ NUTS vs exact
-def test_nuts_agrees_with_exact_small():
+def test_nuts_agrees_with_exact_small(fit_nuts):
     df = simulate_review(seed=4, drugs={"ket": 8, "mem": 5, "dex": 4}, conditions={"CRPS": 0.5, "PHN": 0.5})
     m = HierarchicalModel(df, by=["drug", "condition"], prior_mu="normal(0, 50)", prior_tau="halfnormal(10)")
     ex = m.fit("exact", mcid=10, seed=1).decision_table()
-    nu_res = m.fit("nuts", mcid=10, seed=1, chains=2, draws=900, tune=300)
-    assert nu_res.diagnostics.divergences == 0
+    nu_res = fit_nuts(m, mcid=10, seed=1, chains=2, draws=900, tune=300)
     nu = nu_res.decision_table()
     ess = nu_res.summary()["ess_bulk"].reindex(nu.target).to_numpy()
     z = (nu["mean"].to_numpy() - ex["mean"].to_numpy()) / (ex["sd"].to_numpy() / np.sqrt(ess))
@@ -247,16 +246,15 @@ def test_nuts_agrees_with_exact_small():
     assert np.all(np.abs(p - pn) < 4.5 * np.sqrt(p * (1 - p) / ess) + 0.01)
 
 
-def test_noncentred_nuts_agrees_with_exact():
+def test_noncentred_nuts_agrees_with_exact(fit_nuts):
     df = tiny()
     m = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)",
                           prior_sd={"drug": "halfnormal(4)"})
     ex = m.fit("exact", mcid=5, seed=1)
-    nu = m.fit("nuts", mcid=5, seed=2, chains=2, draws=1500, tune=1000, parameterization="noncentred",
-               nuts={"target_accept": 0.99})
+    nu = fit_nuts(m, mcid=5, seed=2, chains=2, draws=1500, tune=1000, parameterization="noncentred",
+                  nuts={"target_accept": 0.99})
     assert nu.settings["engine_settings"]["parameterization"] == "noncentred"
     assert "z_drug" in nu.tree["posterior"].data_vars          # the group effects were sampled, not drawn exactly
-    assert nu.diagnostics.divergences <= 5
     a, b = ex.decision_table(), nu.decision_table()
     ess = nu.summary()["ess_bulk"].reindex(b.target).to_numpy()
     assert np.all(ess > 300)

@@ -43,8 +43,8 @@ def exact(model):
 
 
 @pytest.fixture(scope="module")
-def nuts(model):
-    return model.fit("nuts", mcid=1.25, seed=1, chains=2, draws=1000, tune=1000)
+def nuts(model, fit_nuts):
+    return fit_nuts(model, mcid=1.25, seed=1, chains=2, draws=1000, tune=1000)
 
 
 def _short_nuts(model, seed, **kwargs):
@@ -325,12 +325,11 @@ def test_fixed_effect_exact_equals_conjugate_closed_form(magnesium_or, prior_mu,
         assert res.frequentist["FE"].se == pytest.approx(sd, abs=1e-12)
 
 
-def test_fixed_effect_nuts_matches_conjugate_within_mc_error(magnesium_or):
+def test_fixed_effect_nuts_matches_conjugate_within_mc_error(magnesium_or, fit_nuts):
     y, v = magnesium_or["yi"].to_numpy(), magnesium_or["vi"].to_numpy()
     mean, sd = _conjugate(y, v, 0.0, 2.0)
-    res = RandomEffectsModel(magnesium_or, prior_mu="normal(0, 2)", fixed=True).fit(
-        "nuts", mcid=1.25, seed=2, chains=2, draws=1000, tune=500)
-    assert res.diagnostics.ok, str(res.diagnostics)
+    res = fit_nuts(RandomEffectsModel(magnesium_or, prior_mu="normal(0, 2)", fixed=True),
+                   mcid=1.25, seed=2, chains=2, draws=1000, tune=500)
     mu = res.posterior["mu"].values
     se = float(az.mcse(res.tree, var_names=["mu"])["mu"].values)
     assert abs(mu.mean() - mean) < 4 * se
