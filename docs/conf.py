@@ -41,7 +41,8 @@ root_doc = "index"
 
 # -- API pages --------------------------------------------------------------
 autosummary_generate = False  # the API page lists its objects explicitly
-autodoc_default_options = {"members": False}
+# no default autodoc options: a `{"members": False}` default would override every `:members:` list of api.md
+autodoc_default_options: dict[str, object] = {}
 autodoc_typehints = "none"  # numpydoc docstrings carry the types
 numpydoc_show_class_members = False
 numpydoc_xref_param_type = False

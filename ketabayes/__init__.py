@@ -44,7 +44,8 @@ _LAZY = {
     "bayes_factor": "ketabayes.inference.bayes_factor",
     # result
     "MetaResult": "ketabayes.result.result",
-    "load_result": "ketabayes.result.result",
+    "load_result": "ketabayes.result.io",
+    "ResultBase": "ketabayes.result.base",
     "decision_probabilities": "ketabayes.result.decision",
     "Thresholds": "ketabayes.result.decision",
     "VerdictRule": "ketabayes.result.decision",

@@ -202,7 +202,8 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
         click.echo("\n(give --mcid to get the probabilities of benefit, practically no effect and harm)")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
-        click.echo(res.summary().iloc[:, :5].to_string(float_format=lambda x: f"{x:.4g}"))
+        cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
+        click.echo(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     freq = res.frequentist_table() if hasattr(res, "frequentist_table") else []
     if len(freq):
         click.echo("\nFrequentist reference (metafor rma definitions):")

@@ -128,8 +128,9 @@ def run_demo(out_dir: Path = Path("ketabayes-demo-output"), mcid_pain: float = 1
     click.echo(format_decision_table(both, "OR", label_cols=("engine", "target")))
     if "nuts" in fits:
         click.echo(f"NUTS diagnostics: {fits['nuts'].diagnostics}")
-    s = fits["exact"].summary()
-    click.echo(f"tau (exact): median {s.loc['tau', 'median']:.3f}, 95% CrI {s.iloc[1, 2]:.3f} to {s.iloc[1, 4]:.3f}")
+    s = fits["exact"].summary().set_index("target")
+    click.echo(f"tau (exact): median {s.loc['tau', 'median']:.3f}, 95% CrI {s.loc['tau', 'ci_low']:.3f} "
+               f"to {s.loc['tau', 'ci_high']:.3f}")
     click.echo("")
     click.echo("Frequentist reference (metafor rma definitions, OR scale):")
     click.echo(format_frequentist(fits["exact"].frequentist_table(), "OR"))

@@ -11,6 +11,7 @@ __all__ = [
     "KetabayesError",
     "DataError",
     "RevManError",
+    "ResultFileError",
     "PriorError",
     "ConvergenceError",
     "ConvergenceWarning",
@@ -51,6 +52,10 @@ class RevManError(KetabayesError):
 
 class PriorError(KetabayesError):
     """An invalid prior specification."""
+
+
+class ResultFileError(KetabayesError):
+    """A saved result file that cannot be trusted: missing, damaged, foreign, or edited after saving."""
 
 
 class ConvergenceError(KetabayesError):

@@ -25,7 +25,7 @@ from ketabayes.cli import main
 Z95 = 1.6448536269514722
 Z975 = 1.959963984540054
 RM5 = "tests/data/review_utf8.rm5"
-ESTIMATE_FIELDS = ("mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit")
+ESTIMATE_FIELDS = ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit")
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def _check_fields(d):
     for e in d["estimates"]:
         for k in ESTIMATE_FIELDS:
             assert isinstance(e[k], float), k
-    assert set(d["tau"]) >= {"mean", "q025", "q50", "q975"}
+    assert set(d["tau"]) >= {"mean", "ci_low", "median", "ci_high"}
     assert set(d["frequentist"]) == {"FE", "DL", "REML"}
     for f in d["frequentist"].values():
         assert {"estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"} <= set(f)
@@ -104,7 +104,7 @@ def test_analyse_fixed_effect_equals_inverse_variance_closed_form(runner, mg_csv
     assert e["p_trivial"] == pytest.approx(stats.norm.cdf(math.log(1.25), mean, sd)
                                            - stats.norm.cdf(-math.log(1.25), mean, sd), abs=1e-10)
     assert d["settings"]["fixed"] is True and d["settings"]["prior_tau"] is None
-    assert d["tau"] == {"mean": 0.0, "q025": 0.0, "q50": 0.0, "q975": 0.0}
+    assert d["tau"] == {"mean": 0.0, "ci_low": 0.0, "median": 0.0, "ci_high": 0.0}
 
 
 # the short run may not reach the ESS / R-hat thresholds: the CLI then prints a one-line
@@ -124,7 +124,7 @@ def test_analyse_nuts_short_run(runner, mg_csv, tmp_path):
     assert d["settings"]["engine"] == "nuts" and d["settings"]["draws"] == 300 and d["settings"]["chains"] == 2
     assert {"divergences", "max_rhat", "min_ess_bulk", "ok"} <= set(d["diagnostics"])
     # a real (small) posterior: the average effect is a reduction in the odds of death
-    assert d["estimates"][0]["q975"] < 0
+    assert d["estimates"][0]["ci_high"] < 0
 
 
 def test_analyse_generic_yi_sei_input(runner, tmp_path, magnesium_or):

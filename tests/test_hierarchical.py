@@ -21,7 +21,7 @@ from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.model.hierarchical import HierarchicalModel
 from ketabayes.model.priors import HalfNormal, Normal
 from ketabayes.result.decision import Thresholds, decision_probabilities
-from ketabayes.result.hierarchical_result import load_hierarchical_result
+from ketabayes.result.io import load_result
 
 QS = np.array([0.025, 0.5, 0.975])
 
@@ -51,9 +51,9 @@ def test_no_grouping_reproduces_exact_normal_normal(prior_mu):
         p, p_ref = decision_probabilities(m, th), decision_probabilities(m_ref, th)
         for k in p:
             assert p[k] == pytest.approx(p_ref[k], abs=1e-6)
-    s = res.scale_summary()
+    s = res.scale_summary().set_index("target")
     assert s.loc["tau", "mean"] == pytest.approx(ref.tau_mean, abs=1e-6)
-    np.testing.assert_allclose(s.loc["tau", ["q025", "q50", "q975"]].to_numpy(float), ref.tau_ppf(QS), atol=1e-8)
+    np.testing.assert_allclose(s.loc["tau", ["ci_low", "median", "ci_high"]].to_numpy(float), ref.tau_ppf(QS), atol=1e-8)
     x = np.linspace(0.0, 20.0, 81)
     np.testing.assert_allclose(res.exact.component_cdf(0, x), ref.tau_cdf(x), atol=1e-9)
 
@@ -153,16 +153,16 @@ def test_variance_component_cdf_and_quantiles_match_brute_force():
     df = tiny()
     res = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)",
                             prior_sd={"drug": "halfnormal(4)"}).fit("exact", seed=1)
-    scales = res.scale_summary(0.9)
+    scales = res.scale_summary(0.9).set_index("target")
     qs = np.array([0.025, 0.05, 0.5, 0.95, 0.975])
     for c, (name, (g, cdf)) in enumerate(zip(["tau", "sd_drug"], _brute_force_scales(df, 20.0, 6.0, 4.0))):
         np.testing.assert_allclose(res.exact.component_cdf(c, g), cdf, atol=1e-6)
         spline = interpolate.CubicSpline(g, cdf)
         ref_q = np.array([optimize.brentq(lambda t, q=q, sp=spline: sp(t) - q, g[0], g[-1]) for q in qs])
         np.testing.assert_allclose(res.exact.component_ppf(c, qs), ref_q, atol=1e-5)
-        np.testing.assert_allclose(scales.loc[name, ["q025", "q50", "q975"]].to_numpy(float), ref_q[[1, 2, 3]],
+        np.testing.assert_allclose(scales.loc[name, ["ci_low", "median", "ci_high"]].to_numpy(float), ref_q[[1, 2, 3]],
                                    atol=1e-5)
-    assert res.to_dict()["tau"]["q975"] == pytest.approx(float(res.exact.component_ppf(0, 0.975)), abs=1e-12)
+    assert res.to_dict()["tau"]["ci_high"] == pytest.approx(float(res.exact.component_ppf(0, 0.975)), abs=1e-12)
 
 
 def test_grid_refinement_does_not_change_answers():
@@ -189,7 +189,7 @@ def test_decision_table_structure_and_unobserved_cells():
     res = HierarchicalModel(df, by=["drug", "condition"], prior_mu="normal(0, 50)",
                             prior_tau="halfnormal(10)").fit("exact", mcid=10, seed=2)
     tab = res.decision_table()
-    for col in ["target", "drug", "condition", "kind", "observed", "n_trials", "mean", "sd", "q025", "q50", "q975",
+    for col in ["target", "drug", "condition", "kind", "observed", "n_trials", "mean", "sd", "ci_low", "median", "ci_high",
                 "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "exact"]:
         assert col in tab.columns
     row = tab.set_index("target").loc["drug=memantine|condition=CRPS"]
@@ -212,7 +212,7 @@ def test_save_and_load_roundtrip(tmp_path):
     df = tiny()
     res = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)").fit(
         "exact", mcid=5, seed=3)
-    back = load_hierarchical_result(res.to_netcdf(tmp_path / "h.nc"))
+    back = load_result(res.to_netcdf(tmp_path / "h.nc"))
     pd.testing.assert_frame_equal(res.decision_table(), back.decision_table())
     assert back.settings["data_hash"] == res.settings["data_hash"]
 
@@ -238,7 +238,7 @@ def test_nuts_agrees_with_exact_small(fit_nuts):
     ex = m.fit("exact", mcid=10, seed=1).decision_table()
     nu_res = fit_nuts(m, mcid=10, seed=1, chains=2, draws=900, tune=300)
     nu = nu_res.decision_table()
-    ess = nu_res.summary()["ess_bulk"].reindex(nu.target).to_numpy()
+    ess = nu_res.summary().set_index("target")["ess_bulk"].reindex(nu.target).to_numpy()
     z = (nu["mean"].to_numpy() - ex["mean"].to_numpy()) / (ex["sd"].to_numpy() / np.sqrt(ess))
     assert np.max(np.abs(z)) < 4.0
     # tail probabilities: binomial Monte-Carlo error with the ESS
@@ -256,7 +256,7 @@ def test_noncentred_nuts_agrees_with_exact(fit_nuts):
     assert nu.settings["engine_settings"]["parameterization"] == "noncentred"
     assert "z_drug" in nu.tree["posterior"].data_vars          # the group effects were sampled, not drawn exactly
     a, b = ex.decision_table(), nu.decision_table()
-    ess = nu.summary()["ess_bulk"].reindex(b.target).to_numpy()
+    ess = nu.summary().set_index("target")["ess_bulk"].reindex(b.target).to_numpy()
     assert np.all(ess > 300)
     z = (b["mean"].to_numpy() - a["mean"].to_numpy()) / (a["sd"].to_numpy() / np.sqrt(ess))
     assert np.max(np.abs(z)) < 4.0
@@ -264,7 +264,7 @@ def test_noncentred_nuts_agrees_with_exact(fit_nuts):
     p, pn = a["p_benefit"].to_numpy(), b["p_benefit"].to_numpy()
     assert np.all(np.abs(p - pn) < 4.5 * np.sqrt(p * (1 - p) / ess) + 0.01)
     # variance components: posterior means within Monte-Carlo error of the quadrature
-    se, sn = ex.scale_summary(), nu.summary()
+    se, sn = ex.scale_summary().set_index("target"), nu.summary().set_index("target")
     for name in ("tau", "sd_drug"):
         assert abs(sn.loc[name, "mean"] - se.loc[name, "mean"]) < 4.0 * se.loc[name, "sd"] / math.sqrt(
             sn.loc[name, "ess_bulk"])

@@ -89,8 +89,14 @@ def test_forest_rows_and_labels(magnesium):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == len(magnesium.studies) + 2 == 18
     assert labels[:16] == magnesium.studies
-    assert labels[-2:] == ["Average effect (mu)", "New study (predictive)"]
+    assert labels[-2:] == ["Average effect", "New trial (predictive)"]
     assert "Odds ratio" in ax.get_xlabel()
+    texts = [t.get_text() for t in ax.texts]
+    assert "Observed [95% CI]" in texts and "Posterior [95% CrI]" in texts
+    # the estimate column prints the exact posterior median and interval of the average effect, as ratios
+    row = magnesium.decision_table(scale="ratio").set_index("target").loc["mean"]
+    assert f"{row['median']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in texts
+    assert any("Favours treatment" in t for t in texts) and any("Favours control" in t for t in texts)
 
 
 def test_forest_ratio_scale_log_axis(magnesium):
@@ -106,22 +112,26 @@ def test_forest_ratio_scale_log_axis(magnesium):
 
 def test_forest_observed_points_are_the_data(magnesium):
     ax = plot_forest(magnesium).axes[0]
-    squares = next(line for line in ax.get_lines() if line.get_marker() == "s")
+    squares = ax.collections[-1].get_offsets()   # the scatter of observed estimates (area: weight)
+    sizes = ax.collections[-1].get_sizes()
     # Morton 1984: 1/40 deaths vs 2/36 (0.5 added to each cell, zero-free table: no correction)
     morton = math.exp(math.log((1 * 34) / (39 * 2)))
     # ISIS-4 1995: 2216/29011 vs 2103/29039
     isis = (2216 * (29039 - 2103)) / ((29011 - 2216) * 2103)
-    assert squares.get_xdata()[0] == pytest.approx(morton, rel=1e-12)
-    assert squares.get_xdata()[-1] == pytest.approx(isis, rel=1e-12)
+    assert squares[0, 0] == pytest.approx(morton, rel=1e-12)
+    assert squares[-1, 0] == pytest.approx(isis, rel=1e-12)
+    # square areas grow with the random-effects weight 1 / (v_i + tau^2): ISIS-4 has the largest, Morton not
+    assert np.argmax(sizes) == len(sizes) - 1 and sizes[0] < sizes[-1]
     circles = next(line for line in ax.get_lines() if line.get_marker() == "o")
-    medians = magnesium.summary().loc[[f"theta[{s}]" for s in magnesium.studies], "median"]
+    medians = magnesium.summary().set_index("target").loc[magnesium.studies, "median"]
     assert np.log(circles.get_xdata()) == pytest.approx(medians.to_numpy(), abs=1e-9)
 
 
 def test_forest_difference_scale_is_linear(ketamine):
     ax = plot_forest(ketamine).axes[0]
     assert ax.get_xscale() == "linear"
-    assert len(ax.get_yticklabels()) == 1 + 2
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["IV ketamine (pooled)", "Average effect",
+                                                             "New trial (predictive)"]
     assert "Mean difference" in ax.get_xlabel()
 
 
@@ -141,7 +151,9 @@ def test_decision_legend_has_the_probabilities(magnesium, target):
     expected = [_expected_label("benefit", row["p_benefit"]),
                 _expected_label("practically no effect", row["p_trivial"]),
                 _expected_label("harm", row["p_harm"])]
-    assert _legend_texts(fig.axes[0]) == expected
+    # the prior of the average effect is overlaid (and named in the title) for the average effect only
+    assert _legend_texts(fig.axes[0]) == expected + (["Prior"] if target == "mean" else [])
+    assert ("normal(0, 2)" in fig.axes[0].get_title()) == (target == "mean")
 
 
 def test_decision_predictive_values(magnesium):
@@ -178,15 +190,28 @@ def test_decision_axis_labels(magnesium, ketamine):
     ax = plot_decision(ketamine).axes[0]
     assert ax.get_xscale() == "linear"
     assert ax.get_xlabel() == "Mean difference (MD)"
-    cuts = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--")
+    cuts = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"
+                  and len(set(line.get_xdata())) == 1)
     assert cuts == pytest.approx([-10.0, 10.0])
+    # the prior curve is the prior's density: normal(0, 6.08) at its drawn points
+    from scipy import stats
+
+    prior = next(line for line in ax.get_lines() if line.get_label() == "Prior")
+    x, y = prior.get_xdata(), prior.get_ydata()
+    np.testing.assert_allclose(y, stats.norm.pdf(x, 0.0, 6.08), rtol=1e-10)
+
+
+def test_decision_ratio_axis_always_labels_one(magnesium):
+    ax = plot_decision(magnesium).axes[0]
+    assert "1" in [t.get_text() for t in ax.get_xticklabels()]
 
 
 def test_decision_from_draws_uses_kde(magnesium_draws):
     fig = plot_decision(magnesium_draws, "mean")
     _png(fig)
     ax = fig.axes[0]
-    assert "kernel density" in ax.get_title()
+    title = ax.get_title()
+    assert "kernel" not in title and "NUTS" not in title and "exact" not in title  # no engine jargon
     assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 3
     row = magnesium_draws.decision_table(targets=["mean"]).iloc[0]
     assert not row["exact"]
@@ -245,4 +270,21 @@ def test_forest_from_draws(magnesium_draws):
     theta = magnesium_draws.tree["posterior"]["theta"]
     expected = [float(np.median(theta.sel(study=s).values)) for s in magnesium_draws.studies]
     assert np.log(circles.get_xdata()) == pytest.approx(expected, abs=1e-12)
-    assert "draws" in ax.get_title()
+
+
+def test_forest_of_a_hierarchical_result_has_group_rows():
+    from ketabayes.model.hierarchical import HierarchicalModel
+
+    es = kb.effect_sizes(kb.load_dataset("parkinson_adjuvants", form="contrasts"), "MD")
+    res = HierarchicalModel(es, by="drug_class", prior_mu="normal(0, 5)", prior_tau="halfnormal(1)").fit(
+        "exact", mcid=0.5, seed=1)
+    ax = plot_forest(res).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    groups = [t for t in res.target_names if t.startswith("drug_class=") and "|" not in t]
+    assert labels[:len(es)] == res.studies
+    assert [g for g in labels if g.startswith("drug_class=")] == groups
+    assert labels[-2:] == ["Average effect", "New trial (predictive)"]
+    # a group row's circle is the exact posterior median of that group
+    circles = next(line for line in ax.get_lines() if line.get_marker() == "o")
+    med = [float(res.marginal(g).ppf(np.array([0.5]))[0]) for g in groups]
+    np.testing.assert_allclose(circles.get_xdata(), med, atol=1e-9)

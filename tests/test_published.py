@@ -122,9 +122,9 @@ def test_reanalyse_published_md_equals_conjugate_normal_posterior():
                                                abs=1e-10)  # P(|MD| <= 10)
         assert r["p_harm"] == pytest.approx(stats.norm.sf(mcid, pm_, ps), abs=1e-10)  # P(MD > 10)
         assert r["p_any_benefit"] == pytest.approx(stats.norm.cdf(0.0, pm_, ps), abs=1e-10)
-        assert r["q025"] == pytest.approx(pm_ - Z975 * ps, abs=1e-8)
-        assert r["q975"] == pytest.approx(pm_ + Z975 * ps, abs=1e-8)
-        assert r["q50"] == pytest.approx(pm_, abs=1e-8)
+        assert r["ci_low"] == pytest.approx(pm_ - Z975 * ps, abs=1e-8)
+        assert r["ci_high"] == pytest.approx(pm_ + Z975 * ps, abs=1e-8)
+        assert r["median"] == pytest.approx(pm_, abs=1e-8)
         assert bool(r["exact"])
     # plain-number check of one row: neutral prior N(0, 50^2) barely moves the likelihood
     assert t.loc["neutral", "mean"] == pytest.approx(-15.79 * 50**2 / (50**2 + se**2), abs=1e-10)

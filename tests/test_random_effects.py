@@ -27,8 +27,8 @@ from ketabayes.model.random_effects import RandomEffectsModel
 from ketabayes.result.result import load_result
 
 PRIORS = {"prior_mu": "normal(0, 2)", "prior_tau": "halfnormal(0.5)"}
-TARGET_COLUMNS = ["target", "mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm",
-                  "p_any_benefit", "exact"]
+TARGET_COLUMNS = ["target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "p_benefit", "p_trivial", "p_harm",
+                  "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid", "benefit_cut", "harm_cut"]
 Z975 = 1.959963984540054
 
 
@@ -58,7 +58,7 @@ def _short_nuts(model, seed, **kwargs):
 def test_exact_and_nuts_agree_within_monte_carlo_error(exact, nuts):
     post = nuts.posterior
     mcse = az.mcse(nuts.tree, var_names=["mu", "tau", "theta_new"])
-    exact_means = {"mu": exact.marginal("mean").mean, "tau": exact.summary().loc["tau", "mean"],
+    exact_means = {"mu": exact.marginal("mean").mean, "tau": exact.summary().set_index("target").loc["tau", "mean"],
                    "theta_new": exact.marginal("predictive").mean}
     for v, want in exact_means.items():
         got = float(post[v].values.mean())
@@ -306,12 +306,12 @@ def test_fixed_effect_exact_equals_conjugate_closed_form(magnesium_or, prior_mu,
     mean, sd = _conjugate(y, v, m0, s0)
     res = RandomEffectsModel(magnesium_or, prior_mu=prior_mu, fixed=True).fit("exact", mcid=1.25, seed=1,
                                                                               chains=1, draws=100)
-    s = res.summary()
-    assert s.loc["mu", "mean"] == pytest.approx(mean, abs=1e-10)
-    assert s.loc["mu", "sd"] == pytest.approx(sd, abs=1e-10)
-    assert s.loc["mu", "eti95_lb"] == pytest.approx(mean - Z975 * sd, abs=1e-8)
-    assert s.loc["mu", "eti95_ub"] == pytest.approx(mean + Z975 * sd, abs=1e-8)
-    assert s.loc["tau", "mean"] == 0.0
+    s = res.summary().set_index("target")
+    assert s.loc["mean", "mean"] == pytest.approx(mean, abs=1e-10)
+    assert s.loc["mean", "sd"] == pytest.approx(sd, abs=1e-10)
+    assert s.loc["mean", "ci_low"] == pytest.approx(mean - Z975 * sd, abs=1e-8)
+    assert s.loc["mean", "ci_high"] == pytest.approx(mean + Z975 * sd, abs=1e-8)
+    assert "tau" not in s.index  # a fixed-effect model has no tau
     d = res.decision_table().set_index("target")
     d_ = math.log(1.25)
     for t in ("mean", "predictive"):  # with tau = 0 a new study's effect is mu
@@ -349,9 +349,15 @@ def test_decision_table_columns_and_attrs(exact):
     assert t.attrs["measure"] == "OR" and t.attrs["engine"] == "exact"
     s = t[["p_benefit", "p_trivial", "p_harm"]].sum(axis=1).to_numpy()
     np.testing.assert_allclose(s, 1.0, atol=1e-12)
-    # other interval probability renames the quantile columns
+    # another interval probability keeps the column names and says so in ci_prob
     t90 = exact.decision_table(prob=0.9)
-    assert "q050" in t90.columns and "q950" in t90.columns
+    assert list(t90.columns) == TARGET_COLUMNS and (t90["ci_prob"] == 0.9).all()
+    m = exact.marginal("mean")
+    assert t90["ci_low"].iloc[0] == pytest.approx(float(m.ppf(np.array([0.05]))[0]), abs=1e-12)
+    # the thresholds that define the probabilities are columns, on the table's scale
+    assert (t["mcid"] == 1.25).all() and (t["benefit_direction"] == "lower").all()
+    assert t["benefit_cut"].iloc[0] == pytest.approx(-math.log(1.25)) and t["harm_cut"].iloc[0] == pytest.approx(
+        math.log(1.25))
     # a study label is a target too (its shrunken effect)
     ts = exact.decision_table(targets=("ISIS-4 1995",))
     assert ts["target"].tolist() == ["ISIS-4 1995"]
@@ -366,11 +372,11 @@ def test_to_dict_is_strict_json_with_all_fields(which, exact, nuts):
     est = d["estimates"]
     assert [e["target"] for e in est] == ["mean", "predictive"]
     for e in est:
-        for k in ("mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
+        for k in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
             assert isinstance(e[k], float), k
-        assert e["q025"] < e["q50"] < e["q975"]
-    assert set(d["tau"]) == {"mean", "q025", "q50", "q975"}
-    assert 0 < d["tau"]["q025"] < d["tau"]["q50"] < d["tau"]["q975"]
+        assert e["ci_low"] < e["median"] < e["ci_high"]
+    assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high"}
+    assert 0 < d["tau"]["ci_low"] < d["tau"]["median"] < d["tau"]["ci_high"]
     assert set(d["frequentist"]) == {"FE", "DL", "REML"}
     for method, f in d["frequentist"].items():
         for k in ("estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"):

@@ -50,12 +50,12 @@ def runs():
     for seed in range(N_REP):
         model, truth = replicate(seed)
         res = model.fit("exact", seed=seed, chains=1, draws=N_RANK)
-        scales = res.scale_summary(prob=0.90)
+        scales = res.scale_summary(prob=0.90).set_index("target")
         post = res.tree["posterior"]
         cover, ranks = {}, {}
         for name, val in truth.items():
             if name in scales.index:
-                lo, hi = scales.loc[name, "q025"], scales.loc[name, "q975"]
+                lo, hi = scales.loc[name, "ci_low"], scales.loc[name, "ci_high"]
                 draws = post[name].values.ravel()
             else:
                 lo, hi = res.marginal(name).ppf(np.array([0.05, 0.95]))

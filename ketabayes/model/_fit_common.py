@@ -22,11 +22,10 @@ from ketabayes.model.priors import Prior, default_tau_prior, prior_from_dict
 __all__ = [
     "check_method",
     "default_tau_prior_for",
-    "design_frame",
+    "constant_coords",
     "draw_seed",
     "fit_settings",
     "group_constants",
-    "hierarchical_kwargs",
     "make_thresholds",
     "nuts_engine_settings",
     "record_sampler",
@@ -111,35 +110,25 @@ def default_tau_prior_for(measure: str, data: pd.DataFrame, vi) -> Prior:
 
 # ---------------------------------------------------------------- hierarchical models: saved data
 def group_constants(model) -> dict:
-    """``constant_data`` entries of the grouping and moderator columns of a hierarchical model."""
+    """``constant_data`` of a hierarchical model: grouping and moderator columns, the design matrices
+    and the definition of every target -- what loading the result needs, without the model object."""
+    from ketabayes.inference.restore import design_constants
     from ketabayes.model.hierarchical import _label
+    from ketabayes.result.hierarchical_result import target_constants
 
     const = {}
     for col in model.by + list(model.nest.values()):
         const[f"group_{col}"] = ((dims.STUDY,), model.data[col].map(_label).to_numpy(dtype=str))
     for m in model.design.moderators:
         const[f"moderator_{m}"] = ((dims.STUDY,), model.data[m].to_numpy(dtype=float))
+    const.update(design_constants(model.design))
+    const.update(target_constants(model.design.targets, model.by + list(model.nest.values())))
     return const
 
 
-def design_frame(tree, settings: dict, columns: dict) -> pd.DataFrame:
-    """Data frame of a saved hierarchical result: study labels, ``columns``, groupings and moderators."""
-    const = tree["constant_data"].to_dataset()
-    df = pd.DataFrame({dims.STUDY_COL: [str(s) for s in const[dims.STUDY].values], **columns})
-    for col in settings["by"] + list(settings["nest"].values()):
-        df[col] = [str(x) for x in const[f"group_{col}"].values]
-    for m in settings["moderators"]:
-        df[m] = const[f"moderator_{m}"].values
-    return df
-
-
-def hierarchical_kwargs(settings: dict) -> dict:
-    """Structure and prior arguments of a hierarchical model from its stored settings."""
-    return {"by": settings["by"], "moderators": settings["moderators"], "interaction": settings["interaction"],
-            "nest": settings["nest"], "prior_mu": prior_from_entry(settings["prior_mu"]),
-            "prior_tau": prior_from_entry(settings["prior_tau"]),
-            "prior_sd": {k: prior_from_entry(v) for k, v in settings["prior_sd"].items()},
-            "prior_gamma": {k: prior_from_entry(v) for k, v in settings["prior_gamma"].items()}}
+def constant_coords(model) -> dict:
+    """Coordinates of :func:`group_constants`."""
+    return {dims.STUDY: model.studies, dims.TARGET: [t.name for t in model.design.targets]}
 
 
 def record_sampler(settings: dict, tree) -> None:

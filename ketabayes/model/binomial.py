@@ -31,15 +31,13 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.model._fit_common import (
-    design_frame,
+    constant_coords,
     draw_seed,
     fit_settings,
     group_constants,
-    hierarchical_kwargs,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
-    prior_from_entry,
     record_sampler,
 )
 from ketabayes.model.hierarchical import HierarchicalModel, build_design
@@ -205,15 +203,5 @@ class BinomialModel:
                          coords={dims.STUDY: self.studies})
         const = {"n1i": ((dims.STUDY,), self.n1), "n2i": ((dims.STUDY,), self.n2), **group_constants(self)}
         tree["observed_data"] = xr.DataTree(obs)
-        tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords={dims.STUDY: self.studies}))
+        tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords=constant_coords(self)))
         return tree
-
-
-def model_from_tree(tree, settings) -> BinomialModel:
-    """Rebuild a :class:`BinomialModel` from a saved result (used by the loader)."""
-    const = tree["constant_data"].to_dataset()
-    obs = tree["observed_data"].to_dataset()
-    df = design_frame(tree, settings, {"ai": obs["ai"].values, "n1i": const["n1i"].values, "ci": obs["ci"].values,
-                                       "n2i": const["n2i"].values})
-    return BinomialModel(df, **hierarchical_kwargs(settings), prior_baseline=prior_from_entry(settings["prior_baseline"]),
-                         baseline_risk=settings["baseline_risk"])

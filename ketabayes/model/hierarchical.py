@@ -64,12 +64,11 @@ from ketabayes import dims
 from ketabayes.errors import DataError, DataWarning, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
     check_method,
+    constant_coords,
     default_tau_prior_for,
-    design_frame,
     draw_seed,
     fit_settings,
     group_constants,
-    hierarchical_kwargs,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
@@ -620,7 +619,7 @@ class HierarchicalModel:
         obs = xr.Dataset({"y": ((dims.STUDY,), self.yi)}, coords={dims.STUDY: self.studies})
         const = {"vi": ((dims.STUDY,), self.vi), **group_constants(self)}
         tree["observed_data"] = xr.DataTree(obs)
-        tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords={dims.STUDY: self.studies}))
+        tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords=constant_coords(self)))
         return tree
 
 
@@ -629,10 +628,3 @@ def _scale_prior(p, what) -> Prior:
     if prior.support != "positive":
         raise PriorError(f"{what} must be a prior on a standard deviation > 0, got {prior}")
     return prior
-
-
-def model_from_tree(tree, settings) -> HierarchicalModel:
-    """Rebuild the model from a saved result (used by the loader)."""
-    const = tree["constant_data"].to_dataset()
-    df = design_frame(tree, settings, {"yi": tree["observed_data"]["y"].values, "vi": const["vi"].values})
-    return HierarchicalModel(df, measure=settings["measure"], **hierarchical_kwargs(settings))

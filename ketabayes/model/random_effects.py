@@ -22,7 +22,6 @@ from ketabayes.model._fit_common import (
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
-    prior_from_entry,
     record_sampler,
 )
 from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
@@ -207,10 +206,9 @@ class RandomEffectsModel:
             tree = self._exact_tree(exact, seed, chains, draws)
         else:
             from ketabayes.inference.diagnostics import check_convergence
-            from ketabayes.inference.nuts import build_normal_normal, sample_nuts
+            from ketabayes.inference.nuts import sample_nuts
 
-            model = build_normal_normal(self.yi, self.vi, self.studies, self.prior_mu, self.prior_tau,
-                                        fixed=self.fixed)
+            model = self.pymc_model()
             # tau near 0 with a heavy data weight gives the odd divergence at PyMC's default 0.8
             nuts = {"target_accept": 0.95, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
@@ -222,12 +220,26 @@ class RandomEffectsModel:
             if self.fixed:
                 post = tree["posterior"].to_dataset()
                 tree["posterior"] = xr_assign(post, dims.TAU, np.zeros((post.sizes["chain"], post.sizes["draw"])))
+        from ketabayes.inference.arviz_groups import add_normal_normal_groups
+
+        tree = add_normal_normal_groups(tree, self.yi, self.vi, self.studies, self.prior_mu,
+                                        None if self.fixed else self.prior_tau, seed=seed)
         freq = None
         if frequentist:
             from ketabayes.inference.frequentist import rma_all
 
             freq = rma_all(self.yi, self.vi)
         return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=freq)
+
+    def pymc_model(self):
+        """The PyMC model the NUTS engine samples (for ``pm.sample_prior_predictive`` and other PyMC tools).
+
+        The study effects are integrated out of the likelihood (``y_i ~ N(mu, v_i + tau^2)``);
+        see :mod:`ketabayes.inference.nuts`.
+        """
+        from ketabayes.inference.nuts import build_normal_normal
+
+        return build_normal_normal(self.yi, self.vi, self.studies, self.prior_mu, self.prior_tau, fixed=self.fixed)
 
     def _exact_tree(self, exact, seed, chains, draws):
         import arviz as az
@@ -254,15 +266,3 @@ def xr_assign(ds, name, values):
 
     out = ds.assign({name: ((dims.CHAIN, dims.DRAW), values)})
     return xr.DataTree(out)
-
-
-def _exact_from_settings(tree, settings):
-    """Rebuild the exact engine from a saved tree (used by :func:`load_result`)."""
-    from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
-
-    y = tree["observed_data"]["y"].values
-    v = tree["constant_data"]["vi"].values
-    qs = QuadratureSettings(**settings.get("engine_settings", {}))
-    return ExactNormalNormal(y, v, prior_from_entry(settings["prior_mu"]), prior_from_entry(settings["prior_tau"]),
-                             fixed=settings.get("fixed", False), settings=qs)
-

@@ -26,8 +26,9 @@ class PanelAnalysis:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per prior x target: ``prior, prior_mu, target, mean, sd, q025, q50,
-        q975, p_benefit, p_trivial, p_harm, p_any_benefit, exact, verdict``.
+        One row per prior x target: ``prior, prior_mu`` and the columns of
+        :meth:`~ketabayes.result.base.ResultBase.decision_table` (``target, mean, sd, median,
+        ci_low, ci_high, p_benefit, ...``), then ``verdict``.
     results : dict[str, MetaResult]
         The fitted results, by prior name.
     panel : PriorPanel

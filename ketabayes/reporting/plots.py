@@ -9,7 +9,7 @@
 * :func:`plot_benefit_curve` -- the probability of a benefit at least as large
   as each threshold.
 
-Every function takes a :class:`~ketabayes.result.result.MetaResult`, draws on
+Every function takes any ketabayes result (the one result contract), draws on
 ``ax`` (a new figure when ``ax`` is ``None``) and returns the
 :class:`matplotlib.figure.Figure`. Numbers come from
 :meth:`MetaResult.marginal <ketabayes.result.result.MetaResult.marginal>`, so
@@ -84,7 +84,7 @@ def format_probability(p: float, digits: int = 2) -> str:
 
 
 def _is_ratio(result) -> bool:
-    return result.measure in RATIO_MEASURES
+    return bool(getattr(result, "ratio", result.measure in RATIO_MEASURES))
 
 
 def _measure_label(result) -> str:
@@ -140,6 +140,8 @@ def _ratio_axis(ax, lo: float, hi: float, extra=()) -> None:
     lo, hi = min(lo, hi), max(lo, hi)
     ax.set_xscale("log")
     ticks = _ratio_ticks(lo, hi)
+    if lo <= 1.0 <= hi and 1.0 not in ticks:
+        ticks.append(1.0)  # no effect is always labelled
     # an extra tick (e.g. the MCID) is added only where it does not crowd the others
     gap = max(0.08, 0.06 * math.log(hi / lo))
     for e in sorted(float(f"{e:.3g}") for e in extra if lo <= e <= hi):
@@ -170,77 +172,149 @@ def _interval(marginal, prob: float) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # forest plot
 # ---------------------------------------------------------------------------
-def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, ax=None, figsize=None,
-                xlabel: str | None = None, title: str | None = None):
-    """Forest plot: observed and shrunken study effects, average and predictive effect.
+def _forest_rows(result, prob: float) -> list[dict]:
+    """Rows of a forest plot, top to bottom, on the analysis scale.
 
-    One row per study shows the observed estimate with its ``prob`` confidence
-    interval (``yi +/- z * sei``, grey square) and, just below it, the posterior
-    median of the study's effect ``theta_i`` with its equal-tailed ``prob``
-    credible interval (blue circle), which is shrunk towards the average. Two
-    rows at the bottom show the average effect ``mu`` (diamond spanning its
-    interval) and the effect in a new study ``theta_new`` (open diamond). A
-    solid line marks no effect and dashed lines the MCID cut points, if the
-    result carries thresholds.
+    Each row: ``label``, ``kind`` (``study``, ``group``, ``cell``, ``mean``, ``predictive``),
+    ``obs`` (observed ``(lo, y, hi)`` of a trial, or None), ``post`` (posterior ``(lo, median, hi)``,
+    or None) and ``weight`` (a trial's share of the random-effects weights, or None).
+    """
+    rows = []
+    obs = result.tree["observed_data"] if "observed_data" in result.tree.children else None
+    have_y = obs is not None and "y" in obs.data_vars and "vi" in result.tree["constant_data"].data_vars
+    study_targets = {t.name for t in result.targets if t.kind == "study"}
+    if have_y:
+        z = float(stats.norm.ppf(0.5 + prob / 2.0))
+        yi = np.asarray(obs["y"].values, dtype=float)
+        vi = np.asarray(result.tree["constant_data"]["vi"].values, dtype=float)
+        tau2 = float(result.marginal("tau").ppf(np.array([0.5]))[0]) ** 2 if "tau" in result.scale_names else 0.0
+        w = 1.0 / (vi + tau2)
+        w = w / w.sum()
+        for i, s in enumerate(result.studies):
+            se = math.sqrt(vi[i])
+            post = tuple(_interval(result.marginal(s), prob)) if s in study_targets else None
+            rows.append({"label": s, "kind": "study", "obs": (yi[i] - z * se, yi[i], yi[i] + z * se), "post": post,
+                         "weight": w[i]})
+    for t in result.targets:
+        if t.kind in ("group", "cell"):
+            label = t.name.replace("|", " x ") + ("" if t.observed else " (no trials)")
+            rows.append({"label": label, "kind": t.kind, "obs": None,
+                         "post": tuple(_interval(result.marginal(t.name), prob)), "weight": None})
+    for name, label in (("mean", "Average effect"), ("predictive", "New trial (predictive)")):
+        rows.append({"label": label, "kind": name, "obs": None, "post": tuple(_interval(result.marginal(name), prob)),
+                     "weight": None})
+    return rows
+
+
+def _has_observed(rows) -> bool:
+    """Whether a forest has observed trial rows (then it prints two estimate columns)."""
+    return any(r["obs"] is not None for r in rows)
+
+
+def _default_favours(result, th) -> tuple[str, str]:
+    labels = result.settings.get("group_labels")
+    if labels and len(labels) == 2:
+        return f"Favours {labels[0]}", f"Favours {labels[1]}"
+    lower = th is None or th.benefit == "lower"
+    return ("Favours treatment", "Favours control") if lower else ("Favours control", "Favours treatment")
+
+
+def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, favours=None, ax=None, figsize=None,
+                xlabel: str | None = None, title: str | None = None):
+    """Forest plot of any result: trials, groups and cells, the average and the predictive effect.
+
+    Rows, top to bottom: each trial's observed estimate with its ``prob`` confidence interval
+    (a square whose area is proportional to the trial's random-effects weight
+    ``1 / (v_i + tau^2)`` at the posterior median of tau) and, when the result carries study
+    effects, its shrunken posterior effect (circle with credible interval); for hierarchical
+    results every group and cell (circles, cells without trials marked); then the average
+    effect (filled diamond) and the effect in a new trial (open diamond, prediction interval).
+    A column on the right prints "median [low, high]" of every row; "Favours ..." labels sit
+    under the axis on each side of no effect (from the result's group labels, e.g. RevMan's,
+    when present). Solid line: no effect; dashed lines: the MCID cut points.
 
     Parameters
     ----------
-    result : MetaResult
+    result : ResultBase
+        Any ketabayes result (random effects, hierarchical, binomial).
     prob : float
         Probability of every interval (default 95%).
     show_mcid : bool
         Draw the MCID lines when the result has thresholds.
+    favours : tuple of str, optional
+        ``(left, right)`` labels under the axis; default from the direction of benefit.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure when ``None``.
     figsize : tuple, optional
-        Size of a new figure; by default it grows with the number of studies.
+        Size of a new figure; by default it grows with the number of rows.
     xlabel, title : str, optional
-        Override the axis label (default: the measure and its scale) and title.
 
     Returns
     -------
     matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import ketabayes as kb                                   # doctest: +SKIP
-    >>> from ketabayes.reporting.plots import plot_forest       # doctest: +SKIP
-    >>> fig = plot_forest(result)                                # doctest: +SKIP
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Polygon
-    from matplotlib.transforms import ScaledTranslation
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
     if not 0.0 < prob < 1.0:
         raise KetabayesError(f"prob must be between 0 and 1, got {prob!r}")
-    studies = result.studies
-    k = len(studies)
-    fig, ax = _new_axes(ax, figsize or (7.0, 1.6 + 0.38 * (k + 2)))
-    ratio = _is_ratio(result)
+    rows = _forest_rows(result, prob)
+    n = len(rows)
+    fig, ax = _new_axes(ax, figsize or (9.0, 1.9 + 0.3 * n))
+    ratio = result.ratio
     tr = np.exp if ratio else (lambda x: np.asarray(x, dtype=float))
-    z = float(stats.norm.ppf(0.5 + prob / 2.0))
-
-    yi = np.asarray(result.tree["observed_data"]["y"].values, dtype=float)
-    sei = np.sqrt(np.asarray(result.tree["constant_data"]["vi"].values, dtype=float))
-    rows = np.arange(k + 2)[::-1].astype(float)  # first study at the top
     pct = f"{prob * 100:g}%"
+    y = np.arange(n)[::-1].astype(float)
+    # the estimate columns sit in a strip on the right of the figure, reserved from the layout
+    two_cols = _has_observed(rows)
+    strip = 0.30 if two_cols else 0.17
+    if fig.get_layout_engine() is not None and hasattr(fig.get_layout_engine(), "set"):
+        fig.get_layout_engine().set(rect=(0.0, 0.0, 1.0 - strip, 1.0))
+    text_tr = blended_transform_factory(fig.transFigure, ax.transData)
+    x_obs, x_post = 1.0 - strip + 0.01, (1.0 - strip / 2.0 - 0.005) if two_cols else 1.0 - strip + 0.01
+    extremes = []
+    both = any(r["obs"] is not None and r["post"] is not None for r in rows)
+    off = 0.17 if both else 0.0
+    sq_x, sq_y, sq_s, ci_x, ci_y = [], [], [], [], []
 
-    lo_obs, hi_obs = tr(yi - z * sei), tr(yi + z * sei)
-    ax.hlines(rows[:k] + 0.15, lo_obs, hi_obs, color=_OBSERVED_COLOR, lw=1.2)
-    ax.plot(tr(yi), rows[:k] + 0.15, "s", color=_OBSERVED_COLOR, ms=5)
+    def fmt(t):
+        lo, mid, hi = (float(v) for v in tr(np.array(t)))
+        return f"{mid:.2f} [{lo:.2f}, {hi:.2f}]"
 
-    post = np.array([_interval(result.marginal(f"study={s}"), prob) for s in studies]).reshape(k, 3)
-    ax.hlines(rows[:k] - 0.15, tr(post[:, 0]), tr(post[:, 2]), color=_POSTERIOR_COLOR, lw=1.6)
-    ax.plot(tr(post[:, 1]), rows[:k] - 0.15, "o", color=_POSTERIOR_COLOR, ms=5)
-
-    extremes = [lo_obs.min(), hi_obs.max(), tr(post[:, 0]).min(), tr(post[:, 2]).max()]
-    for row, target, filled in ((rows[k], "mean", True), (rows[k + 1], "predictive", False)):
-        lo, med, hi = tr(_interval(result.marginal(target), prob))
-        diamond = Polygon([(lo, row), (med, row + 0.3), (hi, row), (med, row - 0.3)], closed=True,
-                          facecolor=_POOLED_COLOR if filled else "white", edgecolor=_POOLED_COLOR, lw=1.2)
-        ax.add_patch(diamond)
+    for yy, r in zip(y, rows):
+        if r["obs"] is not None:
+            lo, mid, hi = (float(v) for v in tr(np.array(r["obs"])))
+            ax.hlines(yy + off, lo, hi, color=_OBSERVED_COLOR, lw=1.1)
+            sq_x.append(mid), sq_y.append(yy + off), sq_s.append(12.0 + 110.0 * r["weight"] / max(
+                rr["weight"] for rr in rows if rr["weight"] is not None))
+            extremes += [lo, hi]
+            ax.text(x_obs, yy, fmt(r["obs"]), transform=text_tr, va="center", fontsize="small", color=_OBSERVED_COLOR,
+                    in_layout=False)
+        if r["post"] is None:
+            continue
+        lo, mid, hi = (float(v) for v in tr(np.array(r["post"])))
         extremes += [lo, hi]
-
+        if r["kind"] in ("mean", "predictive"):
+            ax.add_patch(Polygon([(lo, yy), (mid, yy + 0.32), (hi, yy), (mid, yy - 0.32)], closed=True,
+                                 facecolor=_POOLED_COLOR if r["kind"] == "mean" else "white",
+                                 edgecolor=_POOLED_COLOR, lw=1.2))
+        else:
+            yp = yy - off if r["obs"] is not None else yy
+            ax.hlines(yp, lo, hi, color=_POSTERIOR_COLOR, lw=1.5)
+            ci_x.append(mid), ci_y.append(yp)
+        ax.text(x_post, yy, fmt(r["post"]), transform=text_tr, va="center", fontsize="small", color="black",
+                in_layout=False)
+    if sq_x:
+        ax.scatter(sq_x, sq_y, s=sq_s, marker="s", color=_OBSERVED_COLOR, zorder=3)
+    if ci_x:
+        ax.plot(ci_x, ci_y, "o", color=_POSTERIOR_COLOR, ms=4.5, zorder=3)
+    if two_cols:
+        ax.text(x_obs, n - 0.35, f"Observed [{pct} CI]", transform=text_tr, va="bottom", fontsize="small",
+                fontweight="bold", color=_OBSERVED_COLOR, in_layout=False)
+    ax.text(x_post, n - 0.35, f"Posterior [{pct} CrI]", transform=text_tr, va="bottom", fontsize="small",
+            fontweight="bold", in_layout=False)
+    labels = [r["label"] for r in rows]
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color="black", lw=0.8)
     th = result.thresholds if show_mcid else None
@@ -248,8 +322,8 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, ax=None, 
         for cut in th.cuts():
             ax.axvline(float(tr(cut)), color="0.3", lw=0.8, ls="--")
             extremes.append(float(tr(cut)))
-    ax.axhline(rows[k] + 0.5, color="0.8", lw=0.8)
-
+    n_pooled = 2
+    ax.axhline(n_pooled - 0.5, color="0.8", lw=0.8)
     lo_x, hi_x = min(extremes + [null]), max(extremes + [null])
     if ratio:
         pad = (math.log(hi_x) - math.log(lo_x)) * 0.05
@@ -258,24 +332,33 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, ax=None, 
     else:
         pad = (hi_x - lo_x) * 0.05
         ax.set_xlim(lo_x - pad, hi_x + pad)
-    ax.set_ylim(-0.7, k + 1.6)
-    ax.set_yticks(rows, [*studies, "Average effect (mu)", "New study (predictive)"])
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_yticks(y, labels)
     ax.set_xlabel(xlabel or _measure_label(result))
-    handles = [
-        Line2D([], [], color=_OBSERVED_COLOR, marker="s", ms=5, label=f"Observed estimate, {pct} CI"),
-        Line2D([], [], color=_POSTERIOR_COLOR, marker="o", ms=5, label=f"Posterior median, {pct} CrI"),
-        Line2D([], [], color=_POOLED_COLOR, marker="D", ls="none", label=f"Average effect, {pct} CrI"),
-        Line2D([], [], color=_POOLED_COLOR, marker="D", mfc="white", ls="none",
-               label=f"New study (predictive), {pct} PI"),
-    ]
+    left, right = favours if favours is not None else _default_favours(result, result.thresholds)
+    ax.xaxis.labelpad = 16  # room for the "Favours" labels between the tick labels and the axis label
+    under = ax.transAxes + ScaledTranslation(0.0, -0.24, fig.dpi_scale_trans)
+    null_ax = ax.transAxes.inverted().transform(ax.transData.transform((null, 0.0)))[0]
+    ax.text(null_ax - 0.01, 0.0, f"\u2190 {left}", transform=under, ha="right", va="top", fontsize="small")
+    ax.text(null_ax + 0.01, 0.0, f"{right} \u2192", transform=under, ha="left", va="top", fontsize="small")
+    handles = []
+    if sq_x:
+        handles.append(Line2D([], [], color=_OBSERVED_COLOR, marker="s", ms=5,
+                              label=f"Observed, {pct} CI (area: weight)"))
+    if ci_x:
+        handles.append(Line2D([], [], color=_POSTERIOR_COLOR, marker="o", ms=5, label=f"Posterior median, {pct} CrI"))
+    handles += [Line2D([], [], color=_POOLED_COLOR, marker="D", ls="none", label=f"Average effect, {pct} CrI"),
+                Line2D([], [], color=_POOLED_COLOR, marker="D", mfc="white", ls="none",
+                       label=f"New trial, {pct} prediction interval")]
     if th is not None:
-        handles.append(Line2D([], [], color="0.3", lw=0.8, ls="--", label="MCID"))
-    # below the x-axis label: 0.5 inch under the bottom of the axes, whatever the figure height
-    below = ax.transAxes + ScaledTranslation(0.0, -0.5, fig.dpi_scale_trans)
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncols=2,
-              fontsize="small", frameon=False)
-    engine = "exact posterior" if result.exact is not None else f"{result.engine.upper()} draws"
-    ax.set_title(title if title is not None else f"Random-effects meta-analysis ({engine})")
+        handles.append(Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"MCID ({th.mcid:g})"))
+    if fig.get_layout_engine() is not None:
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small", frameon=False)
+    else:
+        ax.legend(handles=handles, loc="best", fontsize="small")
+    what = {"random effects": "Random-effects meta-analysis", "fixed effect": "Fixed-effect meta-analysis",
+            "hierarchical": "Hierarchical meta-analysis", "binomial": "Binomial-logit meta-analysis"}
+    ax.set_title(title if title is not None else what.get(result.model_type, "Meta-analysis"))
     return fig
 
 
@@ -292,7 +375,7 @@ def _density(marginal, grid: np.ndarray) -> np.ndarray:
 
 
 def plot_decision(result, target: str = "mean", *, mcid: float | None = None, benefit: str | None = None,
-                  harm: float | None = None, digits: int = 2, n_grid: int = 801, ax=None,
+                  harm: float | None = None, digits: int = 2, n_grid: int = 801, show_prior: bool = True, ax=None,
                   figsize=(7.0, 4.0), xlabel: str | None = None, title: str | None = None):
     """Posterior density with the benefit, practically-no-effect and harm regions shaded.
 
@@ -315,6 +398,9 @@ def plot_decision(result, target: str = "mean", *, mcid: float | None = None, be
         Decimal places of the probabilities (see :func:`format_probability`).
     n_grid : int
         Number of grid points of the density curve.
+    show_prior : bool
+        Overlay the prior of the average effect (dashed) when ``target`` is ``"mean"``; the prior
+        is named in the title.
     ax : matplotlib.axes.Axes, optional
     figsize : tuple
     xlabel, title : str, optional
@@ -364,11 +450,24 @@ def plot_decision(result, target: str = "mean", *, mcid: float | None = None, be
     else:
         ax.set_xlim(float(x[0]), float(x[-1]))
         ax.set_ylabel("Posterior density")
+    prior_text = None
+    entry = result.settings.get("prior_mu") if target in ("mean", dims.MU) else None
+    if show_prior and entry:
+        from ketabayes.model.priors import prior_from_dict
+
+        prior = prior_from_dict({k: v for k, v in entry.items() if k != "text"})
+        if prior.proper:
+            with np.errstate(all="ignore"):
+                pd_ = np.exp(np.asarray(prior.logpdf(grid), dtype=float))
+            ax.plot(x, pd_, color="0.45", lw=1.1, ls="--", label="Prior")
+        prior_text = str(prior)
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel(xlabel or _measure_label(result))
-    how = "exact" if hasattr(marginal, "pdf") else "kernel density of draws"
     mcid_text = f"{th.mcid:g}" + (" (ratio)" if th.ratio else "")
-    ax.set_title(title if title is not None else f"{_target_label(result, target)}, MCID {mcid_text} ({how})")
+    default = f"{_target_label(result, target)}: posterior, MCID {mcid_text}"
+    if prior_text:
+        default += f"\nprior for the average effect: {prior_text}"
+    ax.set_title(title if title is not None else default, fontsize="medium")
     ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
     return fig
 

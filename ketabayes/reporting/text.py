@@ -23,14 +23,17 @@ def format_decision_table(table: pd.DataFrame, measure: str, *, label_cols=("pri
     scale, P(benefit), P(~0) (practically no effect), P(harm), P(any benefit),
     and the verdict if present.
     """
-    ratio = measure.upper() in RATIO_MEASURES
+    already = "scale" in table.columns and (table["scale"] == "ratio").all()
+    ratio = measure.upper() in RATIO_MEASURES and not already
     out = pd.DataFrame()
     for c in label_cols:
         if c in table.columns:
             out[c] = table[c].astype(str)
     unit = measure.upper()
-    out[f"median {unit}"] = [_effect(v, ratio) for v in table["q50"]]
-    out["95% CrI"] = [f"{_effect(a, ratio)} to {_effect(b, ratio)}" for a, b in zip(table["q025"], table["q975"])]
+    level = f"{100 * float(table['ci_prob'].iloc[0]):g}%" if "ci_prob" in table.columns and len(table) else "95%"
+    out[f"median {unit}"] = [_effect(v, ratio) for v in table["median"]]
+    out[f"{level} CrI"] = [f"{_effect(a, ratio)} to {_effect(b, ratio)}"
+                           for a, b in zip(table["ci_low"], table["ci_high"])]
     for col, name in (("p_benefit", "P(benefit)"), ("p_trivial", "P(~no effect)"), ("p_harm", "P(harm)"),
                       ("p_any_benefit", "P(any benefit)")):
         out[name] = [f"{v:.3f}" for v in table[col]]
