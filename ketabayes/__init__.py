@@ -30,6 +30,11 @@ _LAZY = {
     "list_datasets": "ketabayes.data.datasets",
     "load_dataset": "ketabayes.data.datasets",
     "from_published": "ketabayes.data.published",
+    "crossover": "ketabayes.data.crossover",
+    "fill_mean_sd": "ketabayes.data.conversions",
+    "fill_se": "ketabayes.data.conversions",
+    "fill_sd_change": "ketabayes.data.conversions",
+    "mean_sd_from_quantiles": "ketabayes.data.conversions",
     # model
     "priors": "ketabayes.model.priors",
     "RandomEffectsModel": "ketabayes.model.random_effects",
