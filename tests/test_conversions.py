@@ -279,7 +279,7 @@ def test_fill_mean_sd_nothing_to_convert_or_half_reported():
         fill_mean_sd(df, mean="m1i", sd="sd1i", n="n1i", median="med1", min="min1", max="max1")
     df = arms().astype(object)
     df.loc[1, "m1i"] = 4.0
-    with pytest.raises(DataError, match="study 'Range'.*only one of the mean"):
+    with pytest.raises(DataError, match="study 'Range', column 'sd1i': blank, but 'm1i' is reported"):
         fill_mean_sd(df, mean="m1i", sd="sd1i", n="n1i", median="med1", min="min1", max="max1")
 
 

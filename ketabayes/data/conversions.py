@@ -398,14 +398,15 @@ def fill_mean_sd(
     a, b = t.read(min, "the minimum"), t.read(max, "the maximum")
     lq, uq = t.read(q1, "the first quartile"), t.read(q3, "the third quartile")
 
-    half = np.isnan(m_now) != np.isnan(s_now)
-    fail(
-        f"only one of the mean ({mean!r}) and the SD ({sd!r}) is reported; converting one of them from "
-        "the median would mix sources: fill in both or leave both blank",
-        labels,
-        half,
-        mean if np.isnan(s_now).any() else sd,
-    )
+    for blank_col, blank, other in ((sd, np.isnan(s_now) & ~np.isnan(m_now), mean),
+                                    (mean, np.isnan(m_now) & ~np.isnan(s_now), sd)):
+        fail(
+            f"blank, but {other!r} is reported; converting only one of mean and SD from the median would "
+            "mix sources: fill in both or leave both blank",
+            labels,
+            blank,
+            blank_col,
+        )
     need = np.isnan(m_now) & np.isnan(s_now)
     has_range = ~np.isnan(a) & ~np.isnan(b)
     has_iqr = ~np.isnan(lq) & ~np.isnan(uq)
