@@ -35,6 +35,9 @@ _LAZY = {
     "fill_se": "ketabayes.data.conversions",
     "fill_sd_change": "ketabayes.data.conversions",
     "mean_sd_from_quantiles": "ketabayes.data.conversions",
+    "multiarm_contrasts": "ketabayes.data.multiarm",
+    "combine_arms": "ketabayes.data.multiarm",
+    "split_control": "ketabayes.data.multiarm",
     # model
     "priors": "ketabayes.model.priors",
     "RandomEffectsModel": "ketabayes.model.random_effects",
