@@ -6,6 +6,8 @@ and :mod:`ketabayes.data.conversions` read tables in which a blank cell means
 :func:`ketabayes.data.validation.numeric_column` a missing value is allowed
 here and becomes NaN; anything else that is not a finite number is still a
 :class:`~ketabayes.errors.DataError` naming the study and the column.
+:class:`ProvenanceTable` keeps the per-study ``conversion`` (text) and
+``converted`` (bool) columns that every converter appends to.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
+from ketabayes.data.validation import as_dataframe, check_not_empty, check_unique_labels, require_column, study_labels
 from ketabayes.errors import DataError
 
-__all__ = ["blank", "optional_numeric", "fail", "check_where"]
+__all__ = ["blank", "optional_numeric", "fail", "check_where", "ProvenanceTable"]
 
 
 def blank(x: object) -> bool:
@@ -84,3 +87,51 @@ def check_where(values: np.ndarray, ok: np.ndarray, labels: Sequence[str], colum
     values = np.asarray(values, dtype=float)
     with np.errstate(invalid="ignore"):
         fail(message, labels, ~np.isnan(values) & ~np.asarray(ok, dtype=bool), column, values)
+
+
+class ProvenanceTable:
+    """A copy of the user's table with study labels and provenance columns."""
+
+    def __init__(self, data, study):
+        df = as_dataframe(data)
+        check_not_empty(df)
+        self.labels = study_labels(df, study)
+        check_unique_labels(self.labels, study)
+        self.out = df.copy(deep=True)
+        self.out.attrs = dict(df.attrs)
+        if "conversion" in self.out.columns:
+            self.conv = ["" if pd.isna(x) else str(x) for x in self.out["conversion"].tolist()]
+        else:
+            self.conv = [""] * len(df)
+        if "converted" in self.out.columns:
+            self.flag = np.array([bool(x) if not pd.isna(x) else False for x in self.out["converted"].tolist()])
+        else:
+            self.flag = np.zeros(len(df), dtype=bool)
+
+    def read(self, column, what, required=False):
+        if column is None:
+            return np.full(len(self.labels), np.nan)
+        if required or column in self.out.columns:
+            require_column(self.out, column, purpose=what)
+            return optional_numeric(self.out, column, self.labels, what=what)
+        raise DataError(
+            f"column not found in the data (needed for {what}); available columns: "
+            f"{', '.join(map(repr, list(self.out.columns)[:20]))}",
+            column=str(column),
+        )
+
+    def target(self, column):
+        """Current values of a target column (all NaN when it does not exist yet)."""
+        if column in self.out.columns:
+            return optional_numeric(self.out, column, self.labels, what=f"the values of {column!r}")
+        return np.full(len(self.labels), np.nan)
+
+    def record(self, mask, texts):
+        for i in np.flatnonzero(mask):
+            self.conv[i] = f"{self.conv[i]}; {texts[i]}" if self.conv[i] else texts[i]
+            self.flag[i] = True
+
+    def done(self):
+        self.out["conversion"] = pd.Series(self.conv, index=self.out.index, dtype=str)
+        self.out["converted"] = pd.Series(self.flag, index=self.out.index, dtype=bool)
+        return self.out

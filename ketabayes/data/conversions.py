@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ketabayes.data._cells import check_where, fail, optional_numeric
+from ketabayes.data._cells import ProvenanceTable as _Table
+from ketabayes.data._cells import check_where, fail
 from ketabayes.data.paired import check_correlation
-from ketabayes.data.validation import as_dataframe, check_not_empty, check_unique_labels, require_column, study_labels
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError
 
@@ -267,58 +267,6 @@ def correlation_from_sds(sd_baseline, sd_final, sd_change):
 
 
 # --------------------------------------------------------------------------- tables
-
-
-class _Table:
-    """A copy of the user's table with study labels and provenance columns."""
-
-    def __init__(self, data, study):
-        df = as_dataframe(data)
-        check_not_empty(df)
-        self.labels = study_labels(df, study)
-        check_unique_labels(self.labels, study)
-        self.out = df.copy(deep=True)
-        self.out.attrs = dict(df.attrs)
-        if "conversion" in self.out.columns:
-            self.conv = ["" if pd.isna(x) else str(x) for x in self.out["conversion"].tolist()]
-        else:
-            self.conv = [""] * len(df)
-        if "converted" in self.out.columns:
-            self.flag = np.array([bool(x) if not pd.isna(x) else False for x in self.out["converted"].tolist()])
-        else:
-            self.flag = np.zeros(len(df), dtype=bool)
-
-    def read(self, column, what, required=False):
-        if column is None:
-            return np.full(len(self.labels), np.nan)
-        if required or column in self.out.columns:
-            require_column(self.out, column, purpose=what)
-            return optional_numeric(self.out, column, self.labels, what=what)
-        raise DataError(
-            f"column not found in the data (needed for {what}); available columns: "
-            f"{', '.join(map(repr, list(self.out.columns)[:20]))}",
-            column=str(column),
-        )
-
-    def target(self, column):
-        """Current values of a target column (all NaN when it does not exist yet)."""
-        if column in self.out.columns:
-            return optional_numeric(self.out, column, self.labels, what=f"the values of {column!r}")
-        return np.full(len(self.labels), np.nan)
-
-    def record(self, mask, texts):
-        for i in np.flatnonzero(mask):
-            self.conv[i] = f"{self.conv[i]}; {texts[i]}" if self.conv[i] else texts[i]
-            self.flag[i] = True
-
-    def done(self):
-        self.out["conversion"] = pd.Series(self.conv, index=self.out.index, dtype=str)
-        self.out["converted"] = pd.Series(self.flag, index=self.out.index, dtype=bool)
-        return self.out
-
-
-def _positive(t, values, column, what):
-    check_where(values, values > 0, t.labels, column, f"{what} must be > 0")
 
 
 def fill_mean_sd(

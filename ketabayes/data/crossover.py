@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ketabayes.data._cells import check_where, fail, optional_numeric
+from ketabayes.data._cells import ProvenanceTable, check_where, fail, optional_numeric
 from ketabayes.data.paired import check_correlation
 from ketabayes.data.validation import (
     as_dataframe,
@@ -272,19 +272,9 @@ def crossover(
             texts.append("")
             notes.append("first period only, analysed as a parallel trial")
 
-    out = df.copy(deep=True)
-    conv = (
-        ["" if pd.isna(x) else str(x) for x in out["conversion"].tolist()] if "conversion" in out.columns else [""] * k
-    )
-    flag = (
-        np.array([False if pd.isna(x) else bool(x) for x in out["converted"].tolist()])
-        if "converted" in out.columns
-        else np.zeros(k, dtype=bool)
-    )
-    for i in range(k):
-        if texts[i]:
-            conv[i] = f"{conv[i]}; {texts[i]}" if conv[i] else texts[i]
-            flag[i] = True
+    table = ProvenanceTable(df, study)
+    table.record(np.array([bool(x) for x in texts]), texts)
+    out = table.done()
     estimable = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
     out[STUDY_COL] = pd.Series(labels, index=df.index, dtype=str)
     out["yi"] = yi
@@ -295,8 +285,6 @@ def crossover(
     out["measure"] = pd.Series(["MD"] * k, index=df.index, dtype=str)
     out["route"] = pd.Series(list(routes), index=df.index, dtype=str)
     out["assumed_r"] = np.where(assumed, corr, np.nan)
-    out["conversion"] = pd.Series(conv, index=df.index, dtype=str)
-    out["converted"] = pd.Series(flag, index=df.index, dtype=bool)
     out.attrs["measure"] = "MD"
     fail(
         "the variance of the paired difference is 0 (r = 1 and equal SDs?); the trial is not estimable",
