@@ -6,7 +6,7 @@ Independent sources of the expected values:
   (not scipy, which the module uses);
 * the exact expected order statistics of normal samples by numerical integration
   (scipy.integrate.quad), which Wan's xi(n) and eta(n) approximate, checked themselves against
-  the closed forms E[Z_(2)] = 1/sqrt(pi) and E[Z_(3)] = 3/(2 sqrt(pi));
+  the closed forms E[Z_(2)] = 1/sqrt(pi) and E[Z_(3)] = 3/(2 sqrt(pi)) and Harter's (1961) table;
 * a seeded simulation of normal samples (the estimators are nearly unbiased for normal data);
 * the worked crossover example of the Cochrane Handbook 5.1, section 16.4.6.4
   (SD of differences from SDs 2.38, 2.21 and r = 0.68, n = 10: SE 0.583), which is
@@ -106,6 +106,14 @@ def test_integration_reproduces_closed_form_order_statistics():
     assert expected_order_statistic(2, 2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-10)
     assert expected_order_statistic(3, 3) == pytest.approx(3 / (2 * math.sqrt(math.pi)), rel=1e-10)
     assert expected_order_statistic(1, 3) == pytest.approx(-3 / (2 * math.sqrt(math.pi)), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("n", "published"), [(5, 1.16296), (10, 1.53875), (20, 1.86748), (50, 2.24907), (100, 2.50759)]
+)
+def test_integration_reproduces_harter_table(n, published):
+    """E[Z_(n)] of Harter (1961), Biometrika 48:151-165 (5 decimals), the quantity Wan's Table 1 doubles."""
+    assert expected_order_statistic(n, n) == pytest.approx(published, abs=6e-6)
 
 
 @pytest.mark.parametrize("n", [9, 21, 41, 101, 401])
