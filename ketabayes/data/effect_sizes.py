@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from ketabayes.data.paired import PAIRED_MEASURES, PAIRED_USES, PAIRED_WHAT, check_correlation, paired_from_columns
 from ketabayes.data.validation import (
     as_dataframe,
     check_counts,
@@ -35,12 +36,12 @@ from ketabayes.errors import DataError, DataWarning
 __all__ = ["effect_sizes", "MEASURES"]
 
 #: Supported measures (canonical, upper-case names as in metafor).
-MEASURES: tuple[str, ...] = ("MD", "SMD", "OR", "RR", "RD", "GEN")
+MEASURES: tuple[str, ...] = ("MD", "SMD", "OR", "RR", "RD", "GEN") + PAIRED_MEASURES
 
 _DICHOTOMOUS = ("ai", "bi", "ci", "di", "n1i", "n2i")
 _CONTINUOUS = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")
 _GENERIC = ("yi", "vi", "sei")
-_ARGUMENTS = ("ai", "bi", "ci", "di", "n1i", "n2i", "m1i", "sd1i", "m2i", "sd2i", "yi", "vi", "sei")
+_ARGUMENTS = ("ai", "bi", "ci", "di", "n1i", "n2i", "m1i", "sd1i", "m2i", "sd2i", "yi", "vi", "sei", "ni", "ri")
 _USES = {
     "OR": _DICHOTOMOUS,
     "RR": _DICHOTOMOUS,
@@ -48,6 +49,7 @@ _USES = {
     "MD": _CONTINUOUS,
     "SMD": _CONTINUOUS,
     "GEN": _GENERIC,
+    **PAIRED_USES,
 }
 _TO = ("only0", "all", "if0all", "none")
 
@@ -65,6 +67,7 @@ _WHAT = {
     "yi": "the effect size (metafor's yi)",
     "vi": "the sampling variance (metafor's vi)",
     "sei": "the standard error (metafor's sei)",
+    **PAIRED_WHAT,
 }
 _SHORT = {
     "ai": "events in group 1",
@@ -332,6 +335,7 @@ def effect_sizes(
     add: float = 0.5,
     to: str = "only0",
     drop00: bool = True,
+    r: float | None = None,
     **columns: Hashable,
 ) -> pd.DataFrame:
     r"""Compute effect sizes ``yi`` and sampling variances ``vi``, as metafor's ``escalc``.
@@ -343,7 +347,7 @@ def effect_sizes(
         columns is also accepted; other inputs (lists of rows, arrays) are
         rejected because every check needs named columns. ``data`` is never
         modified.
-    measure : {"MD", "SMD", "OR", "RR", "RD", "GEN"}
+    measure : {"MD", "SMD", "OR", "RR", "RD", "GEN", "MC", "SMCC", "SMCR"}
         Case-insensitive.
 
         * ``"MD"``: raw mean difference, group 1 minus group 2.
@@ -358,7 +362,14 @@ def effect_sizes(
           difference from the paired (within-patient) analysis as ``yi`` and
           its standard error as ``sei``. Do not enter the two periods of a
           crossover trial as if they were independent groups with ``"MD"``:
-          that ignores the within-patient correlation (Elbourne et al. 2002).
+          that ignores the within-patient correlation (Elbourne et al. 2002);
+          :func:`ketabayes.data.crossover.crossover` builds ``yi``/``vi`` from
+          what crossover reports give.
+        * ``"MC"``, ``"SMCC"``, ``"SMCR"``: paired designs (metafor's raw mean
+          change, standardized mean change with the change-score SD, and with
+          the raw-score SD of measurement 1), from ``m1i, m2i, sd1i, sd2i, ni``
+          and the correlation ``ri`` (``sd2i`` not used by SMCR). Formulas in
+          :func:`ketabayes.data.paired.paired_effect`.
     study : str, default ``"study"``
         Column holding the study labels (converted to ``str``; they must be
         present and unique). If this column does not exist and ``study`` was
@@ -381,6 +392,12 @@ def effect_sizes(
         ``drop00=False`` to reproduce metafor exactly (``add`` is then added to
         such studies too, and they get a value). ``drop00`` has no effect on
         RD, for which a double-zero study is informative (see Notes).
+    r : float, optional
+        For MC, SMCC, SMCR only: the assumed correlation between the two
+        measurements, used for the studies whose ``ri`` is blank (or for all
+        studies when there is no ``ri`` column); each such study gets a
+        ``note``. There is no default: a paired measure without ``ri`` or
+        ``r`` raises a DataError naming the study and the column ``ri``.
     **columns : str
         Map metafor's argument names to your column names, e.g.
         ``ai="events_drug"``. Columns already named like metafor's arguments
@@ -391,6 +408,7 @@ def effect_sizes(
           are given they must agree).
         * MD, SMD: ``m1i, sd1i, n1i, m2i, sd2i, n2i``.
         * GEN: ``yi`` with ``vi`` or ``sei``.
+        * MC, SMCC: ``m1i, m2i, sd1i, sd2i, ni, ri``; SMCR: ``m1i, m2i, sd1i, ni, ri``.
 
         An unknown name, or one the measure does not use, is an error.
 
@@ -524,6 +542,10 @@ def effect_sizes(
     if not isinstance(drop00, (bool, np.bool_)):
         raise DataError(f"drop00 must be True or False; got {drop00!r}")
     add = float(add)
+    if r is not None:
+        if m not in PAIRED_MEASURES:
+            raise DataError(f"r= is only used by the paired measures {', '.join(PAIRED_MEASURES)}, not {m!r}")
+        r = check_correlation(r)
 
     check_not_empty(df)
     labels = study_labels(df, study)
@@ -534,6 +556,8 @@ def effect_sizes(
         yi, vi, notes = _dichotomous(cols, m, add, to, bool(drop00))
     elif m in ("MD", "SMD"):
         yi, vi, notes = _continuous(cols, m)
+    elif m in PAIRED_MEASURES:
+        yi, vi, notes = paired_from_columns(cols, m, r)
     else:
         yi, vi, notes = _generic(cols)
 
