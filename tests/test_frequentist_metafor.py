@@ -105,3 +105,130 @@ def test_reference_covers_every_method_and_test():
         for t in ("z", "t", "knha", "adhoc"):
             assert (m, t, False) in combos and (m, t, True) in combos
     assert len({c["data"] for c in UNI}) >= 8
+
+
+# ---------------------------------------------------------------------------
+# Mantel-Haenszel and Peto
+
+BIN = REF["binary"]
+
+
+@pytest.mark.parametrize("case", BIN, ids=[f"{c['data']}-{c['method']}-{c['measure']}" for c in BIN])
+def test_mh_and_peto_match_metafor(case):
+    from ketabayes.inference.frequentist import rma_mh, rma_peto
+
+    n = case["counts"]
+    if case["method"] == "MH":
+        res = rma_mh(n["ai"], n["bi"], n["ci"], n["di"], measure=case["measure"])
+    else:
+        res = rma_peto(n["ai"], n["bi"], n["ci"], n["di"])
+    cid = f"{case['data']} {case['method']} {case['measure']}"
+    assert (res.k, res.k_yi) == (case["k"], case["k_yi"])
+    rtol = 1e-8  # all closed form
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("zval", "zval"), ("pval", "pval"),
+                         ("ci_low", "ci_lb"), ("ci_high", "ci_ub"), ("Q", "QE"), ("Q_pval", "QEp"), ("I2", "I2"),
+                         ("H2", "H2")):
+        close(getattr(res, ours), case[theirs], rtol, f"{cid} {theirs}")
+    if case["method"] == "MH" and case["measure"] == "OR":
+        for ours, theirs in (("CO", "CO"), ("CO_pval", "COp"), ("CMH", "MH"), ("CMH_pval", "MHp"), ("TA", "TA"),
+                             ("TA_pval", "TAp")):
+            close(getattr(res, ours), case[theirs], rtol, f"{cid} {theirs}")
+
+
+# ---------------------------------------------------------------------------
+# leave-one-out, influence, subgroups, small-study tests, trim-and-fill
+
+DIAG = REF["diagnostics"]
+
+
+def diag_id(c):
+    return f"{c['data']}-{c['method']}-{c['test']}"
+
+
+def diag_rtol(case):
+    return 1e-8 if case["method"] in CLOSED_FORM else 1e-6
+
+
+@pytest.mark.parametrize("case", DIAG, ids=[diag_id(c) for c in DIAG])
+def test_leave1out_and_influence_match_metafor(case):
+    from ketabayes.inference.frequentist import influence, leave1out
+
+    d = DATA[case["data"]]
+    rtol, cid = diag_rtol(case), diag_id(case)
+    l1 = leave1out(d["yi"], d["vi"], method=case["method"], test=case["test"])
+    ref = case["leave1out"]
+    for ours, theirs in (("estimate", "estimate"), ("se", "se"), ("zval", "zval"), ("pval", "pval"),
+                         ("ci_low", "ci_lb"), ("ci_high", "ci_ub"), ("Q", "Q"), ("Q_pval", "Qp"), ("tau2", "tau2"),
+                         ("I2", "I2"), ("H2", "H2")):
+        if ref[theirs] is None:  # metafor's leave1out() has no tau2 / I2 / H2 column for FE models
+            assert case["method"] == "FE" and theirs in ("tau2", "I2", "H2")
+            continue
+        close(l1[ours], ref[theirs], rtol, f"{cid} leave1out {theirs}")
+    inf = influence(d["yi"], d["vi"], method=case["method"], test=case["test"])
+    ref = case["influence"]
+    for ours, theirs in (("rstudent", "rstudent"), ("dffits", "dffits"), ("cook_d", "cook_d"), ("cov_r", "cov_r"),
+                         ("tau2_del", "tau2_del"), ("QE_del", "QE_del"), ("hat", "hat"), ("weight", "weight"),
+                         ("dfbetas_intrcpt", "dfbetas")):
+        close(inf[ours], ref[theirs], rtol, f"{cid} influence {theirs}")
+    assert inf["influential"].tolist() == case["inf_flag"]
+
+
+@pytest.mark.parametrize("case", DIAG, ids=[diag_id(c) for c in DIAG])
+def test_regtest_matches_metafor(case):
+    from ketabayes.inference.frequentist import regtest
+
+    d = DATA[case["data"]]
+    rtol, cid = diag_rtol(case), diag_id(case)
+    r = regtest(d["yi"], d["vi"], method=case["method"], test=case["test"])
+    ref = case["regtest"]
+    close([r.zval, r.pval, r.df, r.est, r.ci_low, r.ci_high],
+          [ref["zval"], ref["pval"], ref["ddf"], ref["est"], ref["ci_lb"], ref["ci_ub"]], rtol, f"{cid} regtest")
+    r = regtest(d["yi"], d["vi"], model="lm")
+    ref = case["regtest_lm"]
+    close([r.zval, r.pval, r.df, r.est, r.ci_low, r.ci_high],
+          [ref["zval"], ref["pval"], ref["ddf"], ref["est"], ref["ci_lb"], ref["ci_ub"]], 1e-8, f"{cid} regtest lm")
+    r = regtest(d["yi"], d["vi"], predictor="vi", method=case["method"], test=case["test"])
+    ref = case["regtest_vi"]
+    close([r.zval, r.pval, r.est], [ref["zval"], ref["pval"], ref["est"]], rtol, f"{cid} regtest vi")
+
+
+ZDIAG = [c for c in DIAG if "ranktest" in c]
+
+
+@pytest.mark.parametrize("case", ZDIAG, ids=[diag_id(c) for c in ZDIAG])
+def test_ranktest_and_trimfill_match_metafor(case):
+    from ketabayes.inference.frequentist import ranktest, trimfill
+
+    d = DATA[case["data"]]
+    rtol, cid = diag_rtol(case), diag_id(case)
+    r = ranktest(d["yi"], d["vi"])
+    close([r.tau, r.pval], [case["ranktest"]["tau"], case["ranktest"]["pval"]], 1e-8, f"{cid} ranktest")
+    for est in ("L0", "R0"):
+        ref = case[f"trimfill_{est}"]
+        tf = trimfill(d["yi"], d["vi"], method=case["method"], estimator=est)
+        assert (tf.k0, tf.side) == (ref["k0"], ref["side"]), cid
+        assert tf.filled.tolist() == ref["fill"]
+        close(tf.se_k0, ref["se_k0"], 1e-8, f"{cid} {est} se.k0")
+        close([tf.fit.estimate, tf.fit.se, tf.fit.ci_low, tf.fit.ci_high, tf.fit.tau2, tf.fit.Q],
+              [ref["beta"], ref["se"], ref["ci_lb"], ref["ci_ub"], ref["tau2"], ref["QE"]], rtol, f"{cid} {est} fit")
+        close(tf.yi, ref["yi"], rtol, f"{cid} {est} yi")
+        close(tf.vi, ref["vi"], 1e-12, f"{cid} {est} vi")
+
+
+SUB = [c for c in DIAG if "subgroup" in c]
+
+
+@pytest.mark.parametrize("case", SUB, ids=[diag_id(c) for c in SUB])
+def test_subgroup_matches_metafor(case):
+    from ketabayes.inference.frequentist import subgroup
+
+    d = DATA[case["data"]]
+    rtol, cid = diag_rtol(case), diag_id(case)
+    res = subgroup(d["yi"], d["vi"], d["group"], method=case["method"], test=case["test"])
+    ref = case["subgroup"]
+    assert list(res.fits) == [g["group"] for g in ref["groups"]]
+    tab = res.table()
+    for ours, theirs in (("k", "k"), ("estimate", "estimate"), ("se", "se"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("tau2", "tau2"), ("Q", "QE")):
+        close(tab[ours], [g[theirs] for g in ref["groups"]], rtol, f"{cid} subgroup {theirs}")
+    close([res.Q_between, res.Q_df, res.Q_pval], [ref["Q_between"], ref["df"], ref["pval"]], rtol, f"{cid} Qb")

@@ -98,9 +98,11 @@ for (n in c("bcg_rr", "normand1999_md", "egger2001_or", "hackshaw1998_or", "li20
     rt_lm <- regtest(res, model = "lm")
     rt_vi <- regtest(res, predictor = "vi")
     case <- list(data = n, method = m, test = tt,
-      leave1out = lapply(list(estimate = l1$estimate, se = l1$se, zval = l1$zval, pval = l1$pval,
+      # leave1out() names the statistic tval under t tests and has no tau2 / I2 / H2 for FE models
+      leave1out = lapply(list(estimate = l1$estimate, se = l1$se, zval = if (tt == "z") l1$zval else l1$tval,
+                              pval = l1$pval,
                               ci_lb = l1$ci.lb, ci_ub = l1$ci.ub, Q = l1$Q, Qp = l1$Qp, tau2 = l1$tau2,
-                              I2 = l1$I2, H2 = l1$H2), num),
+                              I2 = l1$I2, H2 = l1$H2), function(x) if (is.null(x)) NULL else num(x)),
       influence = lapply(list(rstudent = inf$inf$rstudent, dffits = inf$inf$dffits, cook_d = inf$inf$cook.d,
                               cov_r = inf$inf$cov.r, tau2_del = inf$inf$tau2.del, QE_del = inf$inf$QE.del,
                               hat = inf$inf$hat, weight = inf$inf$weight, dfbetas = inf$dfbs$intrcpt), num),
