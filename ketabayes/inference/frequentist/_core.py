@@ -106,6 +106,11 @@ def design_matrix(mods: Any, k: int, labs: list[str]) -> tuple[np.ndarray, list[
     """Intercept plus the moderators, with checks (numeric, finite, one row per study, full rank)."""
     if mods is None:
         return np.ones((k, 1)), ["intrcpt"]
+    if isinstance(mods, dict):
+        try:
+            mods = pd.DataFrame(mods)
+        except ValueError as err:
+            raise DataError(f"mods: {err}", column="mods") from None
     if isinstance(mods, pd.Series):
         mods = mods.to_frame(name=mods.name if mods.name is not None else "mod1")
     if isinstance(mods, pd.DataFrame):
@@ -136,6 +141,8 @@ def design_matrix(mods: Any, k: int, labs: list[str]) -> tuple[np.ndarray, list[
             raise DataError(f"moderator must be a finite number, got {M[bad[0], j]!r}", study=labs[bad[0]],
                             column=name)
     X = np.column_stack([np.ones(k), M])
+    if X.shape[1] > k:
+        raise KetabayesError(f"k = {k} studies cannot estimate {X.shape[1]} coefficients (intercept + moderators)")
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise KetabayesError(f"the moderator matrix (intercept + {', '.join(names)}) is singular: a moderator is "
                              "constant or a linear combination of the others; drop it")

@@ -178,7 +178,7 @@ def rma_mh(ai: Any, bi: Any = None, ci: Any = None, di: Any = None, *, n1i: Any 
     >>> from ketabayes.inference.frequentist import rma_mh
     >>> res = rma_mh([4, 6, 3], [119, 300, 228], [11, 29, 11], [128, 274, 209], measure="RR")
     >>> round(res.estimate, 4), res.Q_df
-    (-1.3714, 2)
+    (-1.3509, 2)
     """
     measure = str(measure).upper()
     if measure not in ("OR", "RR", "RD"):
@@ -270,7 +270,7 @@ def rma_peto(ai: Any, bi: Any = None, ci: Any = None, di: Any = None, *, n1i: An
     >>> from ketabayes.inference.frequentist import rma_peto
     >>> res = rma_peto([4, 6, 3], [119, 300, 228], [11, 29, 11], [128, 274, 209])
     >>> round(res.estimate, 4)
-    -1.4254
+    -1.2373
     """
     level = _core.check_level(level)
     a, b, c, d = _counts(ai, bi, ci, di, n1i, n2i, study)
