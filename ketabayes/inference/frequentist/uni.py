@@ -89,6 +89,9 @@ class RmaResult:
         Number of coefficients (1 for the intercept-only model).
     tau2_ci_low, tau2_ci_high, I2_ci_low, I2_ci_high, H2_ci_low, H2_ci_high : float
         Q-profile confidence interval of tau^2 and the matching I^2 / H^2 intervals (``nan`` for FE).
+        The search runs over ``[0, max(100, 10 tau2)]`` as in metafor: a bound that reaches the end of
+        that range is reported as the end (metafor prints it with ``>``); both bounds are 0 when even
+        tau^2 = 0 is rejected towards homogeneity.
     QM, QM_df, QM_df2, QM_pval : float, int, float, float
         Omnibus test of the moderators (of the intercept for the intercept-only model): chi-square with
         ``QM_df`` degrees of freedom under ``test="z"``, else an F statistic with ``(QM_df, QM_df2)``.
