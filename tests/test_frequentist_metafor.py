@@ -209,6 +209,7 @@ def test_ranktest_and_trimfill_match_metafor(case):
         assert (tf.k0, tf.side) == (ref["k0"], ref["side"]), cid
         assert tf.filled.tolist() == ref["fill"]
         close(tf.se_k0, ref["se_k0"], 1e-8, f"{cid} {est} se.k0")
+        close(tf.p_k0, ref["p_k0"], 1e-12, f"{cid} {est} p.k0")  # NA (None) for L0
         close([tf.fit.estimate, tf.fit.se, tf.fit.ci_low, tf.fit.ci_high, tf.fit.tau2, tf.fit.Q],
               [ref["beta"], ref["se"], ref["ci_lb"], ref["ci_ub"], ref["tau2"], ref["QE"]], rtol, f"{cid} {est} fit")
         close(tf.yi, ref["yi"], rtol, f"{cid} {est} yi")

@@ -117,7 +117,7 @@ for (n in c("bcg_rr", "normand1999_md", "egger2001_or", "hackshaw1998_or", "li20
       case$ranktest <- list(tau = num(rk$tau), pval = num(rk$pval))
       for (est in c("L0", "R0")) {
         tf <- trimfill(res, estimator = est, control = ctrl)
-        case[[paste0("trimfill_", est)]] <- list(k0 = tf$k0, se_k0 = num(tf$se.k0), side = tf$side,
+        case[[paste0("trimfill_", est)]] <- list(k0 = tf$k0, se_k0 = num(tf$se.k0), p_k0 = num(tf$p.k0), side = tf$side,
           beta = num(tf$beta), se = num(tf$se), ci_lb = num(tf$ci.lb), ci_ub = num(tf$ci.ub),
           tau2 = num(tf$tau2), QE = num(tf$QE), yi = num(tf$yi), vi = num(tf$vi), fill = tf$fill)
       }

@@ -11,7 +11,8 @@ Estimators of the between-study variance tau^2 (``method``), as metafor defines 
     (started at the Hedges estimate, step halving at 0, metafor's check of the boundary tau^2 = 0) but
     iterated until the change in tau^2 is below 1e-12 instead of metafor's default 1e-5.
 ``"PM"``
-    Paule-Mandel: the root of Q(tau^2) = k - p (Brent's method to machine precision).
+    Paule-Mandel: the root of Q(tau^2) = k - p (Brent's method to machine precision; the bracket
+    ``[0, max(100, 10 mad(yi)^2)]`` is widened where metafor stops with "tau2.max too low").
 
 Tests and intervals for the coefficients (``test``): ``"z"`` (normal quantiles), ``"t"`` (t quantiles with
 k - p degrees of freedom), ``"knha"`` (Hartung-Knapp / Sidik-Jonkman, HKSJ: the variance is multiplied by
