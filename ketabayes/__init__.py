@@ -4,7 +4,8 @@ The pipeline, one sub-package per stage::
 
     data       validation, effect sizes (metafor's escalc definitions), RevMan import, datasets
     model      priors, the normal-normal random-effects model, hierarchical models
-    inference  exact (integration over tau), NUTS (PyMC), frequentist reference (rma)
+    inference  exact (integration over tau), NUTS (PyMC), frequentist reference (metafor's rma, MH, Peto,
+               diagnostics, small-study tests)
     result     posterior as xarray.DataTree + decision probabilities, save/load
     reporting  tables, plots, sensitivity analyses
 
@@ -49,6 +50,15 @@ _LAZY = {
     # inference
     "rma": "ketabayes.inference.frequentist",
     "rma_all": "ketabayes.inference.frequentist",
+    "REVMAN": "ketabayes.inference.frequentist",
+    "rma_mh": "ketabayes.inference.frequentist",
+    "rma_peto": "ketabayes.inference.frequentist",
+    "leave1out": "ketabayes.inference.frequentist",
+    "influence": "ketabayes.inference.frequentist",
+    "subgroup": "ketabayes.inference.frequentist",
+    "regtest": "ketabayes.inference.frequentist",
+    "ranktest": "ketabayes.inference.frequentist",
+    "trimfill": "ketabayes.inference.frequentist",
     "bayes_factor": "ketabayes.inference.bayes_factor",
     # result
     "MetaResult": "ketabayes.result.result",
@@ -67,6 +77,7 @@ _LAZY = {
     "plot_forest": "ketabayes.reporting.plots",
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",
+    "plot_funnel": "ketabayes.reporting.funnel",
     "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
     "plot_tornado": "ketabayes.reporting.robustness_plot",
     # errors

@@ -165,7 +165,7 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
-    from ketabayes.reporting.text import format_decision_table, format_frequentist
+    from ketabayes.reporting.text import format_decision_table, format_frequentist, format_revman
     from ketabayes.result.provenance import to_json
 
     if not data.exists():
@@ -208,6 +208,9 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if len(freq):
         click.echo("\nFrequentist reference (metafor rma definitions):")
         click.echo(format_frequentist(freq, m))
+    if not by:
+        click.echo("\nFrequentist analysis as RevMan reports it:")
+        click.echo(format_revman(model.yi, model.vi, m))
     if json_path is not None:
         json_path.write_text(to_json(res.to_dict(), indent=2))
         click.echo(f"\nJSON written to {json_path}")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ketabayes.data.datasets import load_dataset
 from ketabayes.reporting.panel import reanalyse_published
-from ketabayes.reporting.text import explain, format_decision_table, format_frequentist
+from ketabayes.reporting.text import explain, format_decision_table, format_frequentist, format_revman
 
 __all__ = ["run_demo"]
 
@@ -134,6 +134,7 @@ def run_demo(out_dir: Path = Path("ketabayes-demo-output"), mcid_pain: float = 1
     click.echo("")
     click.echo("Frequentist reference (metafor rma definitions, OR scale):")
     click.echo(format_frequentist(fits["exact"].frequentist_table(), "OR"))
+    click.echo(format_revman(model.yi, model.vi, "OR"))
     click.echo("")
     for row in fits["exact"].decision_table().itertuples():
         click.echo("  - " + explain(row, fits["exact"].thresholds, "OR", "magnesium on the odds of death"))

@@ -335,3 +335,31 @@ def test_fixed_with_by_is_a_clear_error(runner, tmp_path):
     res = runner.invoke(main, ["analyse", str(path), "--by", "drug", "--fixed"])
     assert res.exit_code == 2
     assert "--fixed cannot be combined with --by" in res.stderr
+
+
+def test_analyse_prints_revman_table(runner, mg_csv, magnesium_or):
+    # RevMan 2025: REML + Hartung-Knapp-Sidik-Jonkman. Computed here independently: REML by bounded
+    # minimisation of the restricted likelihood, then the HKSJ variance sum w (y - mu)^2 / ((k - 1) sum w).
+    from scipy import optimize
+
+    y, v = magnesium_or["yi"].to_numpy(), magnesium_or["vi"].to_numpy()
+    k = y.size
+
+    def neg_reml(t):
+        w = 1 / (v + t)
+        mu = np.sum(w * y) / w.sum()
+        return 0.5 * (np.sum(np.log(v + t)) + math.log(w.sum()) + np.sum(w * (y - mu) ** 2))
+
+    tau2 = optimize.minimize_scalar(neg_reml, bounds=(0, 10), method="bounded", options={"xatol": 1e-12}).x
+    w = 1 / (v + tau2)
+    mu = np.sum(w * y) / w.sum()
+    se = math.sqrt(np.sum(w * (y - mu) ** 2) / ((k - 1) * w.sum()))
+    t = stats.t.ppf(0.975, k - 1)
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--prior-mu", "normal(0, 2)",
+                               "--prior-tau", "halfnormal(0.5)"])
+    assert res.exit_code == 0, res.output
+    assert "Frequentist analysis as RevMan reports it" in res.stdout
+    line = next(x for x in res.stdout.splitlines() if "Total (95% CI)" in x)
+    want = f"OR {math.exp(mu):.3g} [{math.exp(mu - t * se):.3g}, {math.exp(mu + t * se):.3g}]"
+    assert line.strip() == f"Total (95% CI): {want}"
+    assert f"df = {k - 1}" in res.stdout and "Q-profile" in res.stdout and "DerSimonian-Laird" in res.stdout

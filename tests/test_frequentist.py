@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import optimize, stats
 
@@ -369,7 +370,7 @@ def test_fe_aliases_and_rma_all():
 def test_result_is_frozen_and_round_trips():
     res = rma(*bcg_log_rr())
     d = res.to_dict()
-    assert set(d) == {f.name for f in dataclasses.fields(RmaResult)}
+    assert set(d) == {f.name for f in dataclasses.fields(RmaResult)} - {"coefficients"}
     assert all(isinstance(v, (int, float, str)) for v in d.values())
     assert RmaResult(**d) == res
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -420,7 +421,7 @@ def test_bad_shapes(yi, vi, kwargs, match):
 def test_bad_arguments():
     yi, vi = bcg_log_rr()
     with pytest.raises(KetabayesError, match="method must be one of"):
-        rma(yi, vi, method="PM")
+        rma(yi, vi, method="XX")
     with pytest.raises(KetabayesError, match="not a percentage"):
         rma(yi, vi, level=95)
     with pytest.raises(ValueError):  # KetabayesError is a ValueError
@@ -430,3 +431,138 @@ def test_bad_arguments():
 def test_extreme_variance_ratio_warns():
     with pytest.warns(DataWarning, match="ratio of largest to smallest"):
         rma([0.1, 0.2, 0.3], [1e-9, 0.1, 0.1])
+
+
+# ---------------------------------------------------------------------------
+# 5. HKSJ, presets, moderators, bad input (issue #9)
+
+
+def test_hksj_closed_form_and_adhoc(random_data):
+    # Hartung & Knapp (2001) / Sidik & Jonkman (2002): var = sum w (y - mu)^2 / ((k - 1) sum w), t_{k-1}
+    yi, vi = random_data
+    k = yi.size
+    w0 = 1 / vi
+    mu0 = np.sum(w0 * yi) / np.sum(w0)
+    c = np.sum(w0) - np.sum(w0**2) / np.sum(w0)
+    tau2 = max(0.0, (np.sum(w0 * (yi - mu0) ** 2) - (k - 1)) / c)
+    w = 1 / (vi + tau2)
+    mu = np.sum(w * yi) / np.sum(w)
+    q = np.sum(w * (yi - mu) ** 2) / (k - 1)
+    se = math.sqrt(q / np.sum(w))
+    t = stats.t.ppf(0.975, k - 1)
+    res = rma(yi, vi, method="DL", test="knha")
+    assert res.test == "knha" and res.df == k - 1
+    assert res.se == pytest.approx(se, rel=1e-10)
+    assert res.ci_low == pytest.approx(mu - t * se, rel=1e-10)
+    assert res.pval == pytest.approx(2 * stats.t.sf(abs(mu / se), k - 1), rel=1e-9)
+    assert res.coefficients.loc["intrcpt", "tval"] == pytest.approx(mu / se, rel=1e-10)
+    # t-based prediction interval: mu +/- t_{k-1} sqrt(se^2 + tau2)
+    assert res.pi_high == pytest.approx(mu + t * math.sqrt(se**2 + tau2), rel=1e-10)
+    adhoc = rma(yi, vi, method="DL", test="adhoc")
+    assert adhoc.se == pytest.approx(max(se, 1 / math.sqrt(np.sum(w))), rel=1e-10)
+    plain_t = rma(yi, vi, method="DL", test="t")
+    assert plain_t.se == pytest.approx(1 / math.sqrt(np.sum(w)), rel=1e-10)
+    assert adhoc.ci_high - adhoc.ci_low >= plain_t.ci_high - plain_t.ci_low - 1e-12
+
+
+def test_revman_preset():
+    from ketabayes.inference.frequentist import REVMAN
+
+    yi, vi = bcg_log_rr()
+    assert REVMAN == {"method": "REML", "test": "knha"}
+    assert rma(yi, vi, preset="revman") == rma(yi, vi, method="REML", test="knha")
+    assert rma(yi, vi, preset="RevMan", method="reml") == rma(yi, vi, method="REML", test="knha")
+    with pytest.raises(KetabayesError, match="sets test='knha'"):
+        rma(yi, vi, preset="revman", test="z")
+    with pytest.raises(KetabayesError, match="preset must be one of"):
+        rma(yi, vi, preset="cochrane-2008")
+
+
+def test_meta_regression_closed_form_fe():
+    # weighted least squares by hand: beta = (X'WX)^-1 X'Wy, vb = (X'WX)^-1, QE = sum w (y - Xb)^2
+    yi, vi = bcg_log_rr()
+    lat = np.array([44, 55, 42, 52, 13, 44, 19, 13, 27, 42, 18, 33, 33], dtype=float)  # dat.bcg$ablat
+    X = np.column_stack([np.ones(13), lat])
+    W = np.diag(1 / vi)
+    vb = np.linalg.inv(X.T @ W @ X)
+    beta = vb @ X.T @ W @ yi
+    res = rma(yi, vi, mods=pd.DataFrame({"ablat": lat}), method="FE")
+    coef = res.coefficients
+    assert list(coef.index) == ["intrcpt", "ablat"]
+    np.testing.assert_allclose(coef["estimate"], beta, rtol=1e-10)
+    np.testing.assert_allclose(coef["se"], np.sqrt(np.diag(vb)), rtol=1e-10)
+    assert res.Q == pytest.approx(np.sum((yi - X @ beta) ** 2 / vi), rel=1e-10)
+    assert res.QM == pytest.approx((beta[1] / math.sqrt(vb[1, 1])) ** 2, rel=1e-10) and res.QM_df == 1
+    assert math.isnan(res.estimate) and math.isnan(res.pi_low)  # scalar fields are for intercept-only models
+    # an affine change of a moderator changes the intercept, not the slope, tau2 or QE
+    shifted = rma(yi, vi, mods={"ablat": lat * 2 - 30}, method="REML")
+    orig = rma(yi, vi, mods={"ablat": lat}, method="REML")
+    assert shifted.tau2 == pytest.approx(orig.tau2, rel=1e-9)
+    assert shifted.coefficients["estimate"].iloc[1] * 2 == pytest.approx(orig.coefficients["estimate"].iloc[1],
+                                                                         rel=1e-9)
+
+
+def test_mods_result_round_trips_through_dict():
+    import json
+
+    yi, vi = bcg_log_rr()
+    res = rma(yi, vi, mods=np.arange(13.0), method="DL", test="knha")
+    d = json.loads(json.dumps(res.to_dict()))
+    back = RmaResult(**d)
+    assert back == res
+    pd.testing.assert_frame_equal(back.coefficients, res.coefficients)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"mods": [1.0, 2.0]}, DataError, "mods has 2 rows for 13 studies"),
+        ({"mods": pd.DataFrame({"alloc": ["random"] * 13})}, DataError, "column 'alloc': moderators must be numeric"),
+        ({"mods": ["a"] * 13}, DataError, "moderators must be numeric"),
+        ({"mods": [1.0] * 12 + [float("nan")]}, DataError, "study 'Study 13', column 'mod1'"),
+        ({"mods": np.ones(13)}, KetabayesError, "singular"),
+        ({"mods": np.column_stack([np.arange(13.0), 2 * np.arange(13.0)])}, KetabayesError, "singular"),
+        ({"test": "hksj"}, KetabayesError, "test must be one of"),
+    ],
+)
+def test_bad_moderators_and_tests(kwargs, error, match):
+    yi, vi = bcg_log_rr()
+    with pytest.raises(error, match=match):
+        rma(yi, vi, **kwargs)
+
+
+def test_too_few_studies():
+    with pytest.raises(KetabayesError, match="needs k > p"):
+        rma([0.3], [0.04], test="knha")
+    with pytest.raises(KetabayesError, match="no residual degrees of freedom"):
+        rma([0.1, 0.3], [0.04, 0.05], mods=[1.0, 2.0])
+    with pytest.raises(KetabayesError, match="cannot estimate 3 coefficients"):
+        rma([0.1, 0.3], [0.04, 0.05], mods=[[1.0, 0.0], [2.0, 1.0]])
+    from ketabayes.inference.frequentist import leave1out, ranktest, regtest, subgroup, trimfill
+
+    with pytest.raises(KetabayesError, match="k >= 3"):
+        leave1out([0.1, 0.3], [0.04, 0.05], test="knha")
+    for fn in (regtest, ranktest, trimfill):
+        with pytest.raises(KetabayesError, match="k >= 3"):
+            fn([0.1, 0.3], [0.04, 0.05])
+    with pytest.raises(KetabayesError, match="subgroup 'b'"):
+        subgroup([0.1, 0.3, 0.2], [0.04, 0.05, 0.03], ["a", "a", "b"], test="knha")
+    with pytest.raises(DataError, match="missing subgroup label"):
+        subgroup([0.1, 0.3, 0.2], [0.04, 0.05, 0.03], ["a", None, "b"])
+    with pytest.raises(DataError, match="groups has 2 labels"):
+        subgroup([0.1, 0.3, 0.2], [0.04, 0.05, 0.03], ["a", "b"])
+
+
+def test_bad_counts_name_the_study():
+    from ketabayes.inference.frequentist import rma_mh, rma_peto
+
+    with pytest.raises(DataError, match="study 'B', column 'ci'"):
+        rma_mh([1, 2], [10, 10], [3, -1], [9, 9], study=["A", "B"])
+    with pytest.raises(DataError, match="column 'n1i'"):
+        rma_peto([1, 12], n1i=[10, 10], ci=[3, 1], n2i=[9, 9])
+    with pytest.raises(DataError, match="ci has 3 values"):
+        rma_mh([1, 2], [10, 10], [3, 1, 1], [9, 9])
+    with pytest.raises(KetabayesError, match="measure must be"):
+        rma_mh([1, 2], [10, 10], [3, 1], [9, 9], measure="HR")
+    with pytest.raises(KetabayesError, match="undefined"):
+        rma_mh([0, 0], [10, 10], [3, 1], [9, 9], measure="RR")

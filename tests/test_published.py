@@ -170,3 +170,29 @@ def test_reanalyse_published_hr_uses_ratio_thresholds():
     pm_, ps = _conjugate(y, se, 0.0, d / Z95)
     assert t.loc["sceptical", "mean"] == pytest.approx(pm_, abs=1e-10)
     assert t.loc["sceptical", "p_benefit"] == pytest.approx(stats.norm.cdf(-d, pm_, ps), abs=1e-10)
+
+
+def test_hksj_interval_needs_df():
+    # A RevMan-style REML + HKSJ result (t quantiles, k - 1 df) on the BCG log risk ratios (dat.bcg);
+    # rma() itself is checked against metafor in tests/test_frequentist_metafor.py.
+    import numpy as np
+    from scipy import stats
+
+    from ketabayes.inference.frequentist import rma
+
+    a = np.array([4, 6, 3, 62, 33, 180, 8, 505, 29, 17, 186, 5, 27], dtype=float)
+    n1 = a + np.array([119, 300, 228, 13536, 5036, 1361, 2537, 87886, 7470, 1699, 50448, 2493, 16886])
+    c = np.array([11, 29, 11, 248, 47, 372, 10, 499, 45, 65, 141, 3, 29], dtype=float)
+    n2 = c + np.array([128, 274, 209, 12619, 5761, 1079, 619, 87892, 7232, 1600, 27197, 2338, 17825])
+    yi, vi = np.log(a / n1) - np.log(c / n2), 1 / a - 1 / n1 + 1 / c - 1 / n2
+    res = rma(yi, vi, preset="revman")
+    assert res.df == 12
+    args = (math.exp(res.estimate), math.exp(res.ci_low), math.exp(res.ci_high), "RR")
+    row = from_published(*args, df=res.df)
+    assert row.sei.iloc[0] == pytest.approx(res.se, rel=1e-9)
+    assert row.yi.iloc[0] == pytest.approx(res.estimate, rel=1e-12)
+    wald = from_published(*args)  # treating the t interval as a z interval overstates the SE by t/z
+    assert wald.sei.iloc[0] / row.sei.iloc[0] == pytest.approx(stats.t.ppf(0.975, 12) / stats.norm.ppf(0.975))
+    for bad in (0, -1, float("nan"), "4", True):
+        with pytest.raises(DataError, match="df must be a positive number"):
+            from_published(*args, df=bad)

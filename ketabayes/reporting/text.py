@@ -9,7 +9,7 @@ import pandas as pd
 
 from ketabayes.result.decision import RATIO_MEASURES, Thresholds
 
-__all__ = ["format_decision_table", "explain", "format_frequentist"]
+__all__ = ["format_decision_table", "explain", "format_frequentist", "format_revman"]
 
 
 def _effect(x: float, ratio: bool) -> str:
@@ -54,6 +54,62 @@ def format_frequentist(freq: pd.DataFrame, measure: str) -> str:
                      "tau^2": f"{r['tau2']:.4g}", "I^2 (%)": f"{r['I2']:.1f}", "Q": f"{r['Q']:.2f}",
                      "95% PI": pi})
     return pd.DataFrame(rows).to_string(index=False)
+
+
+def _p(p: float) -> str:
+    """P-values as RevMan prints them."""
+    return "P < 0.00001" if p < 0.00001 else f"P = {p:.5f}".rstrip("0").rstrip(".") if p < 0.001 else f"P = {p:.3f}"
+
+
+def format_revman(yi, vi, measure: str, *, level: float = 0.95) -> str:
+    """The random-effects analysis as RevMan reports it since 2025, as plain text.
+
+    REML estimate with the Hartung-Knapp-Sidik-Jonkman (HKSJ) confidence interval, the t-based prediction
+    interval, tau^2 with its Q-profile interval, Cochran's Q (Chi^2) and I^2, and the t test for the
+    overall effect -- the numbers a Cochrane reader compares a Bayesian re-analysis with -- followed by the
+    DerSimonian-Laird / Wald analysis of RevMan 5 for reference. Ratios are back-transformed.
+
+    Parameters
+    ----------
+    yi, vi : array-like of float
+        Effect sizes (log scale for ratios) and sampling variances.
+    measure : str
+        ``"OR"``, ``"RR"``, ``"MD"``, ...: label and back-transformation.
+    level : float, default 0.95
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from ketabayes.reporting.text import format_revman
+    >>> print(format_revman([-0.9, -1.6, -0.2, 0.0], [0.33, 0.19, 0.05, 0.004], "MD").splitlines()[0])
+    Random effects (REML, Hartung-Knapp-Sidik-Jonkman), as RevMan since 2025; k = 4 studies
+    """
+    from ketabayes.inference.frequentist import rma
+
+    ratio = measure.upper() in RATIO_MEASURES
+    pct = f"{100 * level:g}%"
+    if len(yi) < 2:
+        return "Random effects (REML, Hartung-Knapp-Sidik-Jonkman): needs at least 2 studies"
+    hk = rma(yi, vi, preset="revman", level=level)
+    dl = rma(yi, vi, method="DL", test="z", level=level)
+
+    def est(r) -> str:
+        return f"{measure} {_effect(r.estimate, ratio)} [{_effect(r.ci_low, ratio)}, {_effect(r.ci_high, ratio)}]"
+
+    lines = [f"Random effects (REML, Hartung-Knapp-Sidik-Jonkman), as RevMan since 2025; k = {hk.k} studies",
+             f"  Total ({pct} CI): {est(hk)}"]
+    lines.append(f"  Prediction interval ({pct}, t with {hk.df:g} df): "
+                 f"[{_effect(hk.pi_low, ratio)}, {_effect(hk.pi_high, ratio)}]")
+    lines.append(f"  Heterogeneity: Tau^2 = {hk.tau2:.4g} [{hk.tau2_ci_low:.4g}, {hk.tau2_ci_high:.4g}] "
+                 f"(Q-profile); Chi^2 = {hk.Q:.2f}, df = {hk.Q_df} ({_p(hk.Q_pval)}); "
+                 f"I^2 = {hk.I2:.0f}% [{hk.I2_ci_low:.0f}%, {hk.I2_ci_high:.0f}%]")
+    lines.append(f"  Test for overall effect: t = {hk.zval:.2f}, df = {hk.df:g} ({_p(hk.pval)})")
+    lines.append(f"RevMan 5 (DerSimonian-Laird, Wald): {est(dl)}; Tau^2 = {dl.tau2:.4g}; "
+                 f"Z = {dl.zval:.2f} ({_p(dl.pval)})")
+    return "\n".join(lines)
 
 
 def explain(row, thresholds: Thresholds, measure: str, subject: str = "the treatment") -> str:
