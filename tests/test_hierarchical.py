@@ -56,6 +56,30 @@ def test_no_grouping_reproduces_exact_normal_normal(prior_mu):
     np.testing.assert_allclose(s.loc["tau", ["ci_low", "median", "ci_high"]].to_numpy(float), ref.tau_ppf(QS), atol=1e-8)
     x = np.linspace(0.0, 20.0, 81)
     np.testing.assert_allclose(res.exact.component_cdf(0, x), ref.tau_cdf(x), atol=1e-9)
+    # each trial's shrunken effect equals ExactNormalNormal's theta_i (a different algorithm)
+    for i, study in enumerate(df.study):
+        m, m_ref = res.marginal(study), ref.theta(i)
+        assert m.mean == pytest.approx(m_ref.mean, abs=1e-6) and m.sd == pytest.approx(m_ref.sd, abs=1e-6)
+        np.testing.assert_allclose(m.ppf(QS), m_ref.ppf(QS), atol=1e-6)
+
+
+def test_study_effects_of_a_grouped_model_match_exact_draws_and_nuts_completion():
+    """Grouped model: the exact mixture of a trial's effect agrees with draws made by a different route
+    (phi drawn from the grid, then coefficients and theta_i drawn from their Gaussian conditionals)."""
+    df = tiny()
+    res = HierarchicalModel(df, by="drug", prior_mu="normal(0, 20)", prior_tau="halfnormal(6)",
+                            prior_sd={"drug": "halfnormal(4)"}).fit("exact", mcid=5, seed=1, draws=5000)
+    eff = res.tree["posterior"]["effect"]
+    for study in ("T0", "T4"):
+        m = res.marginal(study)
+        d = eff.sel(target=study).values.ravel()
+        se = m.sd / np.sqrt(d.size)
+        assert abs(d.mean() - m.mean) < 5 * se
+        assert d.std() == pytest.approx(m.sd, rel=5 / np.sqrt(2 * d.size))
+        # shrunken: between the trial's own estimate and its drug's posterior mean
+        own = float(df.set_index("study").loc[study, "yi"])
+        drug = res.marginal(f"drug={df.set_index('study').loc[study, 'drug']}").mean
+        assert min(own, drug) - 1e-9 <= m.mean <= max(own, drug) + 1e-9
 
 
 def _brute_force(df, prior_mu_sd, s_tau, s_drug, n=300):

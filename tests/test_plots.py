@@ -284,7 +284,7 @@ def test_forest_of_a_hierarchical_result_has_group_rows():
     assert labels[:len(es)] == res.studies
     assert [g for g in labels if g.startswith("drug_class=")] == groups
     assert labels[-2:] == ["Average effect", "New trial (predictive)"]
-    # a group row's circle is the exact posterior median of that group
+    # circles: each trial's shrunken effect, then each group, at its exact posterior median
     circles = next(line for line in ax.get_lines() if line.get_marker() == "o")
-    med = [float(res.marginal(g).ppf(np.array([0.5]))[0]) for g in groups]
+    med = [float(res.marginal(g).ppf(np.array([0.5]))[0]) for g in [*res.studies, *groups]]
     np.testing.assert_allclose(circles.get_xdata(), med, atol=1e-9)

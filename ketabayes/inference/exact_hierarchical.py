@@ -72,10 +72,26 @@ def _partial_rule():
     return x, w
 
 
-def target_draws(coef, phi, A, pred, rng: np.random.Generator) -> np.ndarray:
-    """Draws of the targets ``A (b, u) + N(0, pred @ phi**2)`` from coefficient draws ``coef (n, p)``."""
-    noise_var = (np.asarray(phi, dtype=float) ** 2) @ np.asarray(pred, dtype=float).T
-    return coef @ np.asarray(A, dtype=float).T + np.sqrt(noise_var) * rng.standard_normal((coef.shape[0], A.shape[0]))
+def target_draws(coef, phi, A, pred, rng: np.random.Generator, shrink=None) -> np.ndarray:
+    """Draws of the targets ``A (b, u) + N(0, pred @ phi**2)`` from coefficient draws ``coef (n, p)``.
+
+    ``shrink = (study, y, v)``: for targets with ``study[t] = i >= 0`` (a trial's shrunken effect, whose
+    row of ``A`` is the trial's linear predictor ``eta_i``) the draw is then
+    ``(1 - c) eta_i + c y_i + sqrt(c v_i) z`` with ``c = tau^2 / (tau^2 + v_i)``, the exact conditional of
+    ``theta_i`` given the coefficients, ``tau`` and the trial's estimate.
+    """
+    phi = np.asarray(phi, dtype=float)
+    noise_var = (phi**2) @ np.asarray(pred, dtype=float).T
+    out = coef @ np.asarray(A, dtype=float).T + np.sqrt(noise_var) * rng.standard_normal((coef.shape[0], A.shape[0]))
+    if shrink is not None:
+        study, y, v = (np.asarray(x) for x in shrink)
+        rows = np.flatnonzero(study >= 0)
+        if rows.size:
+            i = study[rows]
+            c = phi[:, :1] ** 2 / (phi[:, :1] ** 2 + v[i][None, :])
+            out[:, rows] = ((1.0 - c) * out[:, rows] + c * y[i][None, :]
+                            + np.sqrt(c * v[i][None, :]) * rng.standard_normal((out.shape[0], rows.size)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,9 @@ class ExactHierarchical:
         ``pred[t, c]``: target ``t`` adds an independent ``N(0, phi_c**2)`` term
         (component 0 is ``tau``; a new trial, a new drug...).
     settings : GridSettings, optional
+    shrink : array_like of int, shape (T,), optional
+        ``shrink[t] = i`` makes target ``t`` trial ``i``'s shrunken effect ``theta_i`` (its row of ``A`` is
+        the trial's linear predictor); -1 (the default for every target) leaves a target as it is.
     integrate : bool
         If false, skip the quadrature: only :meth:`draw_given` (the Gaussian
         conditionals given the variance components) is available. Used to
@@ -161,7 +180,7 @@ class ExactHierarchical:
     """
 
     def __init__(self, y, v, X, prior_fixed, Z, term_of_col, prior_tau: Prior, prior_sd, A, pred, *,
-                 settings: GridSettings | None = None, integrate: bool = True):
+                 settings: GridSettings | None = None, integrate: bool = True, shrink=None):
         self.y = np.asarray(y, dtype=float).ravel()
         self.v = np.asarray(v, dtype=float).ravel()
         k = self.y.size
@@ -183,6 +202,8 @@ class ExactHierarchical:
         self.p = self.W.shape[1]
         self.A = np.asarray(A, dtype=float).reshape(-1, self.p)
         self.pred = np.asarray(pred, dtype=bool).reshape(self.A.shape[0], self.n_comp)
+        self.shrink = (np.full(self.A.shape[0], -1, dtype=int) if shrink is None
+                       else np.asarray(shrink, dtype=int).reshape(self.A.shape[0]))
         # prior of c = (b, z): mean c0, diagonal precision q0
         self.c0 = np.zeros(self.p)
         self.q0 = np.ones(self.p)
@@ -344,6 +365,13 @@ class ExactHierarchical:
         self.n_nodes_total = int(wgrid.shape[0])
         self.target_means = tm[keep]
         self.target_vars = np.maximum(tv[keep], 1e-300)
+        rows = np.flatnonzero(self.shrink >= 0)
+        if rows.size:  # trials' shrunken effects: add each trial's own estimate given tau (see shrink)
+            i = self.shrink[rows]
+            tau2 = self.phi_nodes[:, :1] ** 2
+            c = tau2 / (tau2 + self.v[i][None, :])
+            self.target_means[:, rows] = (1.0 - c) * self.target_means[:, rows] + c * self.y[i][None, :]
+            self.target_vars[:, rows] = (1.0 - c) ** 2 * self.target_vars[:, rows] + c * self.v[i][None, :]
         self._logw_axes = logw_axes
         self._panel_edges = panel_edges
         self._npp = npp
@@ -510,5 +538,5 @@ class ExactHierarchical:
             coef[i:i + ch] = z * o["sv"]
         out = {"phi": phi, "b": coef[:, :self.q], "u": coef[:, self.q:]}
         if targets:
-            out["targets"] = target_draws(coef, phi, self.A, self.pred, rng)
+            out["targets"] = target_draws(coef, phi, self.A, self.pred, rng, shrink=(self.shrink, self.y, self.v))
         return out

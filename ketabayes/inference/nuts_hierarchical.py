@@ -181,7 +181,8 @@ def add_targets(tree, model, rng: np.random.Generator):
     for t in d.terms:
         cols.append(post[f"{t.dim}_effect"].values.reshape(n, -1))
     coef = np.concatenate(cols, axis=1)
-    eff = target_draws(coef, _components(post, d), d.A, d.pred, rng)
+    shrink = (d.shrink, model.yi, model.vi) if hasattr(model, "yi") else None
+    eff = target_draws(coef, _components(post, d), d.A, d.pred, rng, shrink=shrink)
     post = post.assign(effect=((dims.CHAIN, dims.DRAW, dims.TARGET), eff.reshape(nc, nd, -1)))
     post = post.assign_coords({dims.TARGET: [t.name for t in d.targets]})
     tree["posterior"] = xr.DataTree(post)

@@ -14,7 +14,7 @@ from ketabayes.model.priors import prior_from_dict
 __all__ = ["exact_normal_normal", "exact_hierarchical", "DESIGN_VARS"]
 
 #: ``constant_data`` variables that hold a hierarchical model's design (see :func:`design_constants`)
-DESIGN_VARS = ("design_X", "design_Z", "design_term_of_col", "target_A", "target_pred")
+DESIGN_VARS = ("design_X", "design_Z", "design_term_of_col", "target_A", "target_pred", "target_study")
 
 
 def _prior(entry):
@@ -40,7 +40,8 @@ def design_constants(design) -> dict:
             "design_Z": (("study", "random_column"), np.asarray(design.Z, dtype=float)),
             "design_term_of_col": (("random_column",), np.asarray(design.term_of_col, dtype=np.int64)),
             "target_A": (("target", "effect_column"), np.asarray(design.A, dtype=float)),
-            "target_pred": (("target", "component"), np.asarray(design.pred, dtype=np.int8))}
+            "target_pred": (("target", "component"), np.asarray(design.pred, dtype=np.int8)),
+            "target_study": (("target",), np.asarray(design.shrink, dtype=np.int64))}
 
 
 def exact_hierarchical(tree, settings):
@@ -54,4 +55,5 @@ def exact_hierarchical(tree, settings):
                              fixed_priors, const["design_Z"].values, const["design_term_of_col"].values,
                              _prior(settings["prior_tau"]), sd_priors, const["target_A"].values,
                              const["target_pred"].values.astype(bool),
-                             settings=GridSettings.from_dict(settings["engine_settings"]))
+                             settings=GridSettings.from_dict(settings["engine_settings"]),
+                             shrink=const["target_study"].values if "target_study" in const else None)

@@ -104,6 +104,7 @@ class Target:
     n_trials: int
     a: np.ndarray
     pred: np.ndarray   # bool per variance component (0 = tau)
+    study: int = -1    # for a trial's shrunken effect: the trial's index (see ExactHierarchical, ``shrink``)
 
 
 @dataclass
@@ -144,6 +145,11 @@ class HierarchicalDesign:
     @property
     def pred(self) -> np.ndarray:
         return np.array([t.pred for t in self.targets])
+
+    @property
+    def shrink(self) -> np.ndarray:
+        """Per target, the trial whose shrunken effect it is (-1 for every other target)."""
+        return np.array([t.study for t in self.targets], dtype=int)
 
     def target_index(self) -> dict:
         return {t.name: i for i, t in enumerate(self.targets)}
@@ -302,6 +308,23 @@ def _targets(design: HierarchicalDesign, by_levels, cells, trial_cells, group_va
     return out + cell_rows + pred_rows + _moderator_targets(design, p, no_pred)
 
 
+def study_targets(design: HierarchicalDesign, studies, data: pd.DataFrame, level_cols) -> list[Target]:
+    """Each trial's shrunken effect ``theta_i`` as a target (for a shrinkage forest).
+
+    ``theta_i = eta_i + e_i`` with the linear predictor ``eta_i = w_i' (b, u)`` (row ``a``);
+    given the variance components the engines add the trial's own data exactly:
+    ``theta_i | y, phi ~ N((1 - c) E[eta_i] + c y_i, (1 - c)^2 Var[eta_i] + c v_i)``,
+    ``c = tau^2 / (tau^2 + v_i)``.
+    """
+    W = np.concatenate([design.X, design.Z], axis=1)
+    C = 1 + len(design.terms)
+    out = []
+    for i, s in enumerate(studies):
+        levels = {c: _label(data[c].iloc[i]) for c in level_cols}
+        out.append(Target(str(s), "study", levels, True, 1, W[i].copy(), np.zeros(C, dtype=bool), study=i))
+    return out
+
+
 def _moderator_targets(design, p, no_pred) -> list[Target]:
     out = []
     for j, m in enumerate(design.moderators):
@@ -390,6 +413,7 @@ class HierarchicalModel:
         self.columns = {"study": study, "yi": yi, "vi": vi}
         self.design = build_design(self.data, self.studies, self.by, [moderators] if isinstance(moderators, str)
                                    else list(moderators or []), self.interaction, self.nest)
+        self.design.targets += study_targets(self.design, self.studies, self.data, self.by + list(self.nest.values()))
         # priors
         self.prior_mu = parse_prior(prior_mu) if prior_mu is not None else Flat()
         if not isinstance(self.prior_mu, (Normal, Flat)):
@@ -578,7 +602,7 @@ class HierarchicalModel:
         d = self.design
         return ExactHierarchical(self.yi, self.vi, d.X, [self.prior_mu, *self.prior_gamma.values()], d.Z,
                                  d.term_of_col, self.prior_tau, [self.prior_sd[t.name] for t in d.terms],
-                                 d.A, d.pred, settings=grid, integrate=integrate)
+                                 d.A, d.pred, settings=grid, integrate=integrate, shrink=d.shrink)
 
     def _gaussian_part(self):
         """The Gaussian conditionals given the variance components (no quadrature)."""

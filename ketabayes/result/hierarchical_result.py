@@ -97,7 +97,7 @@ class HierarchicalResult(ResultBase):
         return ("effect", {dims.TARGET: name}) if name in self._index else None
 
     def _default_targets(self) -> list[str]:
-        return [t.name for t in self._targets if t.kind != "moderator"]
+        return [t.name for t in self._targets if t.kind not in ("moderator", "study")]
 
     def decision_table(self, mcid: float | None = None, benefit: str | None = None, harm: float | None = None,
                        targets=None, prob: float = 0.95, scale: str | None = None) -> pd.DataFrame:
@@ -157,7 +157,7 @@ class HierarchicalResult(ResultBase):
         a = (1.0 - prob) / 2.0
         qs = np.array([a, 0.5, 1.0 - a])
         l0 = math.log(p0 / (1.0 - p0))
-        names = [t.name for t in self.targets if t.kind != "moderator"] if targets is None else list(targets)
+        names = [t.name for t in self.targets if t.kind not in ("moderator", "study")] if targets is None else list(targets)
         rows = []
         x, w = np.polynomial.hermite_e.hermegauss(40)
         w = w / w.sum()
