@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # the notebook kernels inherit this environment: make them draw figures inline even when
 # the caller set another backend (e.g. MPLBACKEND=Agg in CI), or the pages get no figures
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+os.environ["KETABAYES_PROGRESS"] = "0"  # executed pages show results, not progress bars
 
 import ketabayes  # noqa: E402
 

@@ -46,3 +46,22 @@ def _versions() -> tuple[tuple[str, str], ...]:
 def package_versions() -> dict[str, str]:
     """Versions of ketabayes and the libraries that determine its numbers (looked up once per process)."""
     return dict(_versions())
+
+
+def progress_default() -> bool:
+    """Whether progress bars are shown when the caller did not say (``progressbar=None``).
+
+    On in a terminal (standard error is a TTY) and in a Jupyter kernel; off elsewhere (scripts writing
+    to files, CI). The environment variable ``KETABAYES_PROGRESS`` (``0`` or ``1``) overrides both;
+    the documentation build sets it to 0 so that executed pages stay clean.
+    """
+    import os
+    import sys
+
+    env = os.environ.get("KETABAYES_PROGRESS")
+    if env is not None:
+        return env.strip() not in ("", "0", "false", "no", "off")
+    if "ipykernel" in sys.modules:
+        return True
+    stream = getattr(sys, "stderr", None)
+    return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export MPLBACKEND=Agg PYTHONHASHSEED=0
+export MPLBACKEND=Agg PYTHONHASHSEED=0 KETABAYES_PROGRESS=0
 status=0
 .venv/bin/python -m pytest -q || status=$?
 # pytest exits 5 when no test was collected: that is a failure of the suite, not a pass

@@ -189,3 +189,41 @@ def test_repr_html_is_a_compact_table(re_result, hier_result):
     for res in (re_result, hier_result):
         text = res._repr_html_()
         assert "<table" in text and "p_benefit" in text and "prior mu" in text
+
+
+def test_figures_are_not_left_in_pyplot_so_jupyter_shows_them_once(re_result, hier_result):
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    figs = [kb.plot_forest(re_result), kb.plot_decision(re_result), kb.plot_benefit_curve(re_result),
+            kb.plot_forest(hier_result)]
+    assert plt.get_fignums() == []          # nothing for the inline backend to show a second time
+    assert all(hasattr(f, "savefig") for f in figs)
+
+
+def test_models_and_bayes_factors_have_notebook_reprs(magnesium):
+    model = kb.RandomEffectsModel(magnesium, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)")
+    text = model._repr_html_()
+    assert text.startswith("<pre") and "prior tau" in text and "16 studies" in text
+    bf = kb.bayes_factor(model)
+    assert repr(bf).startswith("<BayesFactor: BF10 = ") and "BF10" in bf._repr_html_()
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("1", True), ("off", False)])
+def test_progress_default_follows_the_environment(monkeypatch, value, expected):
+    from ketabayes._compat import progress_default
+
+    monkeypatch.setenv("KETABAYES_PROGRESS", value)
+    assert progress_default() is expected
+
+
+def test_progress_default_is_off_when_not_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from ketabayes._compat import progress_default
+
+    monkeypatch.delenv("KETABAYES_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    if "ipykernel" not in sys.modules:
+        assert progress_default() is False

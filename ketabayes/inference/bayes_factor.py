@@ -318,6 +318,14 @@ class BayesFactor:
         return (f"BF10 = {self.bf10:.4g} ({evidence_category(self.bf10)}); "
                 f"P(H1 | y) = {self.post_prob_h1:.3f} with P(H1) = {self.prior_prob_h1:g}")
 
+    def __repr__(self) -> str:
+        return f"<BayesFactor: {self.describe()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p><b>BayesFactor</b>: {html.escape(self.describe())}</p>"
+
 
 def bayes_factor(yi, vi=None, prior_mu: Prior | str | None = None, prior_tau: Prior | str | None = None, *,
                  fixed: bool = False, mu0: float = 0.0, prior_prob_h1: float = 0.5,

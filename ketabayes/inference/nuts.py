@@ -58,8 +58,11 @@ def build_normal_normal(yi, vi, studies, prior_mu: Prior, prior_tau: Prior | Non
 
 
 def sample_nuts(model, *, seed: int, draws: int = 1000, tune: int = 1000, chains: int = 4,
-                cores: int | None = None, nuts: dict | None = None, progressbar: bool = False, **kwargs):
+                cores: int | None = None, nuts: dict | None = None, progressbar: bool | None = None, **kwargs):
     """Run ``pm.sample`` with the seed always set; sampler options pass through unchanged.
+
+    ``progressbar=None`` shows PyMC's progress bar in terminals and notebooks
+    (:func:`ketabayes._compat.progress_default`).
 
     Returns
     -------
@@ -67,6 +70,10 @@ def sample_nuts(model, *, seed: int, draws: int = 1000, tune: int = 1000, chains
     """
     import pymc as pm
 
+    from ketabayes._compat import progress_default
+
+    if progressbar is None:
+        progressbar = progress_default()
     with model:
         tree = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores if cores is not None else min(chains, 2),

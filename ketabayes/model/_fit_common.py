@@ -20,6 +20,7 @@ from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Prior, default_tau_prior, prior_from_dict
 
 __all__ = [
+    "html_describe",
     "check_method",
     "default_tau_prior_for",
     "constant_coords",
@@ -42,6 +43,13 @@ def check_method(method, methods=METHODS) -> None:
         close = difflib.get_close_matches(str(method), methods, n=1)
         raise KetabayesError(f"unknown method {method!r}; use " + " or ".join(repr(m) for m in methods)
                              + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def html_describe(text: str) -> str:
+    """A model's plain-text description for notebooks: a compact preformatted block."""
+    import html
+
+    return f"<pre style='font-size: 0.9em'>{html.escape(text)}</pre>"
 
 
 def draw_seed(seed: int | None) -> int:

@@ -155,6 +155,7 @@ class BinomialModel:
         return "\n".join(lines)
 
     __repr__ = describe
+    _repr_html_ = HierarchicalModel._repr_html_
 
     def data_hash(self) -> str:
         from ketabayes.result.provenance import data_hash
@@ -165,7 +166,7 @@ class BinomialModel:
 
     def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
-            tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool = False,
+            tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
             **sample_kwargs):
         """Fit with NUTS (``method="nuts"``, the only engine). Returns a HierarchicalResult on the log-OR scale.
 

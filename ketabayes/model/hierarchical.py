@@ -69,6 +69,7 @@ from ketabayes.model._fit_common import (
     draw_seed,
     fit_settings,
     group_constants,
+    html_describe,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
@@ -505,6 +506,9 @@ class HierarchicalModel:
     def __repr__(self) -> str:
         return self.describe()
 
+    def _repr_html_(self) -> str:
+        return html_describe(self.describe())
+
     def data_hash(self) -> str:
         from ketabayes.result.provenance import data_hash
 
@@ -520,7 +524,7 @@ class HierarchicalModel:
     # -------------------------------------------------------------- fitting
     def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
-            tune: int = 500, nuts: dict | None = None, strict: bool = False, progressbar: bool = False,
+            tune: int = 500, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
             grid=None, parameterization: str = "marginal", **sample_kwargs):
         """Fit the model.
 

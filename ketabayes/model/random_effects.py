@@ -19,6 +19,7 @@ from ketabayes.model._fit_common import (
     default_tau_prior_for,
     draw_seed,
     fit_settings,
+    html_describe,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
@@ -144,6 +145,9 @@ class RandomEffectsModel:
     def __repr__(self) -> str:
         return self.describe()
 
+    def _repr_html_(self) -> str:
+        return html_describe(self.describe())
+
     def data_hash(self) -> str:
         from ketabayes.result.provenance import data_hash
 
@@ -152,7 +156,7 @@ class RandomEffectsModel:
     # ------------------------------------------------------------------
     def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
-            tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool = False,
+            tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
             frequentist: bool = True, **sample_kwargs):
         """Fit the model.
 
@@ -177,6 +181,8 @@ class RandomEffectsModel:
             ``target_accept`` defaults to 0.95 here (PyMC's default is 0.8).
         strict : bool
             Raise :class:`~ketabayes.errors.ConvergenceError` when NUTS diagnostics fail.
+        progressbar : bool, optional
+            NUTS progress bar; default on in terminals and notebooks (``KETABAYES_PROGRESS=0`` turns it off).
         frequentist : bool
             Also compute the FE / DL / REML reference (metafor's ``rma``).
         **sample_kwargs

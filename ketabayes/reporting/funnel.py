@@ -71,7 +71,6 @@ def plot_funnel(yi: Any, vi: Any, *, method: str = "REML", contours: Sequence[fl
     >>> fig.axes[0].get_xlabel()
     'log odds ratio'
     """
-    import matplotlib.pyplot as plt
 
     y, v, labs = _core.validate(yi, vi, study)
     levels = [float(c) for c in contours]
@@ -86,7 +85,9 @@ def plot_funnel(yi: Any, vi: Any, *, method: str = "REML", contours: Sequence[fl
     se = np.sqrt(v)
     fit = rma(y, v, method=method)  # with filled studies: the estimate after filling, as metafor's funnel
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 5))
+        from ketabayes.reporting.plots import new_figure
+
+        fig, ax = new_figure((6, 5))
     else:
         fig = ax.figure
     top = 1.05 * se.max()

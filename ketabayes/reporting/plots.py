@@ -106,11 +106,21 @@ def _target_label(result, target: str) -> str:
     return key
 
 
-def _new_axes(ax, figsize):
-    import matplotlib.pyplot as plt
+def new_figure(figsize):
+    """A figure outside pyplot's state machine, with one axes.
 
+    Jupyter then shows it exactly once -- when it is the value of a cell -- instead of once through
+    pyplot's inline backend and once more through its repr. ``fig.savefig`` works as usual.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _new_axes(ax, figsize):
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return new_figure(figsize)
     return ax.figure, ax
 
 
