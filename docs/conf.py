@@ -65,5 +65,15 @@ myst_heading_anchors = 3
 html_theme = "pydata_sphinx_theme"
 html_title = f"ketabayes {release}"
 html_static_path = ["_static"]
-html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    # the pages are wide (tables, code): the top bar navigates, the right column holds "On this page"
+    "navbar_align": "left",
+    "header_links_before_dropdown": 3,
+    "secondary_sidebar_items": ["page-toc"],
+}
+# no left "Section navigation" column: it is empty for these single-level pages and took a third of the width
+html_sidebars = {"**": []}
+html_css_files = ["wide.css"]
 # no network at build time: no intersphinx inventories, no external images
