@@ -227,3 +227,16 @@ def test_progress_default_is_off_when_not_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     if "ipykernel" not in sys.modules:
         assert progress_default() is False
+
+
+def test_frequentist_table_on_the_ratio_scale(re_result):
+    log = re_result.frequentist_table()
+    rat = re_result.frequentist_table(scale="ratio")
+    for c in ("estimate", "ci_low", "ci_high"):
+        np.testing.assert_allclose(rat[c].to_numpy(float), np.exp(log[c].to_numpy(float)), rtol=1e-14)
+    assert "se_log" in rat and (rat["scale"] == "ratio").all()
+
+
+def test_html_of_a_ratio_result_is_on_the_ratio_scale(re_result):
+    row = re_result.decision_table(scale="ratio").set_index("target").loc["mean"]
+    assert f"{row['median']:.3g}" in re_result._repr_html_()

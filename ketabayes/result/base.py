@@ -449,13 +449,14 @@ class ResultBase:
         head = self._header()
         parts = [f"<p><b>{html.escape(head[0])}</b><br>" + "<br>".join(html.escape(x) for x in head[1:]) + "</p>"]
         th = self.thresholds
+        scale = "ratio" if self.ratio else None  # a ratio result is shown on the ratio scale
         if th is not None:
-            tab = self.decision_table()
+            tab = self.decision_table(scale=scale)
             cols = [c for c in ("target", "median", "ci_low", "ci_high", "p_benefit", "p_trivial", "p_harm")
                     if c in tab]
             parts.append(f"<p>{html.escape(th.describe(self.measure))}</p>")
         else:
-            tab = self.summary()
+            tab = self.summary(scale=scale)
             cols = [c for c in ("target", "mean", "sd", "median", "ci_low", "ci_high") if c in tab]
         parts.append(tab[cols].head(12).to_html(index=False, float_format=lambda x: f"{x:.3g}"))
         if len(tab) > 12:

@@ -108,11 +108,27 @@ class MetaResult(ResultBase):
         return None
 
     # ------------------------------------------------------------------ extras of this model
-    def frequentist_table(self) -> pd.DataFrame:
-        """metafor-equivalent FE / DL / REML estimates next to the Bayesian ones."""
+    def frequentist_table(self, scale: str | None = None) -> pd.DataFrame:
+        """metafor-equivalent FE / DL / REML estimates next to the Bayesian ones.
+
+        Parameters
+        ----------
+        scale : {"identity", "log", "ratio"}, optional
+            As in :meth:`decision_table`: ``"ratio"`` exponentiates the estimate and the confidence
+            and prediction interval bounds of an OR/RR analysis (``se`` stays on the log scale).
+        """
         if not self.frequentist:
             return pd.DataFrame()
-        return pd.DataFrame({k: v.to_dict() for k, v in self.frequentist.items()}).T
+        scale = self._resolve_scale(scale)
+        out = pd.DataFrame({k: v.to_dict() for k, v in self.frequentist.items()}).T
+        if scale == "ratio":
+            for c in ("estimate", "ci_low", "ci_high", "pi_low", "pi_high"):
+                if c in out:
+                    out[c] = np.exp(pd.to_numeric(out[c], errors="coerce").astype(float))
+            if "se" in out:
+                out = out.rename(columns={"se": "se_log"})
+        out["scale"] = scale
+        return out
 
     def _stored_settings(self) -> dict:
         s = super()._stored_settings()
