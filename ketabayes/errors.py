@@ -13,6 +13,7 @@ __all__ = [
     "RevManError",
     "PriorError",
     "ConvergenceError",
+    "ExactIntegrationError",
     "ConvergenceWarning",
     "DataWarning",
 ]
@@ -55,6 +56,11 @@ class PriorError(KetabayesError):
 
 class ConvergenceError(KetabayesError):
     """Raised in strict mode when MCMC diagnostics fail their thresholds."""
+
+
+class ExactIntegrationError(KetabayesError):
+    """The exact engine could not integrate the posterior to its stated accuracy (e.g. an improper
+    posterior); the message suggests fitting with NUTS instead."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -137,16 +137,15 @@ class ExactPointNull(ExactNormalNormal):
         super().__init__(yi, vi, Normal(self.mu0, 1.0), prior_tau, fixed=fixed, settings=settings)
         self.prior_mu = None
 
-    def _conditional(self, tau):
-        tau = np.asarray(tau, dtype=float)
-        return np.full(tau.shape, self.mu0), np.zeros(tau.shape)
-
-    def _loglik(self, tau):
-        """``log p(y | tau, mu = mu0)``."""
-        tau = np.asarray(tau, dtype=float)
-        tv = self.v + tau[..., None] ** 2
-        r = self.y - self.mu0
-        return -0.5 * (np.log(tv).sum(-1) + self.y.size * _LOG_2PI + (r * r / tv).sum(-1))
+    def _gauss_std(self, t):
+        """``mu' = mu0'`` (variance 0) and ``log p(y' | tau', mu' = mu0')`` on the engine's standardised scale."""
+        t = np.asarray(t, dtype=float)
+        mu0 = (self.mu0 - self._c) / self._s
+        with np.errstate(over="ignore", under="ignore"):
+            tv = self._vs + t[..., None] ** 2
+            r = self._ys - mu0
+            ll = -0.5 * (np.log(tv).sum(-1) + self._ys.size * _LOG_2PI + (r * r / tv).sum(-1))
+        return np.full(t.shape, mu0), np.zeros(t.shape), ll
 
     @cached_property
     def mu(self) -> PointMass:

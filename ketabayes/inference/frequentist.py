@@ -358,6 +358,10 @@ def rma(
     k = int(y.size)
     crit = float(stats.norm.isf((1.0 - level) / 2.0))
     is_fe = method in _FE_ALIASES
+    # computed on a standardised scale (the estimators are location/scale equivariant), so that
+    # data of any magnitude (e.g. 1e150 or 1e-150) neither overflow nor underflow
+    c, sc = float(np.median(y)), math.sqrt(float(np.median(v)))
+    y, v = (y - c) / sc, v / sc**2
 
     w_fe = 1.0 / v
     nan = float("nan")
@@ -382,10 +386,11 @@ def rma(
         tau2 = _reml_tau2(y, v)
         tau2_se = math.sqrt(2.0 / _trace_pp(1.0 / (v + tau2)))
 
-    # pooled estimate
+    # pooled estimate (back on the original scale)
     w = 1.0 / (v + tau2)
-    estimate = _weighted_mean(y, w)
-    se = 1.0 / math.sqrt(float(w.sum()))
+    se_std = 1.0 / math.sqrt(float(w.sum()))
+    estimate = c + sc * _weighted_mean(y, w)
+    se = sc * se_std
     zval = estimate / se
     pval = float(2.0 * stats.norm.sf(abs(zval)))
 
@@ -402,8 +407,9 @@ def rma(
     if is_fe:
         pi_low = pi_high = nan
     else:
-        pi_se = math.sqrt(se**2 + tau2)
+        pi_se = sc * math.sqrt(se_std**2 + tau2)
         pi_low, pi_high = estimate - crit * pi_se, estimate + crit * pi_se
+    tau2, tau2_se, tau = sc**2 * tau2, sc**2 * tau2_se, sc * math.sqrt(tau2)
 
     return RmaResult(
         method=method,
@@ -416,7 +422,7 @@ def rma(
         pval=pval,
         tau2=float(tau2),
         tau2_se=float(tau2_se),
-        tau=math.sqrt(tau2),
+        tau=float(tau),
         I2=float(I2),
         H2=float(H2),
         Q=float(Q),

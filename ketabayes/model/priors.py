@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from ketabayes.errors import PriorError
 
@@ -119,6 +119,37 @@ def _positive(name: str, value: float, kind: str) -> None:
         raise PriorError(f"{kind}: parameter {name!r} must be a positive finite number, got {value!r}")
 
 
+#: range of scale parameters the engines can represent (tau**2 and 1/sigma**2 stay finite in double precision)
+SCALE_RANGE = (1e-200, 1e200)
+
+
+def _scale(name: str, value: float, kind: str) -> None:
+    """A scale parameter: positive, finite and within :data:`SCALE_RANGE`."""
+    _positive(name, value, kind)
+    if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:
+        raise PriorError(f"{kind}: scale {name!r} = {value!r} is outside the range {SCALE_RANGE[0]:g} to "
+                         f"{SCALE_RANGE[1]:g} that can be computed with in double precision; rescale the data "
+                         "(e.g. change units) so that the prior's scale is within it")
+
+
+def _location(name: str, value: float, kind: str, limit: float = SCALE_RANGE[1]) -> None:
+    _finite(name, value, kind)
+    if abs(value) > limit:
+        raise PriorError(f"{kind}: parameter {name!r} = {value!r} is beyond +/-{limit:g}, outside the range that "
+                         "can be computed with in double precision; rescale the data")
+
+
+_LOG2 = math.log(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _t_logpdf(z, nu):
+    """log density of the standard Student-t (closed form; cheaper than scipy.stats for small arrays)."""
+    c = math.lgamma(0.5 * (nu + 1)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu * math.pi)
+    with np.errstate(over="ignore"):
+        return c - 0.5 * (nu + 1) * np.log1p(np.asarray(z, dtype=float) ** 2 / nu)
+
+
 def _finite(name: str, value: float, kind: str) -> None:
     if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
         raise PriorError(f"{kind}: parameter {name!r} must be a finite number, got {value!r}")
@@ -146,14 +177,15 @@ class Normal(Prior):
     label: str = ""
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
-        _positive("sigma", self.sigma, self.kind)
+        _location("mu", self.mu, self.kind)
+        _scale("sigma", self.sigma, self.kind)
 
     def logpdf(self, x):
-        return stats.norm.logpdf(x, self.mu, self.sigma)
+        z = (np.asarray(x, dtype=float) - self.mu) / self.sigma
+        return -_LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z
 
     def cdf(self, x):
-        return stats.norm.cdf(x, self.mu, self.sigma)
+        return special.ndtr((np.asarray(x, dtype=float) - self.mu) / self.sigma)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -203,10 +235,19 @@ class HalfNormal(Prior):
     sigma: float = 1.0
 
     def __post_init__(self):
-        _positive("sigma", self.sigma, self.kind)
+        _scale("sigma", self.sigma, self.kind)
 
     def logpdf(self, x):
-        return stats.halfnorm.logpdf(x, scale=self.sigma)
+        x = np.asarray(x, dtype=float)
+        z = x / self.sigma
+        return np.where(x >= 0, _LOG2 - _LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, special.erf(np.maximum(x, 0.0) / (self.sigma * math.sqrt(2.0))), 0.0)
+
+    def ppf(self, q):
+        return self.sigma * special.ndtri(0.5 * (1.0 + np.asarray(q, dtype=float)))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -224,10 +265,22 @@ class HalfCauchy(Prior):
     beta: float = 1.0
 
     def __post_init__(self):
-        _positive("beta", self.beta, self.kind)
+        _scale("beta", self.beta, self.kind)
 
     def logpdf(self, x):
-        return stats.halfcauchy.logpdf(x, scale=self.beta)
+        x = np.asarray(x, dtype=float)
+        z = np.abs(x) / self.beta
+        with np.errstate(divide="ignore"):
+            # log1p(z^2) without overflow for large z
+            l1 = np.where(z < 1e100, np.log1p(np.minimum(z, 1e100) ** 2), 2.0 * np.log(z))
+        return np.where(x >= 0, math.log(2.0 / (math.pi * self.beta)) - l1, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, (2.0 / math.pi) * np.arctan(np.maximum(x, 0.0) / self.beta), 0.0)
+
+    def ppf(self, q):
+        return self.beta * np.tan(0.5 * math.pi * np.asarray(q, dtype=float))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -247,12 +300,19 @@ class HalfStudentT(Prior):
 
     def __post_init__(self):
         _positive("nu", self.nu, self.kind)
-        _positive("sigma", self.sigma, self.kind)
+        _scale("sigma", self.sigma, self.kind)
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
-        out = math.log(2.0) + stats.t.logpdf(x, self.nu, scale=self.sigma)
+        out = _LOG2 + _t_logpdf(x / self.sigma, self.nu) - math.log(self.sigma)
         return np.where(x >= 0, out, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, 2.0 * special.stdtr(self.nu, np.maximum(x, 0.0) / self.sigma) - 1.0, 0.0)
+
+    def ppf(self, q):
+        return self.sigma * special.stdtrit(self.nu, 0.5 * (1.0 + np.asarray(q, dtype=float)))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -270,10 +330,18 @@ class Exponential(Prior):
     lam: float = 1.0
 
     def __post_init__(self):
-        _positive("lam", self.lam, self.kind)
+        _scale("lam", self.lam, self.kind)
 
     def logpdf(self, x):
-        return stats.expon.logpdf(x, scale=1.0 / self.lam)
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, math.log(self.lam) - self.lam * x, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, -np.expm1(-self.lam * np.maximum(x, 0.0)), 0.0)
+
+    def ppf(self, q):
+        return -np.log1p(-np.asarray(q, dtype=float)) / self.lam
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -293,7 +361,7 @@ class Uniform(Prior):
 
     def __post_init__(self):
         _finite("lower", self.lower, self.kind)
-        _positive("upper", self.upper, self.kind)
+        _scale("upper", self.upper, self.kind)
         if self.lower < 0 or self.lower >= self.upper:
             raise PriorError(f"uniform: need 0 <= lower < upper, got lower={self.lower}, upper={self.upper}")
 
@@ -301,7 +369,14 @@ class Uniform(Prior):
         return (float(self.lower), float(self.upper))
 
     def logpdf(self, x):
-        return stats.uniform.logpdf(x, loc=self.lower, scale=self.upper - self.lower)
+        x = np.asarray(x, dtype=float)
+        return np.where((x >= self.lower) & (x <= self.upper), -math.log(self.upper - self.lower), -np.inf)
+
+    def cdf(self, x):
+        return np.clip((np.asarray(x, dtype=float) - self.lower) / (self.upper - self.lower), 0.0, 1.0)
+
+    def ppf(self, q):
+        return self.lower + np.asarray(q, dtype=float) * (self.upper - self.lower)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -321,11 +396,26 @@ class _Tau2Prior(Prior):
     def _log_l_density(self, l):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _l_cdf(self, l):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _l_ppf(self, q):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = self._log_l_density(2.0 * np.log(x)) + math.log(2.0) - np.log(x)
         return np.where(x > 0, out, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(x > 0, self._l_cdf(2.0 * np.log(np.maximum(x, 0.0))), 0.0)
+
+    def ppf(self, q):
+        with np.errstate(over="ignore"):
+            return np.exp(0.5 * self._l_ppf(np.asarray(q, dtype=float)))
 
 
 @dataclass(frozen=True)
@@ -343,11 +433,18 @@ class LogNormalTau2(_Tau2Prior):
     citation: str = ""
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
+        _location("mu", self.mu, self.kind, limit=900.0)
         _positive("sigma", self.sigma, self.kind)
 
     def _log_l_density(self, l):
-        return stats.norm.logpdf(l, self.mu, self.sigma)
+        z = (np.asarray(l, dtype=float) - self.mu) / self.sigma
+        return -_LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z
+
+    def _l_cdf(self, l):
+        return special.ndtr((l - self.mu) / self.sigma)
+
+    def _l_ppf(self, q):
+        return self.mu + self.sigma * special.ndtri(q)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -372,12 +469,18 @@ class LogStudentTTau2(_Tau2Prior):
     citation: str = ""
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
+        _location("mu", self.mu, self.kind, limit=900.0)
         _positive("sigma", self.sigma, self.kind)
         _positive("nu", self.nu, self.kind)
 
     def _log_l_density(self, l):
-        return stats.t.logpdf(l, self.nu, loc=self.mu, scale=self.sigma)
+        return _t_logpdf((np.asarray(l, dtype=float) - self.mu) / self.sigma, self.nu) - math.log(self.sigma)
+
+    def _l_cdf(self, l):
+        return special.stdtr(self.nu, (l - self.mu) / self.sigma)
+
+    def _l_ppf(self, q):
+        return self.mu + self.sigma * special.stdtrit(self.nu, q)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -578,6 +681,10 @@ def parse_prior(text: str | Prior | dict) -> Prior:
     if kind in {"turner", "rhodes"}:
         parts = [p.strip("'\"") for p in parts]
         fn = turner_prior if kind == "turner" else rhodes_prior
+        n_max = 2 if kind == "turner" else 3
+        if len(parts) > n_max or any(not p for p in parts):
+            raise PriorError(f"prior {text!r}: {kind}() takes up to {n_max} names "
+                             f"({'outcome, comparison' + (', area' if kind == 'rhodes' else '')}), got {len(parts)}")
         return fn(*parts)
     try:
         values = [float(p) for p in parts]

@@ -262,7 +262,7 @@ def _exact_from_settings(tree, settings):
 
     y = tree["observed_data"]["y"].values
     v = tree["constant_data"]["vi"].values
-    qs = QuadratureSettings(**settings.get("engine_settings", {}))
+    qs = QuadratureSettings.from_dict(settings.get("engine_settings", {}))
     return ExactNormalNormal(y, v, prior_from_entry(settings["prior_mu"]), prior_from_entry(settings["prior_tau"]),
                              fixed=settings.get("fixed", False), settings=qs)
 
