@@ -72,8 +72,10 @@ from scipy import optimize, special
 
 from ketabayes.errors import DataError, ExactIntegrationError, PriorError
 from ketabayes.inference._log_scale_quadrature import QuadratureSettings, integrate_log_scale
+from ketabayes.inference._mu_grid import GridTargetMarginal, MuGrid
 from ketabayes.model.priors import Flat, Normal, Prior
-from ketabayes.result.marginals import Marginal, MixtureMarginal
+from ketabayes.model.priors_extra import Point, resolve_prior
+from ketabayes.result.marginals import Marginal, MixtureMarginal, PointMass
 
 __all__ = ["ExactIntegrationError", "ExactNormalNormal", "QuadratureSettings"]  # the first two re-exported
 
@@ -131,8 +133,19 @@ class ExactNormalNormal:
         if bad.size:
             raise DataError(f"sampling variance must be positive and finite, got {v[bad[0]]!r} "
                             f"at position {int(bad[0])}", column="vi")
-        if not isinstance(prior_mu, (Normal, Flat)):
-            raise TypeError(f"the exact engine needs a normal or flat prior for mu, got {prior_mu!r}")
+        if not isinstance(prior_mu, Prior) or prior_mu.support != "real":
+            raise TypeError(f"the exact engine needs a prior for mu on the real line, got {prior_mu!r}")
+        if isinstance(prior_mu, Flat):
+            self._mode = "flat"
+        elif isinstance(prior_mu, Normal) and not prior_mu.truncated:
+            self._mode = "normal"
+        elif isinstance(prior_mu, Point):
+            self._mode = "point"
+        elif hasattr(prior_mu, "cdf"):
+            self._mode = "grid"  # Student-t, Cauchy, truncated priors: integrate over mu as well
+        else:
+            raise TypeError(f"the exact engine cannot integrate over the prior {prior_mu} for mu")
+        prior_tau = resolve_prior(prior_tau, v)
         self.y, self.v = y, v
         self.prior_mu = prior_mu
         self.prior_tau = prior_tau
@@ -144,10 +157,18 @@ class ExactNormalNormal:
         self._log_s = math.log(self._s)
         self._ys = (y - self._c) / self._s
         self._vs = v / self._s**2
-        if isinstance(prior_mu, Normal):
+        if self._mode == "normal":
             self._m0 = (prior_mu.mu - self._c) / self._s
             self._s0 = prior_mu.sigma / self._s
-        self._log_jac = -self.y.size * self._log_s + (self._log_s if isinstance(prior_mu, Flat) else 0.0)
+        elif self._mode == "point":
+            self._m0 = (prior_mu.value - self._c) / self._s
+        elif self._mode == "grid":
+            loc, sc = getattr(prior_mu, "scale_points", lambda: (prior_mu.mu, prior_mu.sigma))()
+            lo_b, hi_b = prior_mu.bounds()
+            self._grid = MuGrid(lambda x: prior_mu.logpdf(self._c + self._s * x) + self._log_s,
+                                (loc - self._c) / self._s, sc / self._s, (lo_b - self._c) / self._s,
+                                (hi_b - self._c) / self._s)
+        self._log_jac = -self.y.size * self._log_s + (self._log_s if self._mode == "flat" else 0.0)
         if self.fixed:
             self.u_nodes = np.array([-np.inf])
             self._t_nodes = np.zeros(1)
@@ -178,11 +199,16 @@ class ExactNormalNormal:
         k = self._ys.size
         m, var, ll = np.empty(t.size), np.empty(t.size), np.empty(t.size)
         step = max(1, 2_000_000 // k)
-        normal = isinstance(self.prior_mu, Normal)
+        normal = self._mode == "normal"
         with np.errstate(over="ignore", under="ignore"):
             for i in range(0, t.size, step):
                 tv = self._vs + t[i:i + step, None] ** 2
                 w = 1.0 / tv
+                if self._mode == "point":
+                    r = self._ys - self._m0
+                    ll[i:i + step] = -0.5 * (np.log(tv).sum(-1) + k * _LOG_2PI + (r * r * w).sum(-1))
+                    m[i:i + step], var[i:i + step] = self._m0, 0.0
+                    continue
                 prec = w.sum(-1)
                 num = w @ self._ys
                 if normal:
@@ -196,6 +222,15 @@ class ExactNormalNormal:
                     out = out - 0.5 * (mm - self._m0) ** 2 * p0 - 0.5 * np.log(prec / p0)
                 else:
                     out = out + 0.5 * _LOG_2PI - 0.5 * np.log(prec)
+                if self._mode == "grid":
+                    # the flat-prior conditional is the likelihood of mu: integrate the prior against it
+                    nodes, lw = self._grid.rule(mm, np.sqrt(1.0 / prec))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        lc = special.logsumexp(lw, axis=1, keepdims=True)
+                        pw = np.exp(lw - lc)
+                    out = out + lc[:, 0]
+                    mm = (pw * nodes).sum(1)
+                    prec = 1.0 / np.maximum((pw * (nodes - mm[:, None]) ** 2).sum(1), 1e-300)
                 m[i:i + step], var[i:i + step], ll[i:i + step] = mm, 1.0 / prec, out
         return m.reshape(shape), var.reshape(shape), ll.reshape(shape)
 
@@ -381,25 +416,47 @@ class ExactNormalNormal:
     # ------------------------------------------------------------------
     # marginals of mu, theta_new and theta_i
     # ------------------------------------------------------------------
+    def _grid_marginal(self, alpha, beta, s) -> Marginal:
+        """Posterior of ``alpha + beta mu + N(0, s^2)`` (standardised, per tau node) when mu is integrated on a grid."""
+        t = self._t_nodes
+        m, var, _ = self._flat_conditional(t)
+        sd = np.sqrt(var)
+        return GridTargetMarginal(self._grid, self.weights, m, sd, self._grid.log_c(m, sd), alpha, beta, s,
+                                  loc=self._c, scale=self._s)
+
+    def _flat_conditional(self, t):
+        """Flat-prior conditional (the Gaussian likelihood of mu) given standardised tau."""
+        w = 1.0 / (self._vs + t[:, None] ** 2)
+        prec = w.sum(-1)
+        return (w @ self._ys) / prec, 1.0 / prec, None
+
     @cached_property
-    def mu(self) -> MixtureMarginal:
+    def mu(self) -> Marginal:
         """Posterior of the average effect."""
+        if self._mode == "point":
+            return PointMass(self.prior_mu.value)
+        if self._mode == "grid":
+            return self._grid_marginal(0.0, 1.0, 0.0)
         return MixtureMarginal(self.weights, self._cm, np.sqrt(self._cv), loc=self._c, scale=self._s)
 
     @cached_property
-    def theta_new(self) -> MixtureMarginal:
+    def theta_new(self) -> Marginal:
         """Predictive distribution of the effect in a new study."""
-        return MixtureMarginal(self.weights, self._cm, np.sqrt(self._cv + self._t_nodes**2), loc=self._c,
-                               scale=self._s)
+        if self._mode == "grid":
+            return self._grid_marginal(0.0, 1.0, self._t_nodes)
+        return MixtureMarginal(self.weights, self._cm, np.maximum(np.sqrt(self._cv + self._t_nodes**2), 1e-150),
+                               loc=self._c, scale=self._s)
 
-    def theta(self, i: int) -> MixtureMarginal:
+    def theta(self, i: int) -> Marginal:
         """Posterior of study ``i``'s own (shrunken) effect."""
         t2 = self._t_nodes**2
         vi = self._vs[i]
         b = vi / (vi + t2)
+        if self._mode == "grid":
+            return self._grid_marginal((1.0 - b) * self._ys[i], b, np.sqrt((1.0 - b) * vi))
         mean = (1.0 - b) * self._ys[i] + b * self._cm
         var = (1.0 - b) * vi + b**2 * self._cv
-        return MixtureMarginal(self.weights, mean, np.sqrt(var), loc=self._c, scale=self._s)
+        return MixtureMarginal(self.weights, mean, np.maximum(np.sqrt(var), 1e-150), loc=self._c, scale=self._s)
 
     # ------------------------------------------------------------------
     # draws
@@ -421,12 +478,20 @@ class ExactNormalNormal:
         out = np.exp(np.interp(r, cdf[keep], grid_u[keep]) + self._log_s)
         return np.where(r < self._atom, 0.0, out)
 
+    def _sample_mu_grid(self, t, rng):
+        m, var, _ = self._flat_conditional(t)
+        nodes, lw = self._grid.rule(m, np.sqrt(var))
+        return _sample_rows(nodes, lw, rng)
+
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Joint posterior draws of ``tau, mu, theta (n, k), theta_new`` (drawn on the standardised scale)."""
         tau = self.sample_tau(n, rng)
         t = tau / self._s
-        m, var, _ = self._gauss_std(t)
-        mu = rng.normal(m, np.sqrt(var))
+        if self._mode == "grid":
+            mu = self._sample_mu_grid(t, rng)
+        else:
+            m, var, _ = self._gauss_std(t)
+            mu = rng.normal(m, np.sqrt(var))
         t2 = t[:, None] ** 2
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             prec = 1.0 / self._vs + np.where(t2 > 0, 1.0 / t2, np.inf)
@@ -436,6 +501,15 @@ class ExactNormalNormal:
         theta_new = mu + t * rng.standard_normal(n)
         c, s = self._c, self._s
         return {"tau": tau, "mu": c + s * mu, "theta": c + s * theta, "theta_new": c + s * theta_new}
+
+
+def _sample_rows(nodes, lw, rng):
+    """One draw per row from the densities given on quadrature nodes (inverse of the interpolated CDF)."""
+    p = np.exp(lw - special.logsumexp(lw, axis=1, keepdims=True))
+    cum = np.cumsum(p, axis=1)
+    r = rng.uniform(size=(nodes.shape[0], 1))
+    j = np.minimum((cum < r).sum(1), nodes.shape[1] - 1)
+    return nodes[np.arange(nodes.shape[0]), j]
 
 
 class _TauMarginal(Marginal):

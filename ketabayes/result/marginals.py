@@ -48,6 +48,46 @@ class Marginal:
     def sd(self) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def eti(self, prob: float = 0.95) -> tuple[float, float]:
+        """Equal-tailed interval: the ``(1 - prob)/2`` and ``(1 + prob)/2`` quantiles."""
+        a = (1.0 - prob) / 2.0
+        lo, hi = np.asarray(self.ppf(np.array([a, 1.0 - a])), dtype=float)
+        return float(lo), float(hi)
+
+    def hpd(self, prob: float = 0.95) -> tuple[float, float]:
+        """Shortest interval holding ``prob`` of the posterior (the HPD interval of a unimodal posterior).
+
+        Minimises ``ppf(a + prob) - ppf(a)`` over the lower tail probability ``a`` in
+        ``[0, 1 - prob]`` (:func:`scipy.optimize.minimize_scalar`, bounded Brent, on the
+        exact quantiles when the marginal is exact). For a multimodal posterior the
+        highest-density *region* may be a union of intervals; this is the shortest single one.
+
+        Examples
+        --------
+        >>> from ketabayes.result.marginals import MixtureMarginal
+        >>> m = MixtureMarginal([1.0], [0.0], [1.0])
+        >>> [round(x, 4) for x in m.hpd(0.95)]  # a normal posterior: HPD == equal-tailed
+        [-1.96, 1.96]
+        """
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+
+        def width(a):
+            lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
+            return hi - lo
+
+        amax = 1.0 - prob
+        eps = 1e-9 * amax
+        res = optimize.minimize_scalar(width, bounds=(eps, amax - eps), method="bounded",
+                                       options={"xatol": 1e-10 * amax})
+        a = float(res.x)
+        # the optimum may sit at an end (e.g. a posterior piled up at a boundary such as tau = 0)
+        for cand in (eps, amax - eps):
+            if width(cand) < width(a):
+                a = cand
+        lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
+        return float(lo), float(hi)
+
     def prob_between(self, lo, hi):
         """P(lo < X <= hi)."""
         return self.cdf(hi) - self.cdf(lo)
