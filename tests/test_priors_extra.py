@@ -210,3 +210,23 @@ def test_hpd_of_a_skewed_density_by_density_threshold():
     lo, hi = m.hpd(0.9)
     assert lo == pytest.approx(region[0], abs=2e-4) and hi == pytest.approx(region[-1], abs=2e-4)
     assert hi - lo < np.diff(m.eti(0.9))[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prior_mu,prior_tau", [("studentt(3, 0, 1)", "invgammatau2(1, 0.05)"),
+                                                ("normal(0, 1, upper=0)", "i2()")])
+def test_nuts_agrees_with_exact_within_mcse(prior_mu, prior_tau):
+    """The PyMC form of the priors (``to_pymc``) targets the same posterior as the exact engine."""
+    import arviz as az
+    import pandas as pd
+
+    import ketabayes as kb
+
+    y, v = simulated(8, 1)
+    df = pd.DataFrame({"study": [f"SIM-{i}" for i in range(y.size)], "yi": y, "vi": v})
+    model = kb.RandomEffectsModel(df, prior_mu=prior_mu, prior_tau=prior_tau)
+    nuts = model.fit("nuts", seed=3, chains=2, draws=1000, tune=1000)
+    exact = model.fit("exact", seed=3)
+    se = float(az.mcse(nuts.tree, var_names=["mu"])["mu"].values)
+    assert 0 < se < 0.05
+    assert abs(float(nuts.posterior["mu"].values.mean()) - exact.marginal("mu").mean) < 4 * se

@@ -157,7 +157,9 @@ class ExactPointNull(ExactNormalNormal):
         """Effect in a new study: ``N(mu0, tau**2)`` mixed over the H0 posterior of tau."""
         if self.fixed:
             return PointMass(self.mu0)
-        return MixtureMarginal(self.weights, np.full(self.weights.shape, self.mu0), self.tau_nodes)
+        # (tau = 0 appears as a node when prior mass lies below the smallest representable tau)
+        return MixtureMarginal(self.weights, np.full(self.weights.shape, self.mu0),
+                               np.maximum(self.tau_nodes, 1e-300))
 
     def theta(self, i: int) -> Marginal:
         """Shrunken effect of study ``i`` under H0."""
@@ -165,7 +167,8 @@ class ExactPointNull(ExactNormalNormal):
             return PointMass(self.mu0)
         t2 = self.tau_nodes**2
         b = self.v[i] / (self.v[i] + t2)
-        return MixtureMarginal(self.weights, (1.0 - b) * self.y[i] + b * self.mu0, np.sqrt((1.0 - b) * self.v[i]))
+        return MixtureMarginal(self.weights, (1.0 - b) * self.y[i] + b * self.mu0,
+                               np.maximum(np.sqrt((1.0 - b) * self.v[i]), 1e-300))
 
 
 # ---------------------------------------------------------------------------
