@@ -168,6 +168,18 @@ def test_exact_mu_matches_2d_grid(prior_mu, prior_tau):
     assert e.mu.mean == pytest.approx(g.mean_mu(), abs=1e-7)
 
 
+@pytest.mark.parametrize("prior_mu", ["cauchy(0, 0.707)", "studentt(3, 0, 0.5, upper=0)"])
+def test_bayes_factor_with_heavy_tailed_prior_matches_2d_grid(prior_mu):
+    """log p(y | H1) = log of the 2-D integral of prior(mu) prior(tau) prod N(y_i; mu, v_i + tau^2)."""
+    from ketabayes.inference.bayes_factor import bayes_factor
+
+    y, v = simulated()
+    pm, pt = parse_prior(prior_mu), P.HalfNormal(0.5)
+    g = Grid2D(y, v, pm, pt, u=(-14.0, 3.0, 1701))
+    bf = bayes_factor(y, v, prior_mu, "halfnormal(0.5)")
+    assert bf.log_evidence_h1 == pytest.approx(math.log(g.Z) - 10.0, abs=1e-6)
+
+
 def test_point_prior_is_the_null_model():
     y, v = simulated()
     e = ExactNormalNormal(y, v, X.Point(0.0), P.HalfNormal(0.5))

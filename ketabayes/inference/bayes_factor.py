@@ -2,7 +2,8 @@
 
 Two models of the same data (normal-normal, ``v_i`` known):
 
-* **H1** (effect free): ``mu ~ Normal(m0, s0**2)``, ``tau ~ p(tau)``;
+* **H1** (effect free): ``mu ~ Normal(m0, s0**2)`` (or any proper prior on the real line, e.g.
+  ``cauchy(0, 0.707)``, ``studentt(...)``, truncated ones), ``tau ~ p(tau)``;
   ``y_i ~ N(mu, v_i + tau**2)``. Its marginal likelihood ``p(y | H1)`` is
   :attr:`ExactNormalNormal.log_evidence <ketabayes.inference.exact.ExactNormalNormal>`.
 * **H0** (no effect): ``mu = mu0`` (default 0), ``tau ~ p(tau)`` -- the *same*
@@ -334,8 +335,8 @@ def bayes_factor(yi, vi=None, prior_mu: Prior | str | None = None, prior_tau: Pr
         override nothing but ``mu0``, ``prior_prob_h1`` and ``settings``).
     vi : array_like
         Sampling variances.
-    prior_mu : Normal or str
-        Proper normal prior of ``mu`` under H1 (a flat prior is refused).
+    prior_mu : Prior or str
+        A proper prior for mu under H1 (normal, studentt, cauchy, possibly truncated).
     prior_tau : Prior or str
         Prior of ``tau``, shared by H0 and H1 (ignored if ``fixed``).
     fixed : bool
@@ -371,11 +372,12 @@ def bayes_factor(yi, vi=None, prior_mu: Prior | str | None = None, prior_tau: Pr
     if prior_mu is None:
         raise PriorError("a Bayes factor needs a proper prior for mu under H1, e.g. prior_mu='normal(0, 1)'")
     prior_mu = parse_prior(prior_mu)
-    if not isinstance(prior_mu, Normal):
+    if not prior_mu.proper or prior_mu.support != "real" or prior_mu.kind == "point":
         raise PriorError(
-            f"the Bayes factor needs a proper normal prior for mu under H1, got {prior_mu}: with a flat prior "
-            "the marginal likelihood p(y | H1) is not defined (its scale is arbitrary), so BF10 would be "
-            "meaningless. Give e.g. prior_mu='normal(0, 1)' or use prior_panel(...)")
+            f"the Bayes factor needs a proper prior for mu under H1 (normal, studentt, cauchy, possibly "
+            f"truncated), got {prior_mu}: with a flat prior the marginal likelihood p(y | H1) is not defined "
+            "(its scale is arbitrary), so BF10 would be meaningless. Give e.g. prior_mu='normal(0, 1)' or "
+            "use prior_panel(...)")
     if not fixed:
         if prior_tau is None:
             raise PriorError("a random-effects Bayes factor needs a proper prior for tau, e.g. 'halfnormal(0.5)'")
