@@ -6,6 +6,11 @@ Model::
     theta_i | mu, tau ~ N(mu, tau**2)
     mu ~ Normal(m0, s0**2) or flat,  tau ~ p(tau)
 
+(Other priors for ``mu`` -- Student-t, Cauchy, truncated, a point mass -- are handled too: a point
+mass fixes ``mu``; for the others the Gaussian conditional below is the *likelihood* of ``mu`` given
+``tau``, which :mod:`ketabayes.inference._mu_grid` integrates against the prior by quadrature at
+every ``tau`` node, so the posterior becomes a 2-D quadrature.)
+
 Given ``tau`` everything is Gaussian (Röver 2020, sec. 2): with
 ``w_i = 1 / (v_i + tau**2)`` and ``P = sum(w) + 1/s0**2``,
 

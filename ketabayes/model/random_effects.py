@@ -45,8 +45,10 @@ class RandomEffectsModel:
         (double-zero studies on the log scale) are left out with a
         :class:`~ketabayes.errors.DataWarning` naming them.
     prior_mu : Prior or str, optional
-        Prior of the average effect: ``Normal`` or ``Flat`` (default ``flat()``,
-        as in bayesmeta). Strings such as ``"normal(0, 50)"`` are parsed.
+        Prior of the average effect (default ``flat()``, as in bayesmeta): ``normal``,
+        ``studentt``, ``cauchy`` (each optionally truncated, e.g. ``"cauchy(0, 0.707, lower=0)"``),
+        ``point(0)`` (a null model) or ``flat()``. Strings such as ``"normal(0, 50)"`` are parsed.
+        With a non-normal prior the exact engine integrates over mu as well (slower: seconds).
     prior_tau : Prior or str, optional
         Prior of the between-study SD. Default:
         :func:`~ketabayes.model.priors.default_tau_prior` for the measure.
