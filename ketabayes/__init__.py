@@ -86,6 +86,7 @@ _LAZY = {
     "RevManError": "ketabayes.errors",
     "PriorError": "ketabayes.errors",
     "ConvergenceError": "ketabayes.errors",
+    "ExactIntegrationError": "ketabayes.errors",
     "ConvergenceWarning": "ketabayes.errors",
     "DataWarning": "ketabayes.errors",
 }

@@ -14,6 +14,7 @@ __all__ = [
     "ResultFileError",
     "PriorError",
     "ConvergenceError",
+    "ExactIntegrationError",
     "ConvergenceWarning",
     "DataWarning",
 ]
@@ -60,6 +61,11 @@ class ResultFileError(KetabayesError):
 
 class ConvergenceError(KetabayesError):
     """Raised in strict mode when MCMC diagnostics fail their thresholds."""
+
+
+class ExactIntegrationError(KetabayesError):
+    """The exact engine could not integrate the posterior to its stated accuracy (e.g. an improper
+    posterior); the message suggests fitting with NUTS instead."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -145,7 +145,7 @@ def test_null_predictive_is_normal_mixture_over_tau():
 
 
 def test_flat_prior_is_refused():
-    with pytest.raises(PriorError, match="proper normal prior for mu"):
+    with pytest.raises(PriorError, match="proper prior for mu"):
         bayes_factor(Y, V, "flat()", "halfnormal(0.5)")
     with pytest.raises(PriorError, match="proper prior for mu"):
         bayes_factor(Y, V, None, "halfnormal(0.5)")

@@ -2,7 +2,8 @@
 
 Two models of the same data (normal-normal, ``v_i`` known):
 
-* **H1** (effect free): ``mu ~ Normal(m0, s0**2)``, ``tau ~ p(tau)``;
+* **H1** (effect free): ``mu ~ Normal(m0, s0**2)`` (or any proper prior on the real line, e.g.
+  ``cauchy(0, 0.707)``, ``studentt(...)``, truncated ones), ``tau ~ p(tau)``;
   ``y_i ~ N(mu, v_i + tau**2)``. Its marginal likelihood ``p(y | H1)`` is
   :attr:`ExactNormalNormal.log_evidence <ketabayes.inference.exact.ExactNormalNormal>`.
 * **H0** (no effect): ``mu = mu0`` (default 0), ``tau ~ p(tau)`` -- the *same*
@@ -137,16 +138,15 @@ class ExactPointNull(ExactNormalNormal):
         super().__init__(yi, vi, Normal(self.mu0, 1.0), prior_tau, fixed=fixed, settings=settings)
         self.prior_mu = None
 
-    def _conditional(self, tau):
-        tau = np.asarray(tau, dtype=float)
-        return np.full(tau.shape, self.mu0), np.zeros(tau.shape)
-
-    def _loglik(self, tau):
-        """``log p(y | tau, mu = mu0)``."""
-        tau = np.asarray(tau, dtype=float)
-        tv = self.v + tau[..., None] ** 2
-        r = self.y - self.mu0
-        return -0.5 * (np.log(tv).sum(-1) + self.y.size * _LOG_2PI + (r * r / tv).sum(-1))
+    def _gauss_std(self, t):
+        """``mu' = mu0'`` (variance 0) and ``log p(y' | tau', mu' = mu0')`` on the engine's standardised scale."""
+        t = np.asarray(t, dtype=float)
+        mu0 = (self.mu0 - self._c) / self._s
+        with np.errstate(over="ignore", under="ignore"):
+            tv = self._vs + t[..., None] ** 2
+            r = self._ys - mu0
+            ll = -0.5 * (np.log(tv).sum(-1) + self._ys.size * _LOG_2PI + (r * r / tv).sum(-1))
+        return np.full(t.shape, mu0), np.zeros(t.shape), ll
 
     @cached_property
     def mu(self) -> PointMass:
@@ -158,7 +158,9 @@ class ExactPointNull(ExactNormalNormal):
         """Effect in a new study: ``N(mu0, tau**2)`` mixed over the H0 posterior of tau."""
         if self.fixed:
             return PointMass(self.mu0)
-        return MixtureMarginal(self.weights, np.full(self.weights.shape, self.mu0), self.tau_nodes)
+        # (tau = 0 appears as a node when prior mass lies below the smallest representable tau)
+        return MixtureMarginal(self.weights, np.full(self.weights.shape, self.mu0),
+                               np.maximum(self.tau_nodes, 1e-300))
 
     def theta(self, i: int) -> Marginal:
         """Shrunken effect of study ``i`` under H0."""
@@ -166,7 +168,8 @@ class ExactPointNull(ExactNormalNormal):
             return PointMass(self.mu0)
         t2 = self.tau_nodes**2
         b = self.v[i] / (self.v[i] + t2)
-        return MixtureMarginal(self.weights, (1.0 - b) * self.y[i] + b * self.mu0, np.sqrt((1.0 - b) * self.v[i]))
+        return MixtureMarginal(self.weights, (1.0 - b) * self.y[i] + b * self.mu0,
+                               np.maximum(np.sqrt((1.0 - b) * self.v[i]), 1e-300))
 
 
 # ---------------------------------------------------------------------------
@@ -340,8 +343,8 @@ def bayes_factor(yi, vi=None, prior_mu: Prior | str | None = None, prior_tau: Pr
         override nothing but ``mu0``, ``prior_prob_h1`` and ``settings``).
     vi : array_like
         Sampling variances.
-    prior_mu : Normal or str
-        Proper normal prior of ``mu`` under H1 (a flat prior is refused).
+    prior_mu : Prior or str
+        A proper prior for mu under H1 (normal, studentt, cauchy, possibly truncated).
     prior_tau : Prior or str
         Prior of ``tau``, shared by H0 and H1 (ignored if ``fixed``).
     fixed : bool
@@ -377,11 +380,12 @@ def bayes_factor(yi, vi=None, prior_mu: Prior | str | None = None, prior_tau: Pr
     if prior_mu is None:
         raise PriorError("a Bayes factor needs a proper prior for mu under H1, e.g. prior_mu='normal(0, 1)'")
     prior_mu = parse_prior(prior_mu)
-    if not isinstance(prior_mu, Normal):
+    if not prior_mu.proper or prior_mu.support != "real" or prior_mu.kind == "point":
         raise PriorError(
-            f"the Bayes factor needs a proper normal prior for mu under H1, got {prior_mu}: with a flat prior "
-            "the marginal likelihood p(y | H1) is not defined (its scale is arbitrary), so BF10 would be "
-            "meaningless. Give e.g. prior_mu='normal(0, 1)' or use prior_panel(...)")
+            f"the Bayes factor needs a proper prior for mu under H1 (normal, studentt, cauchy, possibly "
+            f"truncated), got {prior_mu}: with a flat prior the marginal likelihood p(y | H1) is not defined "
+            "(its scale is arbitrary), so BF10 would be meaningless. Give e.g. prior_mu='normal(0, 1)' or "
+            "use prior_panel(...)")
     if not fixed:
         if prior_tau is None:
             raise PriorError("a random-effects Bayes factor needs a proper prior for tau, e.g. 'halfnormal(0.5)'")

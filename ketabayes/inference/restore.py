@@ -29,7 +29,7 @@ def exact_normal_normal(tree, settings):
 
     y = tree["observed_data"]["y"].values
     v = tree["constant_data"]["vi"].values
-    qs = QuadratureSettings(**settings.get("engine_settings", {}))
+    qs = QuadratureSettings.from_dict(settings.get("engine_settings", {}))
     return ExactNormalNormal(y, v, _prior(settings["prior_mu"]), _prior(settings.get("prior_tau")),
                              fixed=settings.get("fixed", False), settings=qs)
 

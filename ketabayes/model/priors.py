@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ketabayes.errors import PriorError
 
@@ -58,6 +58,18 @@ __all__ = [
     "PriorPanel",
     "DEFAULT_TAU_PRIOR",
     "default_tau_prior",
+    # defined in priors_extra
+    "StudentT",
+    "Cauchy",
+    "Point",
+    "InvGamma",
+    "InvGammaTau2",
+    "ImproperUniform",
+    "Jeffreys",
+    "DuMouchel",
+    "UniformShrinkage",
+    "UniformI2",
+    "resolve_prior",
 ]
 
 _REGISTRY: dict[str, type[Prior]] = {}
@@ -119,6 +131,37 @@ def _positive(name: str, value: float, kind: str) -> None:
         raise PriorError(f"{kind}: parameter {name!r} must be a positive finite number, got {value!r}")
 
 
+#: range of scale parameters the engines can represent (tau**2 and 1/sigma**2 stay finite in double precision)
+SCALE_RANGE = (1e-200, 1e200)
+
+
+def _scale(name: str, value: float, kind: str) -> None:
+    """A scale parameter: positive, finite and within :data:`SCALE_RANGE`."""
+    _positive(name, value, kind)
+    if not SCALE_RANGE[0] <= value <= SCALE_RANGE[1]:
+        raise PriorError(f"{kind}: scale {name!r} = {value!r} is outside the range {SCALE_RANGE[0]:g} to "
+                         f"{SCALE_RANGE[1]:g} that can be computed with in double precision; rescale the data "
+                         "(e.g. change units) so that the prior's scale is within it")
+
+
+def _location(name: str, value: float, kind: str, limit: float = SCALE_RANGE[1]) -> None:
+    _finite(name, value, kind)
+    if abs(value) > limit:
+        raise PriorError(f"{kind}: parameter {name!r} = {value!r} is beyond +/-{limit:g}, outside the range that "
+                         "can be computed with in double precision; rescale the data")
+
+
+_LOG2 = math.log(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _t_logpdf(z, nu):
+    """log density of the standard Student-t (closed form; cheaper than scipy.stats for small arrays)."""
+    c = math.lgamma(0.5 * (nu + 1)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu * math.pi)
+    with np.errstate(over="ignore"):
+        return c - 0.5 * (nu + 1) * np.log1p(np.asarray(z, dtype=float) ** 2 / nu)
+
+
 def _finite(name: str, value: float, kind: str) -> None:
     if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)):
         raise PriorError(f"{kind}: parameter {name!r} must be a finite number, got {value!r}")
@@ -144,24 +187,70 @@ class Normal(Prior):
     mu: float = 0.0
     sigma: float = 1.0
     label: str = ""
+    lower: float | None = None
+    upper: float | None = None
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
-        _positive("sigma", self.sigma, self.kind)
+        _location("mu", self.mu, self.kind)
+        _scale("sigma", self.sigma, self.kind)
+        for name in ("lower", "upper"):
+            if getattr(self, name) is not None:
+                _location(name, getattr(self, name), self.kind)
+        if self.lower is not None and self.upper is not None and not self.lower < self.upper:
+            raise PriorError(f"normal: need lower < upper, got lower={self.lower}, upper={self.upper}")
+
+    @property
+    def truncated(self) -> bool:
+        return self.lower is not None or self.upper is not None
+
+    def bounds(self) -> tuple[float, float]:
+        return (-math.inf if self.lower is None else float(self.lower),
+                math.inf if self.upper is None else float(self.upper))
+
+    def _log_mass(self) -> float:
+        lo, hi = self.bounds()
+        za, zb = (lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma
+        # upper tail via the lower tail of the mirror image, for accuracy far in the tails
+        mass = float(special.ndtr(-za) - special.ndtr(-zb)) if za > 0 else float(special.ndtr(zb) - special.ndtr(za))
+        if not mass > 0:
+            raise PriorError(f"{self}: no prior mass between the truncation bounds")
+        return math.log(mass)
 
     def logpdf(self, x):
-        return stats.norm.logpdf(x, self.mu, self.sigma)
+        x = np.asarray(x, dtype=float)
+        z = (x - self.mu) / self.sigma
+        out = -_LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z
+        if self.truncated:
+            lo, hi = self.bounds()
+            out = np.where((x >= lo) & (x <= hi), out - self._log_mass(), -np.inf)
+        return out
 
     def cdf(self, x):
-        return stats.norm.cdf(x, self.mu, self.sigma)
+        x = np.asarray(x, dtype=float)
+        if not self.truncated:
+            return special.ndtr((x - self.mu) / self.sigma)
+        lo, hi = self.bounds()
+        c = special.ndtr((np.clip(x, lo, hi) - self.mu) / self.sigma) - special.ndtr((lo - self.mu) / self.sigma)
+        return np.clip(c / math.exp(self._log_mass()), 0.0, 1.0)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
 
-        return pm.Normal(name, mu=self.mu, sigma=self.sigma, **kwargs)
+        if not self.truncated:
+            return pm.Normal(name, mu=self.mu, sigma=self.sigma, **kwargs)
+        return pm.TruncatedNormal(name, mu=self.mu, sigma=self.sigma, lower=self.lower, upper=self.upper, **kwargs)
+
+    def to_dict(self):
+        d = super().to_dict()
+        for name in ("lower", "upper"):  # older files have no bounds
+            if d[name] is None:
+                del d[name]
+        return d
 
     def __str__(self):
-        return f"normal({_fmt(self.mu)}, {_fmt(self.sigma)})"
+        b = "" if self.lower is None else f", lower={_fmt(self.lower)}"
+        b += "" if self.upper is None else f", upper={_fmt(self.upper)}"
+        return f"normal({_fmt(self.mu)}, {_fmt(self.sigma)}{b})"
 
 
 @dataclass(frozen=True)
@@ -203,10 +292,19 @@ class HalfNormal(Prior):
     sigma: float = 1.0
 
     def __post_init__(self):
-        _positive("sigma", self.sigma, self.kind)
+        _scale("sigma", self.sigma, self.kind)
 
     def logpdf(self, x):
-        return stats.halfnorm.logpdf(x, scale=self.sigma)
+        x = np.asarray(x, dtype=float)
+        z = x / self.sigma
+        return np.where(x >= 0, _LOG2 - _LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, special.erf(np.maximum(x, 0.0) / (self.sigma * math.sqrt(2.0))), 0.0)
+
+    def ppf(self, q):
+        return self.sigma * special.ndtri(0.5 * (1.0 + np.asarray(q, dtype=float)))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -224,10 +322,22 @@ class HalfCauchy(Prior):
     beta: float = 1.0
 
     def __post_init__(self):
-        _positive("beta", self.beta, self.kind)
+        _scale("beta", self.beta, self.kind)
 
     def logpdf(self, x):
-        return stats.halfcauchy.logpdf(x, scale=self.beta)
+        x = np.asarray(x, dtype=float)
+        z = np.abs(x) / self.beta
+        with np.errstate(divide="ignore"):
+            # log1p(z^2) without overflow for large z
+            l1 = np.where(z < 1e100, np.log1p(np.minimum(z, 1e100) ** 2), 2.0 * np.log(z))
+        return np.where(x >= 0, math.log(2.0 / (math.pi * self.beta)) - l1, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, (2.0 / math.pi) * np.arctan(np.maximum(x, 0.0) / self.beta), 0.0)
+
+    def ppf(self, q):
+        return self.beta * np.tan(0.5 * math.pi * np.asarray(q, dtype=float))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -247,12 +357,19 @@ class HalfStudentT(Prior):
 
     def __post_init__(self):
         _positive("nu", self.nu, self.kind)
-        _positive("sigma", self.sigma, self.kind)
+        _scale("sigma", self.sigma, self.kind)
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
-        out = math.log(2.0) + stats.t.logpdf(x, self.nu, scale=self.sigma)
+        out = _LOG2 + _t_logpdf(x / self.sigma, self.nu) - math.log(self.sigma)
         return np.where(x >= 0, out, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, 2.0 * special.stdtr(self.nu, np.maximum(x, 0.0) / self.sigma) - 1.0, 0.0)
+
+    def ppf(self, q):
+        return self.sigma * special.stdtrit(self.nu, 0.5 * (1.0 + np.asarray(q, dtype=float)))
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -270,10 +387,18 @@ class Exponential(Prior):
     lam: float = 1.0
 
     def __post_init__(self):
-        _positive("lam", self.lam, self.kind)
+        _scale("lam", self.lam, self.kind)
 
     def logpdf(self, x):
-        return stats.expon.logpdf(x, scale=1.0 / self.lam)
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, math.log(self.lam) - self.lam * x, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, -np.expm1(-self.lam * np.maximum(x, 0.0)), 0.0)
+
+    def ppf(self, q):
+        return -np.log1p(-np.asarray(q, dtype=float)) / self.lam
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -293,7 +418,7 @@ class Uniform(Prior):
 
     def __post_init__(self):
         _finite("lower", self.lower, self.kind)
-        _positive("upper", self.upper, self.kind)
+        _scale("upper", self.upper, self.kind)
         if self.lower < 0 or self.lower >= self.upper:
             raise PriorError(f"uniform: need 0 <= lower < upper, got lower={self.lower}, upper={self.upper}")
 
@@ -301,7 +426,14 @@ class Uniform(Prior):
         return (float(self.lower), float(self.upper))
 
     def logpdf(self, x):
-        return stats.uniform.logpdf(x, loc=self.lower, scale=self.upper - self.lower)
+        x = np.asarray(x, dtype=float)
+        return np.where((x >= self.lower) & (x <= self.upper), -math.log(self.upper - self.lower), -np.inf)
+
+    def cdf(self, x):
+        return np.clip((np.asarray(x, dtype=float) - self.lower) / (self.upper - self.lower), 0.0, 1.0)
+
+    def ppf(self, q):
+        return self.lower + np.asarray(q, dtype=float) * (self.upper - self.lower)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -321,11 +453,26 @@ class _Tau2Prior(Prior):
     def _log_l_density(self, l):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _l_cdf(self, l):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _l_ppf(self, q):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = self._log_l_density(2.0 * np.log(x)) + math.log(2.0) - np.log(x)
         return np.where(x > 0, out, -np.inf)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(x > 0, self._l_cdf(2.0 * np.log(np.maximum(x, 0.0))), 0.0)
+
+    def ppf(self, q):
+        with np.errstate(over="ignore"):
+            return np.exp(0.5 * self._l_ppf(np.asarray(q, dtype=float)))
 
 
 @dataclass(frozen=True)
@@ -343,11 +490,18 @@ class LogNormalTau2(_Tau2Prior):
     citation: str = ""
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
+        _location("mu", self.mu, self.kind, limit=900.0)
         _positive("sigma", self.sigma, self.kind)
 
     def _log_l_density(self, l):
-        return stats.norm.logpdf(l, self.mu, self.sigma)
+        z = (np.asarray(l, dtype=float) - self.mu) / self.sigma
+        return -_LOG_SQRT_2PI - math.log(self.sigma) - 0.5 * z * z
+
+    def _l_cdf(self, l):
+        return special.ndtr((l - self.mu) / self.sigma)
+
+    def _l_ppf(self, q):
+        return self.mu + self.sigma * special.ndtri(q)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -372,12 +526,18 @@ class LogStudentTTau2(_Tau2Prior):
     citation: str = ""
 
     def __post_init__(self):
-        _finite("mu", self.mu, self.kind)
+        _location("mu", self.mu, self.kind, limit=900.0)
         _positive("sigma", self.sigma, self.kind)
         _positive("nu", self.nu, self.kind)
 
     def _log_l_density(self, l):
-        return stats.t.logpdf(l, self.nu, loc=self.mu, scale=self.sigma)
+        return _t_logpdf((np.asarray(l, dtype=float) - self.mu) / self.sigma, self.nu) - math.log(self.sigma)
+
+    def _l_cdf(self, l):
+        return special.stdtr(self.nu, (l - self.mu) / self.sigma)
+
+    def _l_ppf(self, q):
+        return self.mu + self.sigma * special.stdtrit(self.nu, q)
 
     def to_pymc(self, name, **kwargs):
         import pymc as pm
@@ -422,100 +582,6 @@ def default_tau_prior(measure: str, vi=None, n=None) -> Prior:
 
 
 # ---------------------------------------------------------------------------
-# empirical priors
-# ---------------------------------------------------------------------------
-def _match(value: str, options, what: str) -> str:
-    """Case-insensitive unique-prefix match of ``value`` among ``options``."""
-    v = value.strip().lower()
-    exact = [o for o in options if o.lower() == v]
-    if exact:
-        return exact[0]
-    hits = [o for o in options if o.lower().startswith(v)] or [o for o in options if v in o.lower()]
-    if len(hits) == 1:
-        return hits[0]
-    listing = "; ".join(repr(o) for o in options)
-    raise PriorError(f"{what} {value!r} is {'ambiguous' if hits else 'unknown'}; choose one of: {listing}")
-
-
-def turner_prior(outcome: str = "general", comparison: str = "pharmacological vs. placebo / control") -> LogNormalTau2:
-    """Empirical log-normal prior for ``tau**2`` on the log-OR scale (Turner et al. 2015).
-
-    ``log(tau**2) ~ N(mean, sd**2)`` predicted for a new meta-analysis of the given
-    outcome type and intervention comparison type (Table IV of the paper), or the
-    marginal ("general") prediction ``LN(-2.56, 1.74**2)``.
-
-    Parameters
-    ----------
-    outcome : str
-        ``"general"`` or an outcome type (unique prefix, case-insensitive), e.g.
-        ``"all-cause mortality"``, ``"subjective"``; see
-        ``ketabayes.model._empirical_priors.TURNER_2015_OUTCOME_TYPES``.
-    comparison : str
-        Comparison type (unique prefix), e.g. ``"pharmacological vs. placebo"``.
-
-    Returns
-    -------
-    LogNormalTau2
-
-    References
-    ----------
-    Turner RM, Jackson D, Wei Y, Thompson SG, Higgins JPT (2015). Predictive
-    distributions for between-study heterogeneity and simple methods for their
-    application in Bayesian meta-analysis. Stat Med 34(6):984-998.
-    doi:10.1002/sim.6381
-
-    Examples
-    --------
-    >>> from ketabayes.model.priors import turner_prior
-    >>> turner_prior("general")
-    LogNormalTau2(mu=-2.56, sigma=1.74, citation='Turner et al. 2015 (doi:10.1002/sim.6381), general')
-    """
-    from ketabayes.model import _empirical_priors as ep
-
-    if outcome.strip().lower() == "general":
-        mean, sd = ep.TURNER_2015_MARGINAL
-        return LogNormalTau2(mu=mean, sigma=sd, citation="Turner et al. 2015 (doi:10.1002/sim.6381), general")
-    o = _match(outcome, ep.TURNER_2015_OUTCOME_TYPES, "Turner outcome type")
-    c = _match(comparison, ep.TURNER_2015_COMPARISON_TYPES, "Turner comparison type")
-    mean, sd = ep.TURNER_2015_LOGNORMAL[(o, c)]
-    return LogNormalTau2(mu=mean, sigma=sd, citation=f"Turner et al. 2015 (doi:10.1002/sim.6381), {o}; {c}")
-
-
-def rhodes_prior(outcome: str = "general", comparison: str = "pharmacological vs. placebo / control",
-                 area: str = "other") -> LogStudentTTau2:
-    """Empirical log-t(5) prior for ``tau**2`` on the SMD scale (Rhodes et al. 2015).
-
-    ``log(tau**2) = location + scale * T``, ``T ~ t_5``, by outcome type, comparison
-    type and medical area (Table 3 and Appendix A.3 of the paper), or the marginal
-    ("general") prediction ``t(-3.44, 2.59**2, 5)``.
-
-    Notes
-    -----
-    Three table entries look like transcription errors in the secondary sources
-    (see ``ketabayes.model._empirical_priors.RHODES_2015_SUSPECT_ENTRIES``); they are
-    kept as published in bayesmeta and flagged in the citation text when used.
-
-    References
-    ----------
-    Rhodes KM, Turner RM, Higgins JPT (2015). Predictive distributions were
-    developed for the extent of heterogeneity in meta-analyses of continuous
-    outcome data. J Clin Epidemiol 68(1):52-60. doi:10.1016/j.jclinepi.2014.08.012
-    """
-    from ketabayes.model import _empirical_priors as ep
-
-    cite = "Rhodes et al. 2015 (doi:10.1016/j.jclinepi.2014.08.012)"
-    if outcome.strip().lower() == "general":
-        loc, scale = ep.RHODES_2015_MARGINAL
-        return LogStudentTTau2(mu=loc, sigma=scale, nu=float(ep.RHODES_2015_DF), citation=f"{cite}, general")
-    o = _match(outcome, ep.RHODES_2015_OUTCOME_TYPES, "Rhodes outcome type")
-    c = _match(comparison, ep.RHODES_2015_COMPARISON_TYPES, "Rhodes comparison type")
-    a = _match(area, ep.RHODES_2015_MEDICAL_AREAS, "Rhodes medical area")
-    loc, scale = ep.RHODES_2015_LOG_T[(o, c, a)]
-    flag = " [entry flagged as a possible transcription error]" if (o, c, a) in ep.RHODES_2015_SUSPECT_ENTRIES else ""
-    return LogStudentTTau2(mu=loc, sigma=scale, nu=float(ep.RHODES_2015_DF), citation=f"{cite}, {o}; {c}; {a}{flag}")
-
-
-# ---------------------------------------------------------------------------
 # parsing and dict round-trip
 # ---------------------------------------------------------------------------
 _ALIASES = {
@@ -530,6 +596,11 @@ _ALIASES = {
     "lognormaltau2": "lognormaltau2", "lognormal": "lognormaltau2",
     "logttau2": "logttau2", "logt": "logttau2", "logstudentttau2": "logttau2",
     "turner": "turner", "rhodes": "rhodes",
+    "studentt": "studentt", "t": "studentt", "student-t": "studentt", "student_t": "studentt",
+    "cauchy": "cauchy", "point": "point", "pointmass": "point",
+    "invgamma": "invgamma", "inversegamma": "invgamma", "invgammatau2": "invgammatau2",
+    "improperuniform": "improperuniform", "jeffreys": "jeffreys", "dumouchel": "dumouchel",
+    "shrinkage": "shrinkage", "uniformshrinkage": "shrinkage", "i2": "i2", "uniformi2": "i2",
 }
 
 _SYNTAX = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_\-]*)\s*\((.*)\)\s*$")
@@ -541,10 +612,18 @@ def parse_prior(text: str | Prior | dict) -> Prior:
     Accepted forms (case-insensitive)::
 
         normal(mean, sd)          flat()
+        studentt(nu, mean, scale) cauchy(location, scale)  point(value)
         halfnormal(scale)         halfcauchy(scale)       halfstudentt(nu, scale)
         exponential(rate)         uniform(lower, upper)
         lognormaltau2(mean, sd)   logttau2(location, scale[, nu])
+        invgamma(shape, scale)    invgammatau2(shape, scale)
+        improperuniform()  jeffreys()  dumouchel([s0])  shrinkage([s0])  i2([s])
         turner(outcome, comparison)   rhodes(outcome, comparison)
+
+    ``normal``, ``studentt`` and ``cauchy`` take ``lower=`` / ``upper=`` for truncation,
+    e.g. ``"cauchy(0, 0.707, lower=0)"``. The data-dependent reference priors are
+    resolved against the studies' variances by the models
+    (:func:`~ketabayes.model.priors_extra.resolve_prior`).
 
     A :class:`Prior` is returned unchanged and a ``dict`` goes through
     :func:`prior_from_dict`.
@@ -575,9 +654,29 @@ def parse_prior(text: str | Prior | dict) -> Prior:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise PriorError(f"unknown prior {name!r} in {text!r}{hint}")
     parts = [a.strip() for a in args.split(",")] if args else []
+    kw = {}
+    if kind not in {"turner", "rhodes"}:
+        while parts and "=" in parts[-1]:
+            key, _, val = parts.pop().partition("=")
+            key = key.strip().lower()
+            if key not in {"lower", "upper"} or kind not in {"normal", "studentt", "cauchy"}:
+                raise PriorError(f"prior {text!r}: unknown keyword {key!r} (normal, studentt and cauchy take "
+                                 "lower= and upper=)")
+            try:
+                kw[key] = float(val)
+            except ValueError:
+                raise PriorError(f"prior {text!r}: {key}= must be a number") from None
+        if any("=" in p for p in parts):
+            raise PriorError(f"prior {text!r}: keywords (lower=, upper=) come after the numbers")
     if kind in {"turner", "rhodes"}:
         parts = [p.strip("'\"") for p in parts]
+        from ketabayes.model.empirical_priors import rhodes_prior, turner_prior
+
         fn = turner_prior if kind == "turner" else rhodes_prior
+        n_max = 2 if kind == "turner" else 3
+        if len(parts) > n_max or any(not p for p in parts):
+            raise PriorError(f"prior {text!r}: {kind}() takes up to {n_max} names "
+                             f"({'outcome, comparison' + (', area' if kind == 'rhodes' else '')}), got {len(parts)}")
         return fn(*parts)
     try:
         values = [float(p) for p in parts]
@@ -586,7 +685,9 @@ def parse_prior(text: str | Prior | dict) -> Prior:
     cls = _REGISTRY[kind]
     expected = {"normal": (2,), "flat": (0,), "halfnormal": (1,), "halfcauchy": (1,),
                 "halfstudentt": (2,), "exponential": (1,), "uniform": (1, 2),
-                "lognormaltau2": (2,), "logttau2": (2, 3)}[kind]
+                "lognormaltau2": (2,), "logttau2": (2, 3), "studentt": (3,), "cauchy": (2,), "point": (1,),
+                "invgamma": (2,), "invgammatau2": (2,), "improperuniform": (0,), "jeffreys": (0,),
+                "dumouchel": (0, 1), "shrinkage": (0, 1), "i2": (0, 1)}[kind]
     if len(values) not in expected:
         raise PriorError(f"prior {text!r}: {kind} takes {' or '.join(map(str, expected))} argument(s), got {len(values)}")
     if kind == "uniform" and len(values) == 1:
@@ -595,105 +696,35 @@ def parse_prior(text: str | Prior | dict) -> Prior:
         return HalfStudentT(nu=values[0], sigma=values[1])
     if kind == "logttau2":
         return LogStudentTTau2(*values)
-    return cls(*values)
+    if kind == "normal":
+        return Normal(values[0], values[1], **kw)
+    return cls(*values, **kw)
 
 
 def prior_from_dict(d: dict) -> Prior:
     """Inverse of :meth:`Prior.to_dict`."""
     d = dict(d)
+    if d.get("kind") == "jeffreys" and "se" in d:
+        d["se"] = tuple(d["se"])
     kind = d.pop("kind", None)
     if kind not in _REGISTRY:
         raise PriorError(f"unknown prior kind {kind!r} in {d!r}")
     return _REGISTRY[kind](**d)
 
 
-# ---------------------------------------------------------------------------
-# prior panel for mu
-# ---------------------------------------------------------------------------
-_Z95 = float(stats.norm.ppf(0.95))
-
-
-@dataclass(frozen=True)
-class PriorPanel:
-    """Sceptical, neutral and enthusiastic priors for ``mu`` tied to an MCID.
-
-    Attributes
-    ----------
-    priors : dict[str, Normal]
-        ``{"sceptical": ..., "neutral": ..., "enthusiastic": ...}``
-    definitions : dict[str, str]
-        Plain-words definition of each prior, printed with every table.
-    """
-
-    priors: dict
-    definitions: dict
-    mcid: float
-    benefit: str
-
-    def __iter__(self):
-        return iter(self.priors.items())
-
-    def __getitem__(self, name):
-        return self.priors[name]
-
-    def describe(self) -> str:
-        return "\n".join(f"  {name:<12} {self.priors[name]}  -- {self.definitions[name]}" for name in self.priors)
-
-
-def prior_panel(mcid: float, benefit: str = "lower", *, neutral_sd_factor: float = 5.0) -> PriorPanel:
-    """The community of priors of Spiegelhalter et al. (1994), defined by the MCID.
-
-    With ``delta = mcid`` on the analysis scale (log scale for ratio measures) and
-    ``s = 1.645`` (the 95% normal quantile):
-
-    * **sceptical**: ``N(0, (delta/s)**2)`` -- centred on no effect, with 5% prior
-      probability of a benefit beyond the MCID;
-    * **neutral** (weakly informative): ``N(0, (neutral_sd_factor*delta)**2)`` -- centred
-      on no effect and wide: with the default factor 5, ``P(|mu| > MCID) = 84%``;
-    * **enthusiastic**: centred on a benefit equal to the MCID, with 5% prior
-      probability of no benefit or harm (``N(-delta, (delta/s)**2)`` when lower is better).
-
-    Parameters
-    ----------
-    mcid : float
-        Minimal clinically important difference on the analysis scale (> 0).
-    benefit : {"lower", "higher"}
-        Direction of benefit.
-    neutral_sd_factor : float
-        Width of the neutral prior in units of the MCID.
-
-    Returns
-    -------
-    PriorPanel
-
-    References
-    ----------
-    Spiegelhalter DJ, Freedman LS, Parmar MKB (1994). J R Stat Soc A 157(3):357-416.
-    doi:10.2307/2983527
-
-    Examples
-    --------
-    >>> from ketabayes.model.priors import prior_panel
-    >>> panel = prior_panel(10, "lower")
-    >>> round(panel["sceptical"].sigma, 4)
-    6.0796
-    """
-    if not (isinstance(mcid, (int, float, np.floating, np.integer)) and math.isfinite(mcid) and mcid > 0):
-        raise PriorError(f"the MCID must be a positive number on the analysis scale, got {mcid!r}")
-    if benefit not in ("lower", "higher"):
-        raise PriorError(f"benefit must be 'lower' or 'higher', got {benefit!r}")
-    sign = -1.0 if benefit == "lower" else 1.0
-    sd = mcid / _Z95
-    priors = {
-        "sceptical": Normal(0.0, sd, label="sceptical"),
-        "neutral": Normal(0.0, neutral_sd_factor * mcid, label="neutral"),
-        "enthusiastic": Normal(sign * mcid, sd, label="enthusiastic"),
-    }
-    direction = "below" if benefit == "lower" else "above"
-    defs = {
-        "sceptical": f"centred on 0; P(benefit beyond the MCID, mu {direction} {sign * mcid:+.4g}) = 5%",
-        "neutral": f"centred on 0, sd = {neutral_sd_factor:g} x MCID (weakly informative)",
-        "enthusiastic": f"centred on a benefit equal to the MCID ({sign * mcid:+.4g}); P(no benefit) = 5%",
-    }
-    return PriorPanel(priors=priors, definitions=defs, mcid=float(mcid), benefit=benefit)
-
+# the MCID prior panel and the priors of priors_extra (which register their kinds) live in their own modules
+from ketabayes.model.empirical_priors import rhodes_prior, turner_prior  # noqa: E402
+from ketabayes.model.prior_panel import PriorPanel, prior_panel  # noqa: E402
+from ketabayes.model.priors_extra import (  # noqa: E402
+    Cauchy,
+    DuMouchel,
+    ImproperUniform,
+    InvGamma,
+    InvGammaTau2,
+    Jeffreys,
+    Point,
+    StudentT,
+    UniformI2,
+    UniformShrinkage,
+    resolve_prior,
+)

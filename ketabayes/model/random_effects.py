@@ -25,7 +25,8 @@ from ketabayes.model._fit_common import (
     prior_entry,
     record_sampler,
 )
-from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
+from ketabayes.model.priors import Flat, Prior, parse_prior
+from ketabayes.model.priors_extra import resolve_prior
 from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["RandomEffectsModel"]
@@ -44,8 +45,10 @@ class RandomEffectsModel:
         (double-zero studies on the log scale) are left out with a
         :class:`~ketabayes.errors.DataWarning` naming them.
     prior_mu : Prior or str, optional
-        Prior of the average effect: ``Normal`` or ``Flat`` (default ``flat()``,
-        as in bayesmeta). Strings such as ``"normal(0, 50)"`` are parsed.
+        Prior of the average effect (default ``flat()``, as in bayesmeta): ``normal``,
+        ``studentt``, ``cauchy`` (each optionally truncated, e.g. ``"cauchy(0, 0.707, lower=0)"``),
+        ``point(0)`` (a null model) or ``flat()``. Strings such as ``"normal(0, 50)"`` are parsed.
+        With a non-normal prior the exact engine integrates over mu as well (slower: seconds).
     prior_tau : Prior or str, optional
         Prior of the between-study SD. Default:
         :func:`~ketabayes.model.priors.default_tau_prior` for the measure.
@@ -105,12 +108,14 @@ class RandomEffectsModel:
         self.vi = self.data[vi].to_numpy(dtype=float)
         self.fixed = bool(fixed)
         self.prior_mu = parse_prior(prior_mu) if prior_mu is not None else Flat()
-        if not isinstance(self.prior_mu, (Normal, Flat)):
-            raise KetabayesError(f"prior_mu must be normal(mean, sd) or flat(), got {self.prior_mu}")
+        if self.prior_mu.support != "real":
+            raise KetabayesError(f"prior_mu must be a prior on the real line (normal, studentt, cauchy, point, "
+                                 f"flat), got {self.prior_mu}")
         if self.fixed:
             self.prior_tau = None
         elif prior_tau is not None:
-            self.prior_tau = parse_prior(prior_tau)
+            # data-dependent reference priors (dumouchel(), i2(), ...) get their scale from the variances
+            self.prior_tau = resolve_prior(parse_prior(prior_tau), self.vi)
             if self.prior_tau.support != "positive":
                 raise KetabayesError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:

@@ -48,6 +48,46 @@ class Marginal:
     def sd(self) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def eti(self, prob: float = 0.95) -> tuple[float, float]:
+        """Equal-tailed interval: the ``(1 - prob)/2`` and ``(1 + prob)/2`` quantiles."""
+        a = (1.0 - prob) / 2.0
+        lo, hi = np.asarray(self.ppf(np.array([a, 1.0 - a])), dtype=float)
+        return float(lo), float(hi)
+
+    def hpd(self, prob: float = 0.95) -> tuple[float, float]:
+        """Shortest interval holding ``prob`` of the posterior (the HPD interval of a unimodal posterior).
+
+        Minimises ``ppf(a + prob) - ppf(a)`` over the lower tail probability ``a`` in
+        ``[0, 1 - prob]`` (:func:`scipy.optimize.minimize_scalar`, bounded Brent, on the
+        exact quantiles when the marginal is exact). For a multimodal posterior the
+        highest-density *region* may be a union of intervals; this is the shortest single one.
+
+        Examples
+        --------
+        >>> from ketabayes.result.marginals import MixtureMarginal
+        >>> m = MixtureMarginal([1.0], [0.0], [1.0])
+        >>> [round(x, 4) for x in m.hpd(0.95)]  # a normal posterior: HPD == equal-tailed
+        [-1.96, 1.96]
+        """
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+
+        def width(a):
+            lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
+            return hi - lo
+
+        amax = 1.0 - prob
+        eps = 1e-9 * amax
+        res = optimize.minimize_scalar(width, bounds=(eps, amax - eps), method="bounded",
+                                       options={"xatol": 1e-10 * amax})
+        a = float(res.x)
+        # the optimum may sit at an end (e.g. a posterior piled up at a boundary such as tau = 0)
+        for cand in (eps, amax - eps):
+            if width(cand) < width(a):
+                a = cand
+        lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
+        return float(lo), float(hi)
+
     def prob_between(self, lo, hi):
         """P(lo < X <= hi)."""
         return self.cdf(hi) - self.cdf(lo)
@@ -64,7 +104,7 @@ class Marginal:
 
 
 class MixtureMarginal(Marginal):
-    """Finite mixture of normals ``sum_j w_j N(m_j, s_j**2)``.
+    """Finite mixture of normals ``sum_j w_j N(loc + scale m_j, (scale s_j)**2)``.
 
     Parameters
     ----------
@@ -73,39 +113,63 @@ class MixtureMarginal(Marginal):
         (below 1e-14 of the total) are dropped, which changes no probability by
         more than 1e-13.
     means, sds : array
-        Component means and standard deviations (``sds > 0``).
+        Component means and standard deviations (``sds > 0``), in units of
+        ``scale`` around ``loc``.
+    loc, scale : float
+        Location and scale of the standardised components (default 0 and 1). The
+        exact engine passes standardised components here so that probabilities
+        stay accurate for data far from zero or of extreme scale.
+
+    Attributes
+    ----------
+    means, sds : ndarray
+        The components on the original scale (``loc + scale * m``, ``scale * s``).
     """
 
     exact = True
 
-    def __init__(self, weights, means, sds):
+    def __init__(self, weights, means, sds, *, loc: float = 0.0, scale: float = 1.0):
         w = np.asarray(weights, dtype=float)
         m = np.broadcast_to(np.asarray(means, dtype=float), w.shape)
         s = np.broadcast_to(np.asarray(sds, dtype=float), w.shape)
         keep = w > 1e-14 * w.sum()
         w = w[keep]
         self.weights = w / w.sum()
-        self.means = np.ascontiguousarray(m[keep])
-        self.sds = np.ascontiguousarray(s[keep])
+        self._m = np.ascontiguousarray(m[keep])
+        self._s = np.ascontiguousarray(s[keep])
+        self.loc, self.scale = float(loc), float(scale)
+
+    @property
+    def means(self) -> np.ndarray:
+        return self.loc + self.scale * self._m
+
+    @property
+    def sds(self) -> np.ndarray:
+        return self.scale * self._s
+
+    def _std(self, x):
+        return (np.asarray(x, dtype=float) - self.loc) / self.scale
 
     def cdf(self, x):
-        x = np.asarray(x, dtype=float)
-        z = (x[..., None] - self.means) / self.sds
+        z = (self._std(x)[..., None] - self._m) / self._s
         return special.ndtr(z) @ self.weights
 
     def pdf(self, x):
-        x = np.asarray(x, dtype=float)
-        z = (x[..., None] - self.means) / self.sds
-        return (np.exp(-0.5 * z * z) / (np.sqrt(2 * np.pi) * self.sds)) @ self.weights
+        z = (self._std(x)[..., None] - self._m) / self._s
+        return (np.exp(-0.5 * z * z) / (np.sqrt(2 * np.pi) * self._s)) @ self.weights / self.scale
 
     @property
     def mean(self) -> float:
-        return float(self.weights @ self.means)
+        return float(self.loc + self.scale * (self.weights @ self._m))
+
+    def _sd_std(self) -> float:
+        mean = float(self.weights @ self._m)
+        second = self.weights @ (self._s**2 + (self._m - mean) ** 2)
+        return float(np.sqrt(max(second, 0.0)))
 
     @property
     def sd(self) -> float:
-        second = self.weights @ (self.sds**2 + self.means**2)
-        return float(np.sqrt(max(second - self.mean**2, 0.0)))
+        return self.scale * self._sd_std()
 
     def ppf(self, q):
         """Quantiles by Brent's method (:func:`scipy.optimize.brentq`) on the exact CDF.
@@ -118,31 +182,34 @@ class MixtureMarginal(Marginal):
         q = np.asarray(q, dtype=float)
         out = np.full(q.shape, np.nan)
         z = special.ndtri(q)
-        xtol = 1e-13 * float(self.weights @ self.sds)
+        xtol = 1e-13 * float(self.weights @ self._s)
+        mean, sd = float(self.weights @ self._m), self._sd_std()
         for idx in np.ndindex(q.shape):
             if not 0.0 < q[idx] < 1.0:
                 out[idx] = -np.inf if q[idx] == 0.0 else (np.inf if q[idx] == 1.0 else np.nan)
                 continue
-            comp = self.means + self.sds * z[idx]
+            comp = self._m + self._s * z[idx]
             lo, hi = float(comp.min()), float(comp.max())
             if hi - lo <= xtol:
-                out[idx] = 0.5 * (lo + hi)
+                out[idx] = self.loc + self.scale * 0.5 * (lo + hi)
                 continue
-            x0 = self.mean + self.sd * z[idx]
+            x0 = mean + sd * z[idx]
             if lo < x0 < hi:
                 if self._cdf1(x0) < q[idx]:
                     lo = x0
                 else:
                     hi = x0
-            out[idx] = optimize.brentq(lambda x, qq=q[idx]: self._cdf1(x) - qq, lo, hi, xtol=xtol, rtol=1e-15)
+            x = optimize.brentq(lambda x, qq=q[idx]: self._cdf1(x) - qq, lo, hi, xtol=xtol, rtol=1e-15)
+            out[idx] = self.loc + self.scale * x
         return out
 
     def _cdf1(self, x: float) -> float:
-        return float(special.ndtr((x - self.means) / self.sds) @ self.weights)
+        """CDF at a standardised point."""
+        return float(special.ndtr((x - self._m) / self._s) @ self.weights)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         idx = rng.choice(self.weights.size, size=n, p=self.weights)
-        return rng.normal(self.means[idx], self.sds[idx])
+        return self.loc + self.scale * rng.normal(self._m[idx], self._s[idx])
 
 
 class DrawsMarginal(Marginal):

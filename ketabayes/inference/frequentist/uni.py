@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -303,8 +303,33 @@ def rma(
     level = _core.check_level(level)
     y, v, labs = _core.validate(yi, vi, study)
     X, names = _core.design_matrix(mods, y.size, labs)
+    # data of extreme magnitude (e.g. 1e150 or 1e-150) would overflow the variance formulas: fit on a
+    # power-of-two rescaled copy (exact in floating point) and scale back; every estimator is scale-equivariant
+    sc = _rescale(v)
+    if sc != 1.0:
+        f = _core.fit(y / sc, v / sc**2, X, names, method, test, level)
+        return _scale_back(result_from_fit(f, y / sc, v / sc**2, X), sc)
     f = _core.fit(y, v, X, names, method, test, level)
     return result_from_fit(f, y, v, X)
+
+
+def _rescale(v: np.ndarray) -> float:
+    """A power of two near ``sqrt(median(v))`` when that lies outside [1e-20, 1e20], else 1."""
+    s = math.sqrt(float(np.median(v)))
+    if 1e-20 <= s <= 1e20:
+        return 1.0
+    return 2.0 ** round(math.log2(s))
+
+
+def _scale_back(r: RmaResult, sc: float) -> RmaResult:
+    """``r`` fitted to ``y / sc, v / sc^2``, on the original scale (statistics and I^2/H^2 are invariant)."""
+
+    coef = r.coefficients.copy()
+    for c in ("estimate", "se", "ci_low", "ci_high"):
+        coef[c] = coef[c] * sc
+    lin = {k: getattr(r, k) * sc for k in ("estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau")}
+    sq = {k: getattr(r, k) * sc**2 for k in ("tau2", "tau2_se", "tau2_ci_low", "tau2_ci_high")}
+    return replace(r, **lin, **sq, coefficients=coef)
 
 
 def rma_all(
