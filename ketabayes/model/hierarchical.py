@@ -595,7 +595,8 @@ class HierarchicalModel:
         return coords
 
     def _exact_tree(self, exact, seed, chains, draws):
-        import arviz as az
+        # arviz_base, not the arviz umbrella: the umbrella imports arviz_plots and matplotlib (cold start)
+        from arviz_base import from_dict
 
         d = self.design
         rng = np.random.default_rng(seed)
@@ -612,7 +613,7 @@ class HierarchicalModel:
             post[f"{t.dim}_effect"] = u.reshape(*shape, -1)
             dim_map[f"{t.dim}_effect"] = [t.dim]
         post["effect"] = s["targets"].reshape(*shape, -1)
-        return az.from_dict({"posterior": post}, dims=dim_map, coords=self._coords())
+        return from_dict({"posterior": post}, dims=dim_map, coords=self._coords())
 
     def _attach_data(self, tree):
         import xarray as xr

@@ -230,7 +230,8 @@ class RandomEffectsModel:
         return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=freq)
 
     def _exact_tree(self, exact, seed, chains, draws):
-        import arviz as az
+        # arviz_base, not the arviz umbrella: the umbrella imports arviz_plots and matplotlib (cold start)
+        from arviz_base import from_dict
 
         rng = np.random.default_rng(seed)
         d = exact.sample(chains * draws, rng)
@@ -241,7 +242,7 @@ class RandomEffectsModel:
             dims.THETA: d["theta"].reshape(*shape, self.k),
             dims.THETA_NEW: d["theta_new"].reshape(shape),
         }
-        return az.from_dict(
+        return from_dict(
             {"posterior": posterior, "observed_data": {"y": self.yi}, "constant_data": {"vi": self.vi}},
             dims={dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
             coords={dims.STUDY: self.studies},
