@@ -21,13 +21,14 @@ Conventions
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ketabayes.dims import STUDY_COL
-from ketabayes.errors import DataError
+from ketabayes.errors import DataError, DataWarning
 
 __all__ = [
     "closest",
@@ -37,6 +38,7 @@ __all__ = [
     "require_column",
     "study_labels",
     "check_unique_labels",
+    "unique_labels",
     "numeric_column",
     "check_positive",
     "check_counts",
@@ -310,6 +312,98 @@ def check_unique_labels(labels: Sequence[str], column: Hashable = STUDY_COL) -> 
         )
 
 
+def unique_labels(labels: Sequence[str], column: Hashable = STUDY_COL, df: pd.DataFrame | None = None) -> list[str]:
+    """Study labels made unique as metafor does, with a warning naming them.
+
+    metafor (``.make.unique``, used for ``slab``) gives *every* instance of a repeated label a
+    suffix ``.1``, ``.2``, ... in row order: two rows labelled ``"Shechter"`` become
+    ``"Shechter.1"`` and ``"Shechter.2"``. Rows that are identical in every column of ``df`` get a
+    second :class:`~ketabayes.errors.DataWarning` (possibly the same study entered twice); all
+    rows are kept.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Labels in row order (from :func:`study_labels`).
+    column : hashable
+        The column the labels came from (named in the messages).
+    df : pandas.DataFrame, optional
+        The user's table, to look for rows identical in every column.
+
+    Returns
+    -------
+    list of str
+        ``labels`` itself (as a list) when they are already unique.
+
+    Raises
+    ------
+    DataError
+        If a suffixed label collides with another label of the table (e.g. ``"A"``, ``"A"`` and
+        ``"A.1"``).
+
+    Warns
+    -----
+    DataWarning
+        Once for the renamed labels, once for identical rows.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     unique_labels(["Shechter", "Aronson", "Shechter"])
+    ['Shechter.1', 'Aronson', 'Shechter.2']
+    """
+    labels = [str(x) for x in labels]
+    if df is not None:
+        _warn_identical_rows(df, labels)
+    positions: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        positions.setdefault(lab, []).append(i)
+    dups = {lab: pos for lab, pos in positions.items() if len(pos) > 1}
+    if not dups:
+        return labels
+    out = list(labels)
+    for lab, pos in dups.items():
+        for n, i in enumerate(pos, start=1):
+            out[i] = f"{lab}.{n}"
+    clash = sorted({x for x in out if out.count(x) > 1})
+    if clash:
+        raise DataError(
+            f"study labels {_listing(list(dups))} repeat, and making them unique with metafor's suffixes "
+            f"(.1, .2, ...) gives labels that already exist: {_listing(clash)}; make the labels distinct "
+            "(e.g. add the year)",
+            study=clash[0], column=str(column))
+    renamed = "; ".join(f"{lab!r} (rows {', '.join(str(p + 1) for p in pos)}) -> "
+                        + ", ".join(repr(out[p]) for p in pos) for lab, pos in list(dups.items())[:_MAX_LISTED])
+    more = f"; and {len(dups) - _MAX_LISTED} more" if len(dups) > _MAX_LISTED else ""
+    warnings.warn(
+        f"column {str(column)!r}: {len(dups)} study label(s) repeat and were made unique as metafor does "
+        f"(rows counted from 1): {renamed}{more}. If these are the same study, keep one row per analysis.",
+        DataWarning, stacklevel=3)
+    return out
+
+
+def _warn_identical_rows(df: pd.DataFrame, labels: Sequence[str]) -> None:
+    try:
+        dup = df.duplicated(keep=False).to_numpy()
+    except TypeError:  # unhashable cells (e.g. lists): nothing to compare reliably
+        return
+    if not dup.any():
+        return
+    groups: dict[tuple, list[int]] = {}
+    for i in np.flatnonzero(dup):
+        key = tuple(map(repr, df.iloc[i].tolist()))
+        groups.setdefault(key, []).append(int(i))
+    listed = "; ".join(f"rows {', '.join(str(i + 1) for i in rows)} ({labels[rows[0]]!r})"
+                       for rows in list(groups.values())[:_MAX_LISTED])
+    more = f"; and {len(groups) - _MAX_LISTED} more" if len(groups) > _MAX_LISTED else ""
+    warnings.warn(
+        f"{len(groups)} group(s) of rows are identical in every column, possibly the same study entered twice "
+        f"(rows counted from 1): {listed}{more}. All are kept; delete the copies if they are double entries.",
+        DataWarning, stacklevel=4)
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -451,7 +545,8 @@ def validate_yi_vi(
 
     Checks that ``df`` is a table with at least one study, that the ``yi`` and
     ``vi`` columns exist and hold finite numbers with ``vi > 0``, and that the
-    study labels are present and unique. Studies that
+    study labels are present (repeated labels are made unique as metafor does, see
+    :func:`unique_labels`, with a :class:`~ketabayes.errors.DataWarning`). Studies that
     :func:`ketabayes.data.effect_sizes.effect_sizes` marked ``estimable=False``
     have ``yi = NaN`` and must be removed first (``df[df["estimable"]]``).
 
@@ -488,7 +583,7 @@ def validate_yi_vi(
     frame = as_dataframe(df)
     check_not_empty(frame)
     labels = study_labels(frame, study)
-    check_unique_labels(labels, study)
+    labels = unique_labels(labels, study, frame)
     hint = ""
     if "estimable" in frame.columns:
         hint = " (remove studies with estimable=False first: df[df['estimable']])"

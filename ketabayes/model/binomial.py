@@ -84,15 +84,15 @@ class BinomialModel:
             check_not_empty,
             check_not_greater,
             check_positive,
-            check_unique_labels,
             numeric_column,
             study_labels,
+            unique_labels,
         )
 
         df = as_dataframe(data).copy().reset_index(drop=True)
         check_not_empty(df)
         labels = study_labels(df, study)
-        check_unique_labels(labels, study)
+        labels = unique_labels(labels, study, df)
         vals = {}
         for col, what in ((ai, "the number of events on treatment (metafor's ai)"),
                           (n1i, "the size of the treatment group (metafor's n1i)"),

@@ -98,9 +98,9 @@ class RandomEffectsModel:
                 f"on the {self.measure} scale (no events in either arm): {', '.join(excluded)}",
                 DataWarning, stacklevel=2)
         self.excluded = excluded
-        validate_yi_vi(df, yi=yi, vi=vi, study=study)
+        clean = validate_yi_vi(df, yi=yi, vi=vi, study=study)
         self.data = df.reset_index(drop=True)
-        self.studies = self.data[study].astype(str).tolist()
+        self.studies = clean[dims.STUDY_COL].tolist()  # repeated labels made unique (metafor's rule)
         self.yi = self.data[yi].to_numpy(dtype=float)
         self.vi = self.data[vi].to_numpy(dtype=float)
         self.fixed = bool(fixed)
