@@ -22,6 +22,7 @@ from ketabayes.result.decision import RATIO_MEASURES
 # precomputed yi (log hazard ratios); arm-level data cannot give an HR
 MEASURES = [*EFFECT_SIZE_MEASURES, "HR"]
 SCALE_ONLY = ("HR",)
+RATIO_ALIASES = {"PETO_OR": "OR"}  # RevMan measure names whose scale is that of a ketabayes ratio measure
 ZERO_CELL_TO = ("only0", "all", "if0all", "none")  # effect_sizes(to=...), metafor's escalc
 EXIT_DATA_ERROR = 1
 EXIT_USAGE_ERROR = 2
@@ -116,7 +117,6 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
     ``columns`` maps metafor's argument names to the file's columns (CSV only); ``zero_cells`` holds
     ``add``, ``to`` and ``drop00`` for :func:`~ketabayes.data.effect_sizes.effect_sizes`.
     """
-    import pandas as pd
 
     from ketabayes.data.effect_sizes import effect_sizes
 
@@ -154,6 +154,8 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
             # generic inverse-variance data enter as yi/sei; the measure names the scale for the
             # thresholds (a ratio measure means yi is a log ratio and the MCID a ratio)
             m = (measure or a.effect_measure or "GEN").upper()
+            # RevMan's Peto odds ratio is an odds ratio: yi a log OR, the MCID a ratio
+            m = RATIO_ALIASES.get(m, m)
             return effect_sizes(df, "GEN"), m, label
         m = (measure or a.measure or "").upper()
         if not m:
@@ -164,17 +166,18 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
         return effect_sizes(df, m, **zero_cells), m, label
     if outcome is not None:
         raise click.UsageError("--outcome chooses an outcome of a RevMan file; DATA is a plain CSV")
-    try:
-        data = pd.read_csv(path)
-    except pd.errors.ParserError as exc:
-        raise KetabayesError(f"{path}: not a readable CSV file ({exc})") from None
-    except pd.errors.EmptyDataError:
-        raise KetabayesError(f"{path}: the file is empty") from None
+    from ketabayes.data.csv_table import read_csv_table
+    from ketabayes.data.validation import measure_from_column, study_labels
+
+    data = read_csv_table(path)  # row shapes and column names checked before pandas parses values
     # metafor's names present in the file, directly or through --col
     names = {c for c in data.columns if c not in columns.values()} | {k for k, v in columns.items()
                                                                       if v in data.columns}
     precomputed = "yi" in names and bool({"vi", "sei"} & names)
     arm_level = bool({"ai", "m1i"} & names)
+    if precomputed and "measure" in data.columns:
+        # a 'measure' column mixing OR and MD rows is refused (also with --measure); a single one names the scale
+        measure = measure_from_column(data, measure, study_labels(data, study))
     if measure is None:
         if precomputed:
             measure = "GEN"

@@ -24,6 +24,7 @@ from ketabayes.data.validation import (
     check_not_greater,
     check_positive,
     closest,
+    measure_from_column,
     numeric_column,
     require_column,
     study_labels,
@@ -532,6 +533,7 @@ def effect_sizes(
     check_not_empty(df)
     labels = study_labels(df, study)
     labels = unique_labels(labels, study, df)
+    measure_from_column(df, m, labels)  # a 'measure' column mixing OR and MD rows, or naming another measure
     cols = _Columns(df, dict(columns), labels)
 
     if m in ("OR", "RR", "RD"):

@@ -41,6 +41,8 @@ __all__ = [
     "unique_labels",
     "numeric_column",
     "check_positive",
+    "vi_from_sei",
+    "measure_from_column",
     "check_counts",
     "check_not_greater",
     "validate_yi_vi",
@@ -439,6 +441,7 @@ def numeric_column(
     s = df[column]
     raw = s.tolist()
     col = str(column)
+    _check_not_temporal_or_complex(s, raw, col, labels, what)
     is_bool = np.array([isinstance(x, (bool, np.bool_)) for x in raw], dtype=bool)
     if is_bool.any():
         pos = np.flatnonzero(is_bool)
@@ -490,9 +493,92 @@ def check_positive(values: np.ndarray, column: Hashable, labels: Sequence[str], 
         )
 
 
+def _check_not_temporal_or_complex(s: pd.Series, raw: list, col: str, labels: Sequence[str], what: str) -> None:
+    """Complex numbers, dates and durations are not numbers here (pandas would turn dates into nanoseconds)."""
+    kind = getattr(s.dtype, "kind", "O")
+    names = {"c": "a complex number", "M": "a date/time", "m": "a time duration"}
+    if kind in names:
+        raise DataError(f"is {names[kind]} column ({s.dtype}), not numbers (expected {what})", column=col)
+    odd = [i for i, x in enumerate(raw) if isinstance(x, (complex, np.complexfloating, np.datetime64, np.timedelta64,
+                                                           pd.Timestamp, pd.Timedelta))
+           or type(x).__module__ == "datetime"]
+    if odd:
+        raise DataError(f"value {raw[odd[0]]!r} is not a number (expected {what}){_others(labels, np.array(odd))}",
+                        study=labels[odd[0]], column=col)
+
+
+def vi_from_sei(df: pd.DataFrame, sei: Hashable, labels: Sequence[str]) -> np.ndarray:
+    """Sampling variances ``sei**2`` after checking that every ``sei`` is a finite number > 0.
+
+    A negative standard error is an error, not squared into a valid variance.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> vi_from_sei(pd.DataFrame({"sei": [0.1, 0.2]}), "sei", ["A", "B"]).round(4).tolist()
+    [0.01, 0.04]
+    """
+    values = numeric_column(df, sei, labels, what="a finite standard error sei > 0")
+    check_positive(values, sei, labels, what="standard error")
+    return values**2
+
+
+def measure_from_column(df: pd.DataFrame, measure: str | None, labels: Sequence[str],
+                        column: Hashable = "measure") -> str | None:
+    """The measure of a table with a ``measure`` column, refusing to pool effects on different scales.
+
+    Returns ``measure`` (upper case) when given, else the column's single value, else None. A column
+    that mixes measures (OR and MD rows) is an error: filter first, e.g. ``df[df["measure"] == "OR"]``.
+    So is a column that names another measure than ``measure`` (``"GEN"`` rows, precomputed effects,
+    go with any measure).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> measure_from_column(pd.DataFrame({"measure": ["OR", "OR"]}), None, ["A", "B"])
+    'OR'
+    """
+    given = str(measure).upper() if measure is not None else None
+    if column not in df.columns:
+        return given
+    values = [(lab, str(x).strip().upper()) for lab, x in zip(labels, df[column].tolist()) if not _is_blank(x)]
+    found: dict[str, list[str]] = {}
+    for lab, v in values:
+        found.setdefault(v, []).append(lab)
+    concrete = {m: labs for m, labs in found.items() if m != "GEN"}
+    if len(concrete) > 1:
+        listed = "; ".join(f"{m}: {_listing(labs, 3)}" for m, labs in concrete.items())
+        first = next(iter(concrete))
+        raise DataError(
+            f"the rows hold effects on {len(concrete)} different measures ({listed}); effects on different "
+            f"scales cannot be pooled. Analyse one measure at a time, e.g. df[df[{str(column)!r}] == {first!r}]",
+            column=str(column))
+    if given is not None and concrete and given not in concrete and given != "GEN":
+        (m, labs), = concrete.items()
+        raise DataError(f"the rows say measure {m} ({_listing(labs, 3)}), but measure {given!r} was given",
+                        study=labs[0], column=str(column))
+    if given is not None:
+        return given
+    if concrete:
+        return next(iter(concrete))
+    return "GEN" if found else None
+
+
+#: the largest whole number a float64 holds exactly; larger counts (2^63, 1e30) are an overflow
+MAX_COUNT = 2**53
+
+
 def check_counts(values: np.ndarray, column: Hashable, labels: Sequence[str], *, what: str) -> None:
-    """Raise :class:`DataError` unless every value is a non-negative whole number."""
+    """Raise :class:`DataError` unless every value is a non-negative whole number below 2^53."""
     values = np.asarray(values, dtype=float)
+    big = np.flatnonzero(values >= MAX_COUNT)
+    if big.size:
+        raise DataError(
+            f"{what} is {values[big[0]]:.6g}: too large for a count (overflow; counts must be below 2^53 = "
+            f"{MAX_COUNT:,}){_others(labels, big)}",
+            study=labels[big[0]],
+            column=str(column),
+        )
     neg = np.flatnonzero(values < 0)
     if neg.size:
         raise DataError(

@@ -73,19 +73,16 @@ class RandomEffectsModel:
     def __init__(self, data: pd.DataFrame, *, prior_mu: Prior | str | None = None,
                  prior_tau: Prior | str | None = None, fixed: bool = False, measure: str | None = None,
                  study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
-        from ketabayes.data.validation import validate_yi_vi
+        from ketabayes.data.validation import measure_from_column, validate_yi_vi, vi_from_sei
 
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame of effect sizes, got {type(data).__name__}")
         df = data.copy()
-        if vi not in df.columns and sei in df.columns:
-            df[vi] = pd.to_numeric(df[sei], errors="coerce") ** 2
         if study not in df.columns:
             df[study] = [f"Study {i + 1}" for i in range(len(df))]
-        if measure is None:
-            measure = df.attrs.get("measure")
-            if measure is None and "measure" in df.columns and df["measure"].nunique() == 1:
-                measure = str(df["measure"].iloc[0])
+        # a 'measure' column that mixes measures (OR and MD rows) is refused, also with measure= given
+        measure = measure_from_column(df, measure if measure is not None else df.attrs.get("measure"),
+                                      df[study].astype(str).tolist())
         self.measure = (measure or "GEN").upper()
         excluded = []
         if "estimable" in df.columns:
@@ -98,6 +95,8 @@ class RandomEffectsModel:
                 f"on the {self.measure} scale (no events in either arm): {', '.join(excluded)}",
                 DataWarning, stacklevel=2)
         self.excluded = excluded
+        if vi not in df.columns and sei in df.columns:  # a negative sei is an error, not squared away
+            df = df.assign(**{vi: vi_from_sei(df, sei, df[study].astype(str).tolist())})
         clean = validate_yi_vi(df, yi=yi, vi=vi, study=study)
         self.data = df.reset_index(drop=True)
         self.studies = clean[dims.STUDY_COL].tolist()  # repeated labels made unique (metafor's rule)
