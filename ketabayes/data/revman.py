@@ -3,7 +3,9 @@
 Two formats are read, and the same data give the same table from both:
 
 * the RevMan 5 review file (``.rm5``, XML), parsed with the standard
-  library's :mod:`xml.etree.ElementTree`;
+  library's :mod:`xml.etree.ElementTree` after a pass over the prolog that
+  refuses entity declarations and external DTDs (RevMan files have neither;
+  this keeps XXE, billion-laughs and quadratic blow-up files inert);
 * the RevMan 5 "Data and analyses" CSV export (File > Export > Data and
   analyses), parsed with :mod:`csv`.
 
@@ -206,8 +208,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         unknown root element, a data element without a required attribute
         (e.g. ``CONT_DATA`` without ``SD_1``), a non-numeric value, a CSV
         header without the required columns, or a CSV study row before its
-        outcome (or subgroup) header. The message names the file, the line or
-        element, and the study.
+        outcome (or subgroup) header, a count of 2^53 or more (overflow), or
+        an XML entity declaration or external DTD. The message names the
+        file, the line or element, and the study.
 
     Warns
     -----
@@ -217,7 +220,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         unsupported type (O-E, "other data") is skipped, when a generic
         inverse-variance outcome uses a ratio measure (see Notes), when a CSV
         header row has the wrong number of fields (its group labels are left
-        missing), or when the file holds no analysis data at all.
+        missing), when the file holds no analysis data at all, or when an
+        ``.rm5`` file declares ISO-8859-1 (or cp1252) but is UTF-8 (it is then
+        read as UTF-8).
 
     Notes
     -----
