@@ -166,8 +166,9 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
         return effect_sizes(df, m, **zero_cells), m, label
     if outcome is not None:
         raise click.UsageError("--outcome chooses an outcome of a RevMan file; DATA is a plain CSV")
+    from ketabayes.data.consistency import measure_from_column
     from ketabayes.data.csv_table import read_csv_table
-    from ketabayes.data.validation import measure_from_column, study_labels
+    from ketabayes.data.validation import study_labels
 
     data = read_csv_table(path)  # row shapes and column names checked before pandas parses values
     # metafor's names present in the file, directly or through --col

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from ketabayes.data.consistency import measure_from_column, unique_labels
 from ketabayes.data.validation import (
     as_dataframe,
     check_counts,
@@ -24,11 +25,9 @@ from ketabayes.data.validation import (
     check_not_greater,
     check_positive,
     closest,
-    measure_from_column,
     numeric_column,
     require_column,
     study_labels,
-    unique_labels,
 )
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError, DataWarning

@@ -78,6 +78,7 @@ class BinomialModel:
                  nest: dict | None = None, prior_mu=None, prior_tau=None, prior_sd=None, prior_gamma=None,
                  prior_baseline="normal(0, 5)", baseline_risk: float | None = None, study: str = dims.STUDY_COL,
                  ai: str = "ai", n1i: str = "n1i", ci: str = "ci", n2i: str = "n2i"):
+        from ketabayes.data.consistency import unique_labels
         from ketabayes.data.validation import (
             as_dataframe,
             check_counts,
@@ -86,7 +87,6 @@ class BinomialModel:
             check_positive,
             numeric_column,
             study_labels,
-            unique_labels,
         )
 
         df = as_dataframe(data).copy().reset_index(drop=True)

@@ -360,13 +360,8 @@ class HierarchicalModel:
                  nest: dict | None = None, prior_mu: Prior | str | None = None, prior_tau: Prior | str | None = None,
                  prior_sd=None, prior_gamma=None, measure: str | None = None, study: str = dims.STUDY_COL,
                  yi: str = "yi", vi: str = "vi", sei: str = "sei"):
-        from ketabayes.data.validation import (
-            as_dataframe,
-            measure_from_column,
-            study_labels,
-            validate_yi_vi,
-            vi_from_sei,
-        )
+        from ketabayes.data.consistency import measure_from_column
+        from ketabayes.data.validation import as_dataframe, study_labels, validate_yi_vi, vi_from_sei
 
         df = as_dataframe(data).copy()
         if measure is None:

@@ -73,7 +73,8 @@ class RandomEffectsModel:
     def __init__(self, data: pd.DataFrame, *, prior_mu: Prior | str | None = None,
                  prior_tau: Prior | str | None = None, fixed: bool = False, measure: str | None = None,
                  study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
-        from ketabayes.data.validation import measure_from_column, validate_yi_vi, vi_from_sei
+        from ketabayes.data.consistency import measure_from_column
+        from ketabayes.data.validation import validate_yi_vi, vi_from_sei
 
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame of effect sizes, got {type(data).__name__}")
