@@ -63,3 +63,24 @@ def test_cli_exact_imports_no_sampler_plots_or_arviz_umbrella(tmp_path):
     mods = _modules(CLI, str(csv))
     assert "click" in mods and "ketabayes" in mods
     assert not mods & set(FORBIDDEN), sorted(mods & set(FORBIDDEN))
+
+
+def test_draws_tree_has_the_layout_arviz_base_builds():
+    """The exact engine's tree, built with xarray alone, equals arviz_base.from_dict's (values, dims, coords)."""
+    import numpy as np
+    import xarray as xr
+    from arviz_base import from_dict
+
+    from ketabayes.model._fit_common import draws_tree
+
+    rng = np.random.default_rng(7)
+    groups = {"posterior": {"mu": rng.normal(size=(2, 5)), "theta": rng.normal(size=(2, 5, 3)),
+                            "effect": rng.normal(size=(2, 5, 2)), "extra": rng.normal(size=(2, 5, 4))},
+              "observed_data": {"y": rng.normal(size=3)}, "constant_data": {"vi": rng.uniform(size=3)}}
+    var_dims = {"theta": ["study"], "effect": ["target"], "y": ["study"], "vi": ["study"]}
+    coords = {"study": ["A", "B", "C"], "target": ["mean", "predictive"], "unused": [1, 2]}
+    ours, theirs = draws_tree(groups, var_dims, coords), from_dict(groups, dims=var_dims, coords=coords)
+    assert set(ours.children) == set(theirs.children) == set(groups)
+    for g in groups:
+        xr.testing.assert_equal(ours[g].to_dataset(), theirs[g].to_dataset())
+        assert list(ours[g].to_dataset().dims) == list(theirs[g].to_dataset().dims)

@@ -596,8 +596,8 @@ class HierarchicalModel:
         return coords
 
     def _exact_tree(self, exact, seed, chains, draws):
-        # arviz_base, not the arviz umbrella: the umbrella imports arviz_plots and matplotlib (cold start)
-        from arviz_base import from_dict
+        # xarray alone (no arviz import at all on the exact path: benchmarks/cold_start.py)
+        from ketabayes.model._fit_common import draws_tree
 
         d = self.design
         rng = np.random.default_rng(seed)
@@ -614,7 +614,7 @@ class HierarchicalModel:
             post[f"{t.dim}_effect"] = u.reshape(*shape, -1)
             dim_map[f"{t.dim}_effect"] = [t.dim]
         post["effect"] = s["targets"].reshape(*shape, -1)
-        return from_dict({"posterior": post}, dims=dim_map, coords=self._coords())
+        return draws_tree({"posterior": post}, dim_map, self._coords())
 
     def _attach_data(self, tree):
         import xarray as xr

@@ -230,8 +230,8 @@ class RandomEffectsModel:
         return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=freq)
 
     def _exact_tree(self, exact, seed, chains, draws):
-        # arviz_base, not the arviz umbrella: the umbrella imports arviz_plots and matplotlib (cold start)
-        from arviz_base import from_dict
+        # xarray alone (no arviz import at all on the exact path: benchmarks/cold_start.py)
+        from ketabayes.model._fit_common import draws_tree
 
         rng = np.random.default_rng(seed)
         d = exact.sample(chains * draws, rng)
@@ -242,10 +242,10 @@ class RandomEffectsModel:
             dims.THETA: d["theta"].reshape(*shape, self.k),
             dims.THETA_NEW: d["theta_new"].reshape(shape),
         }
-        return from_dict(
+        return draws_tree(
             {"posterior": posterior, "observed_data": {"y": self.yi}, "constant_data": {"vi": self.vi}},
-            dims={dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
-            coords={dims.STUDY: self.studies},
+            {dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
+            {dims.STUDY: self.studies},
         )
 
 
