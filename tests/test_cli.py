@@ -421,6 +421,10 @@ def test_help_documents_exit_statuses_and_lists_working_measures(runner):
     assert "Exit status: 0 ok; 1 data or convergence error" in text and "2 usage error" in text
     listed = re.search(r"--measure \[([^\]]+)\]", text).group(1).upper().split("|")
     assert set(listed) == set(ES_MEASURES) | {"HR"}
+    from ketabayes.cli import ZERO_CELL_TO
+    from ketabayes.data.effect_sizes import _TO
+
+    assert ZERO_CELL_TO == _TO  # --to offers exactly effect_sizes' choices
 
 
 def test_hr_needs_precomputed_log_hazard_ratios(runner, mg_csv, tmp_path):
