@@ -28,6 +28,7 @@ _LAZY = {
     # data
     "effect_sizes": "ketabayes.data.effect_sizes",
     "read_revman": "ketabayes.data.revman",
+    "read_csv_table": "ketabayes.data.csv_table",
     "list_datasets": "ketabayes.data.datasets",
     "load_dataset": "ketabayes.data.datasets",
     "from_published": "ketabayes.data.published",

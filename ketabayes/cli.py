@@ -1,6 +1,9 @@
 """Command line: ``ketabayes demo``, ``ketabayes analyse DATA``, ``ketabayes datasets``.
 
-Bad input gives a one-line error on stderr and exit status 2, never a traceback.
+Exit status: 0 on success; 1 for a data or convergence error (bad or unreadable input file, a
+failed strict NUTS run): one line ``ketabayes: error: ...`` on stderr, never a traceback; 2 for a
+usage error (unknown or out-of-range option, options that do not go together, a bad prior string):
+click's usage message, or one ``ketabayes: error:`` line for a prior.
 """
 
 from __future__ import annotations
@@ -11,10 +14,23 @@ from pathlib import Path
 
 import click
 
-from ketabayes.errors import KetabayesError
+from ketabayes.data.effect_sizes import MEASURES as EFFECT_SIZE_MEASURES
+from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.result.decision import RATIO_MEASURES
 
-MEASURES = ["MD", "SMD", "OR", "RR", "RD", "HR", "GEN"]
+# what --measure accepts: every measure effect_sizes() computes, plus HR, which only names the scale of
+# precomputed yi (log hazard ratios); arm-level data cannot give an HR
+MEASURES = [*EFFECT_SIZE_MEASURES, "HR"]
+SCALE_ONLY = ("HR",)
+RATIO_ALIASES = {"PETO_OR": "OR"}  # RevMan measure names whose scale is that of a ketabayes ratio measure
+ZERO_CELL_TO = ("only0", "all", "if0all", "none")  # effect_sizes(to=...), metafor's escalc
+EXIT_DATA_ERROR = 1
+EXIT_USAGE_ERROR = 2
+
+EXIT_HELP = """\b
+Exit status: 0 ok; 1 data or convergence error (one line
+"ketabayes: error: ..." on stderr); 2 usage error (bad option or
+option combination, bad prior string)."""
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -22,17 +38,20 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 
 class _Group(click.Group):
-    """Turns ketabayes errors (and other expected failures) into one-line messages."""
+    """Turns ketabayes errors (and other expected failures) into one-line messages and exit statuses."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except PriorError as exc:  # priors reach the CLI only through --prior-* options: a usage error
+            click.echo(f"ketabayes: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE_ERROR)
         except (KetabayesError, FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
             click.echo(f"ketabayes: error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(EXIT_DATA_ERROR)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(package_name="ketabayes")
 def main():
     """Bayesian re-analysis of meta-analyses."""
@@ -70,18 +89,39 @@ def _parse_prior_sd(values):
     out = {}
     for v in values:
         if "=" not in v:
-            raise KetabayesError(f"--prior-sd takes COLUMN=PRIOR, e.g. drug=\"halfnormal(5)\"; got {v!r}")
+            raise click.BadParameter(f"takes COLUMN=PRIOR, e.g. drug=\"halfnormal(5)\"; got {v!r}",
+                                     param_hint="--prior-sd")
         k, p = v.split("=", 1)
         out[k.strip()] = p.strip().strip("'\"")
     return out
 
 
-def _load_table(path: Path, outcome: str | None, measure: str | None, study: str):
-    """Read a CSV of metafor-named columns or a RevMan file; return (effect sizes, measure, label)."""
-    import pandas as pd
+def _parse_columns(values) -> dict[str, str]:
+    """``--col ai=events_t`` (repeatable) -> {"ai": "events_t"}; metafor's argument names on the left."""
+    out: dict[str, str] = {}
+    for v in values:
+        k, sep, col = v.partition("=")
+        k, col = k.strip(), col.strip()
+        if not sep or not k or not col:
+            raise click.BadParameter(f"takes NAME=COLUMN, e.g. ai=events_t; got {v!r}", param_hint="--col")
+        if k in out and out[k] != col:
+            raise click.BadParameter(f"{k} is mapped twice ({out[k]!r} and {col!r})", param_hint="--col")
+        out[k] = col
+    return out
+
+
+def _load_table(path: Path, outcome: str | None, measure: str | None, study: str, columns=None,
+                zero_cells=None, note=click.echo):
+    """Read a CSV of metafor-named columns or a RevMan file; return (effect sizes, measure, label).
+
+    ``columns`` maps metafor's argument names to the file's columns (CSV only); ``zero_cells`` holds
+    ``add``, ``to`` and ``drop00`` for :func:`~ketabayes.data.effect_sizes.effect_sizes`.
+    """
 
     from ketabayes.data.effect_sizes import effect_sizes
 
+    columns = dict(columns or {})
+    zero_cells = dict(zero_cells or {})
     is_revman = path.suffix.lower() == ".rm5"
     if not is_revman and path.suffix.lower() == ".csv":
         with open(path, encoding="utf-8-sig", errors="replace") as fh:
@@ -89,14 +129,16 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
     if is_revman:
         from ketabayes.data.revman import read_revman, split_analyses
 
+        if columns:
+            raise click.UsageError("--col maps CSV columns; a RevMan file has fixed columns")
         tidy = read_revman(path)
         analyses = list(split_analyses(tidy))
         if not analyses:
             raise KetabayesError(f"{path}: no analysable outcome found")
         names = "; ".join(f"{a.comparison_no}.{a.outcome_no} {a.outcome}" for a, _ in analyses)
         if outcome is None and len(analyses) > 1:
-            raise KetabayesError(f"{path} holds {len(analyses)} outcomes; choose one with --outcome "
-                                 f"(number like 1.2 or name): {names}")
+            raise click.UsageError(f"{path} holds {len(analyses)} outcomes; choose one with --outcome "
+                                   f"(number like 1.2 or name): {names}")
         chosen = None
         for a, df in analyses:
             keys = {f"{a.comparison_no}.{a.outcome_no}", str(a.outcome).lower()}
@@ -104,45 +146,76 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
                 chosen = (a, df)
                 break
         if chosen is None:
-            raise KetabayesError(f"--outcome {outcome!r} not found in {path}; its outcomes are: {names}")
+            raise click.BadParameter(f"{outcome!r} not found in {path}; its outcomes are: {names}",
+                                     param_hint="--outcome")
         a, df = chosen
         label = f"{a.comparison}: {a.outcome}"
         if a.data_type == "generic":
             # generic inverse-variance data enter as yi/sei; the measure names the scale for the
             # thresholds (a ratio measure means yi is a log ratio and the MCID a ratio)
             m = (measure or a.effect_measure or "GEN").upper()
+            # RevMan's Peto odds ratio is an odds ratio: yi a log OR, the MCID a ratio
+            m = RATIO_ALIASES.get(m, m)
             return effect_sizes(df, "GEN"), m, label
         m = (measure or a.measure or "").upper()
         if not m:
-            raise KetabayesError(f"RevMan outcome {a.outcome!r} uses {a.effect_measure}; give --measure")
-        return effect_sizes(df, m), m, label
-    try:
-        data = pd.read_csv(path)
-    except pd.errors.ParserError as exc:
-        raise KetabayesError(f"{path}: not a readable CSV file ({exc})") from None
-    except pd.errors.EmptyDataError:
-        raise KetabayesError(f"{path}: the file is empty") from None
-    precomputed = "yi" in data.columns and bool({"vi", "sei"} & set(data.columns))
-    arm_level = bool({"ai", "m1i"} & set(data.columns))
+            raise click.UsageError(f"RevMan outcome {a.outcome!r} uses {a.effect_measure}; give --measure")
+        if m in SCALE_ONLY:
+            raise click.BadParameter(f"{m} names the scale of precomputed yi; RevMan outcome {a.outcome!r} "
+                                     f"holds {a.data_type} data", param_hint="--measure")
+        return effect_sizes(df, m, **zero_cells), m, label
+    if outcome is not None:
+        raise click.UsageError("--outcome chooses an outcome of a RevMan file; DATA is a plain CSV")
+    from ketabayes.data.consistency import measure_from_column
+    from ketabayes.data.csv_table import read_csv_table
+    from ketabayes.data.validation import study_labels
+
+    data = read_csv_table(path)  # row shapes and column names checked before pandas parses values
+    # metafor's names present in the file, directly or through --col
+    names = {c for c in data.columns if c not in columns.values()} | {k for k, v in columns.items()
+                                                                      if v in data.columns}
+    precomputed = "yi" in names and bool({"vi", "sei"} & names)
+    arm_level = bool({"ai", "m1i"} & names)
+    if precomputed and "measure" in data.columns:
+        # a 'measure' column mixing OR and MD rows is refused (also with --measure); a single one names the scale
+        measure = measure_from_column(data, measure, study_labels(data, study))
     if measure is None:
         if precomputed:
             measure = "GEN"
         else:
-            raise KetabayesError(f"{path}: give --measure ({', '.join(MEASURES)}) for arm-level data")
+            raise click.UsageError(f"{path}: give --measure ({', '.join(EFFECT_SIZE_MEASURES)}) for arm-level data")
     m = measure.upper()
     if precomputed and not arm_level:
         # precomputed effects: --measure names their scale (OR/RR/HR: yi is a log ratio, the MCID a ratio)
         if m in RATIO_MEASURES:
-            click.echo(f"Note: yi is read as log {m} (natural log); --mcid and --harm are ratios.", err=True)
-        return effect_sizes(data, "GEN", study=study), m, path.name
-    return effect_sizes(data, m, study=study), m, path.name
+            note(f"Note: yi is read as log {m} (natural log); --mcid and --harm are ratios.", err=True)
+        return effect_sizes(data, "GEN", study=study, **columns), m, path.name
+    if m in SCALE_ONLY:
+        raise click.BadParameter(f"{m} works only with precomputed yi (log {m}) and vi or sei columns",
+                                 param_hint="--measure")
+    return effect_sizes(data, m, study=study, **columns, **zero_cells), m, path.name
 
 
-@main.command()
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+def _check_thresholds(mcid, measure, benefit, harm):
+    """Threshold options that cannot work (e.g. an MCID of 1 for a ratio) are usage errors."""
+    if mcid is None:
+        if harm is not None:
+            raise click.UsageError("--harm needs --mcid")
+        return
+    from ketabayes.result.decision import Thresholds
+
+    try:
+        Thresholds.for_measure(mcid, measure, benefit, harm)
+    except KetabayesError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mcid/--harm") from None
+
+
+@main.command(epilog=EXIT_HELP)
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--measure", type=click.Choice(MEASURES, case_sensitive=False),
-              help="Effect measure (read from RevMan files when omitted).")
-@click.option("--mcid", type=float, help="Minimal clinically important difference (a ratio for OR/RR).")
+              help="Effect measure (read from RevMan files when omitted; GEN for yi/vi columns). "
+                   "HR only names the scale of precomputed yi (log hazard ratios).")
+@click.option("--mcid", type=float, help="Minimal clinically important difference (a ratio for OR/RR/HR).")
 @click.option("--harm", type=float, help="Harm threshold, if different from the MCID.")
 @click.option("--benefit", type=click.Choice(["lower", "higher"]), default="lower", show_default=True,
               help="Direction of benefit.")
@@ -152,68 +225,98 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
 @click.option("--prior-sd", multiple=True, help='Per-grouping scale prior with --by, e.g. drug="halfnormal(5)".')
 @click.option("--by", help="Grouping columns for a hierarchical model, e.g. drug,condition.")
 @click.option("--fixed", is_flag=True, help="Fixed-effect (common-effect) model.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--draws", type=int, default=1000, show_default=True, help="Draws per chain.")
-@click.option("--chains", type=int, default=4, show_default=True)
 @click.option("--study", default="study", show_default=True, help="Column with study labels.")
+@click.option("--col", "col", multiple=True, metavar="NAME=COLUMN",
+              help="Map a metafor argument name to a CSV column, e.g. --col ai=events_t (repeatable).")
+@click.option("--add", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Zero cells of 2x2 tables (OR/RR/RD): amount added, as metafor's escalc.")
+@click.option("--to", "to", type=click.Choice(ZERO_CELL_TO), default="only0", show_default=True,
+              help="Zero cells: which tables get --add (metafor's 'to').")
+@click.option("--drop00/--no-drop00", default=True, show_default=True,
+              help="OR/RR: studies with no events (or only events) in both arms are not estimable and left "
+                   "out; metafor's default is --no-drop00.")
 @click.option("--outcome", help="RevMan outcome to analyse (number like 1.2, or its name).")
-@click.option("--strict", is_flag=True, help="Fail when NUTS diagnostics fail.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the machine-readable result here.")
-def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, seed, draws,
-            chains, study, outcome, strict, json_path):
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True, help="NUTS draws per chain.")
+@click.option("--tune", type=click.IntRange(min=0),
+              help="NUTS tuning steps per chain (default: the model's, 1000, or 500 with --by).")
+@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--progress/--no-progress", default=None,
+              help="NUTS progress bar (default: on when stderr is a terminal).")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) when NUTS diagnostics fail.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Write the machine-readable result here; '-' writes it to stdout (the text report then "
+                   "goes to stderr).")
+@click.option("--quiet", "-q", is_flag=True, help="No text report (warnings and errors still go to stderr).")
+def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
+            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
     from ketabayes.reporting.text import format_decision_table, format_frequentist, format_revman
     from ketabayes.result.provenance import to_json
 
-    if not data.exists():
-        raise KetabayesError(f"no such file: {data}")
-    es, m, label = _load_table(data, outcome, measure, study)
+    json_stdout = json_path is not None and str(json_path) == "-"
+
+    def out(text="", err=False):
+        if not quiet:
+            click.echo(text, err=err or json_stdout)
+
+    columns = _parse_columns(col)
+    prior_sds = _parse_prior_sd(prior_sd)
+    if by and fixed:
+        raise click.UsageError("--fixed cannot be combined with --by (a hierarchical model has random effects)")
+    if prior_sds and not by:
+        raise click.UsageError("--prior-sd needs --by")
+    es, m, label = _load_table(data, outcome, measure, study, columns,
+                               {"add": add, "to": to, "drop00": drop00}, note=out)
+    _check_thresholds(mcid, m, benefit, harm)
     if by:
         from ketabayes.model.hierarchical import HierarchicalModel
 
-        if fixed:
-            raise KetabayesError("--fixed cannot be combined with --by (a hierarchical model has random effects)")
         groups = [c.strip() for c in by.split(",") if c.strip()]
         model = HierarchicalModel(es, by=groups, prior_mu=prior_mu, prior_tau=prior_tau,
-                                  prior_sd=_parse_prior_sd(prior_sd) or None, measure=m)
+                                  prior_sd=prior_sds or None, measure=m)
         targets = None
     else:
-        if prior_sd:
-            raise KetabayesError("--prior-sd needs --by")
         from ketabayes.model.random_effects import RandomEffectsModel
 
         model = RandomEffectsModel(es, prior_mu=prior_mu, prior_tau=prior_tau, fixed=fixed, measure=m)
         targets = ("mean", "predictive")
-    click.echo(f"Data: {label}")
-    click.echo(model.describe())
+    out(f"Data: {label}")
+    out(model.describe())
+    fit_kwargs = {"tune": tune} if tune is not None else {}
+    if method == "nuts":
+        fit_kwargs["progressbar"] = sys.stderr.isatty() if progress is None else progress
     res = model.fit(method, mcid=mcid, benefit=benefit, harm=harm, seed=seed, draws=draws, chains=chains,
-                    strict=strict)
+                    strict=strict, **fit_kwargs)
     if res.diagnostics is not None:
-        click.echo(f"NUTS diagnostics: {res.diagnostics}")
+        out(f"NUTS diagnostics: {res.diagnostics}")
     if mcid is not None:
         table = res.decision_table() if targets is None else res.decision_table(targets=targets)
-        click.echo("")
-        click.echo(f"Decision table ({res.thresholds.describe(m)}):")
-        click.echo(format_decision_table(table, m, label_cols=("target", "observed")))
+        out("")
+        out(f"Decision table ({res.thresholds.describe(m)}):")
+        out(format_decision_table(table, m, label_cols=("target", "observed")))
     else:
-        click.echo("\n(give --mcid to get the probabilities of benefit, practically no effect and harm)")
+        out("\n(give --mcid to get the probabilities of benefit, practically no effect and harm)")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        click.echo("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
+        out("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
         cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
-        click.echo(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     freq = res.frequentist_table() if hasattr(res, "frequentist_table") else []
     if len(freq):
-        click.echo("\nFrequentist reference (metafor rma definitions):")
-        click.echo(format_frequentist(freq, m))
+        out("\nFrequentist reference (metafor rma definitions):")
+        out(format_frequentist(freq, m))
     if not by:
-        click.echo("\nFrequentist analysis as RevMan reports it:")
-        click.echo(format_revman(model.yi, model.vi, m))
+        out("\nFrequentist analysis as RevMan reports it:")
+        out(format_revman(model.yi, model.vi, m))
     if json_path is not None:
-        json_path.write_text(to_json(res.to_dict(), indent=2))
-        click.echo(f"\nJSON written to {json_path}")
+        text = to_json(res.to_dict(), indent=2)
+        if json_stdout:
+            click.echo(text)
+        else:
+            json_path.write_text(text)
+            out(f"\nJSON written to {json_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,14 +58,27 @@ def _check_fields(d):
         assert k in d["settings"], k
 
 
-def _assert_one_line_error(res, *patterns):
-    assert res.exit_code == 2, (res.exit_code, res.output)
+def _assert_one_line_error(res, *patterns, code=1):
+    """A data error (exit 1; a bad prior string is a usage error, code=2): one line on stderr."""
+    assert res.exit_code == code, (res.exit_code, res.output)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("ketabayes: error: "), lines[0]
     assert "Traceback" not in res.output
     for p in patterns:
         assert re.search(p, lines[0]), (p, lines[0])
+
+
+def _assert_usage_error(res, *patterns):
+    """A usage error: exit 2 and click's usage message, the reason on its 'Error:' line."""
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    assert res.stdout == ""
+    assert "Traceback" not in res.output
+    assert res.stderr.startswith("Usage: "), res.stderr
+    error = [line for line in res.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1, res.stderr
+    for p in patterns:
+        assert re.search(p, error[0]), (p, error[0])
 
 
 # ---------------------------------------------------------------------------
@@ -151,7 +164,7 @@ def test_analyse_generic_input_needs_a_tau_prior(runner, tmp_path, magnesium_or)
     path = tmp_path / "gen.csv"
     magnesium_or[["study", "yi", "sei"]].to_csv(path, index=False)
     res = runner.invoke(main, ["analyse", str(path), "--mcid", "0.2"])
-    _assert_one_line_error(res, r"no default prior for tau on the GEN scale", r"--prior-tau")
+    _assert_one_line_error(res, r"no default prior for tau on the GEN scale", r"--prior-tau", code=2)
 
 
 # ---------------------------------------------------------------------------
@@ -186,27 +199,27 @@ def test_analyse_revman_outcome_by_name_reports_left_out_study(runner, tmp_path)
 
 def test_analyse_revman_without_outcome_lists_the_outcomes(runner):
     res = runner.invoke(main, ["analyse", RM5, "--mcid", "1.25"])
-    _assert_one_line_error(res, r"holds 5 outcomes; choose one with --outcome",
+    _assert_usage_error(res, r"holds 5 outcomes; choose one with --outcome",
                            r"1\.1 Pain, 0 to 10 scale", r"1\.2 Withdrawal due to adverse events",
                            r"2\.2 Quality of life, adjusted difference")
 
 
 def test_analyse_revman_unknown_outcome(runner):
     res = runner.invoke(main, ["analyse", RM5, "--outcome", "9.9", "--mcid", "1.25"])
-    _assert_one_line_error(res, r"--outcome '9\.9' not found")
+    _assert_usage_error(res, r"--outcome: '9\.9' not found")
 
 
 def test_analyse_revman_unknown_outcome_lists_the_outcomes(runner):
     res = runner.invoke(main, ["analyse", RM5, "--outcome", "9.9", "--mcid", "1.25"])
-    _assert_one_line_error(res, r"not found", r"1\.2 Withdrawal due to adverse events")
+    _assert_usage_error(res, r"not found", r"1\.2 Withdrawal due to adverse events")
 
 
 # ---------------------------------------------------------------------------
-# bad input: exit status 2, one line on stderr, no traceback
+# bad input: exit status 1 (data) or 2 (usage), no traceback
 # ---------------------------------------------------------------------------
 def test_missing_file(runner, tmp_path):
     res = runner.invoke(main, ["analyse", str(tmp_path / "nope.csv"), "--measure", "OR"])
-    _assert_one_line_error(res, r"no such file: .*nope\.csv")
+    _assert_usage_error(res, r"'DATA'", r"nope\.csv' does not exist")
 
 
 def test_misspelled_column_suggests_the_right_one(runner, mg_csv, tmp_path):
@@ -229,18 +242,18 @@ def test_misspelled_study_column(runner, mg_csv):
 ])
 def test_bad_prior_string(runner, mg_csv, option, value, pattern):
     res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", option, value])
-    _assert_one_line_error(res, pattern)
+    _assert_one_line_error(res, pattern, code=2)  # a prior comes from an option: usage error
 
 
 @pytest.mark.parametrize("mcid", ["-1", "0", "nan"])
 def test_bad_mcid(runner, mg_csv, mcid):
     res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", mcid])
-    _assert_one_line_error(res, r"mcid must be a positive number")
+    _assert_usage_error(res, r"mcid must be a positive number")
 
 
 def test_ratio_mcid_of_one(runner, mg_csv):
     res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1"])
-    _assert_one_line_error(res, r"must differ from 1")
+    _assert_usage_error(res, r"must differ from 1")
 
 
 def test_nan_value_names_the_study(runner, mg_csv, tmp_path):
@@ -256,7 +269,7 @@ def test_empty_file_and_missing_measure(runner, mg_csv, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     _assert_one_line_error(runner.invoke(main, ["analyse", str(empty), "--measure", "OR"]), r"the file is empty")
-    _assert_one_line_error(runner.invoke(main, ["analyse", str(mg_csv)]), r"give --measure")
+    _assert_usage_error(runner.invoke(main, ["analyse", str(mg_csv)]), r"give --measure")
 
 
 # ---------------------------------------------------------------------------
@@ -333,8 +346,7 @@ def test_fixed_with_by_is_a_clear_error(runner, tmp_path):
     path = tmp_path / "g.csv"
     path.write_text("study,drug,yi,vi\nA,x,1,1\nB,y,2,1\nC,x,0,2\n")
     res = runner.invoke(main, ["analyse", str(path), "--by", "drug", "--fixed"])
-    assert res.exit_code == 2
-    assert "--fixed cannot be combined with --by" in res.stderr
+    _assert_usage_error(res, "--fixed cannot be combined with --by")
 
 
 def test_analyse_prints_revman_table(runner, mg_csv, magnesium_or):
@@ -363,3 +375,154 @@ def test_analyse_prints_revman_table(runner, mg_csv, magnesium_or):
     want = f"OR {math.exp(mu):.3g} [{math.exp(mu - t * se):.3g}, {math.exp(mu + t * se):.3g}]"
     assert line.strip() == f"Total (95% CI): {want}"
     assert f"df = {k - 1}" in res.stdout and "Q-profile" in res.stdout and "DerSimonian-Laird" in res.stdout
+
+
+
+# ---------------------------------------------------------------------------
+# CLI conventions (issue #13 item 6): --json -, --quiet, exit statuses, --col, zero cells, --tune, progress
+# ---------------------------------------------------------------------------
+def _fe_log_or(a, b, c, d):
+    """Fixed-effect inverse-variance pooled log OR and its se, written out here (Woolf's variance)."""
+    a, b, c, d = (np.asarray(x, dtype=float) for x in (a, b, c, d))
+    y = np.log(a * d / (b * c))
+    w = 1 / (1 / a + 1 / b + 1 / c + 1 / d)
+    return float(np.sum(w * y) / w.sum()), math.sqrt(1 / w.sum())
+
+
+SIM_2X2 = "study,ai,n1i,ci,n2i\nA,3,40,6,40\nB,5,50,9,52\nC,0,30,4,31\nD,0,20,0,22\n"  # SIMULATED counts
+
+
+def test_json_to_stdout_with_quiet_is_pure_json(runner, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(SIM_2X2)
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "OR", "--fixed", "--mcid", "1.25", "--json", "-",
+                               "--quiet", "--no-drop00"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    d = json.loads(res.stdout)  # the whole of stdout is one JSON document
+    # only0 (default): 0.5 added to every cell of C and D, which have a zero cell
+    mean, sd = _fe_log_or([3, 5, 0.5, 0.5], [37, 45, 30.5, 20.5], [6, 9, 4.5, 0.5], [34, 43, 27.5, 22.5])
+    assert d["estimates"][0]["mean"] == pytest.approx(mean, abs=1e-10)
+    assert d["estimates"][0]["sd"] == pytest.approx(sd, abs=1e-10)
+
+
+def test_json_to_stdout_moves_the_text_report_to_stderr(runner, mg_csv):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--mcid", "1.25", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["measure"] == "OR"
+    assert "Decision table" in res.stderr and "Decision table" not in res.stdout
+
+
+def test_quiet_silences_the_text_report(runner, mg_csv, tmp_path):
+    out = tmp_path / "q.json"
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--quiet", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == "" and res.stderr == ""
+    assert json.loads(out.read_text())["measure"] == "OR"
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--draws", "-5"], ["--draws", "0"], ["--chains", "0"],
+                                  ["--tune", "-1"], ["--add", "-0.5"], ["--to", "sometimes"],
+                                  ["--measure", "XX"], ["--col", "ai"], ["--col", "=x"]])
+def test_bad_option_values_are_usage_errors(runner, mg_csv, args):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", *args])
+    _assert_usage_error(res)
+
+
+def test_usage_error_versus_data_error_exit_status(runner, mg_csv, tmp_path):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--prior-sd", "drug=halfnormal(1)"])
+    _assert_usage_error(res, r"--prior-sd needs --by")
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--harm", "1.5"])
+    _assert_usage_error(res, r"--harm needs --mcid")
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--outcome", "1.1"])
+    _assert_usage_error(res, r"--outcome chooses an outcome of a RevMan file")
+    bad = tmp_path / "neg.csv"
+    bad.write_text("study,ai,n1i,ci,n2i\nA,-3,40,6,40\nB,5,50,9,52\n")  # SIMULATED
+    _assert_one_line_error(runner.invoke(main, ["analyse", str(bad), "--measure", "OR"]), r"study 'A'", r"'ai'")
+
+
+def test_help_documents_exit_statuses_and_lists_working_measures(runner):
+    from ketabayes.data.effect_sizes import MEASURES as ES_MEASURES
+
+    res = runner.invoke(main, ["analyse", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    assert "Exit status: 0 ok; 1 data or convergence error" in text and "2 usage error" in text
+    listed = re.search(r"--measure \[([^\]]+)\]", text).group(1).upper().split("|")
+    assert set(listed) == set(ES_MEASURES) | {"HR"}
+    from ketabayes.cli import ZERO_CELL_TO
+    from ketabayes.data.effect_sizes import _TO
+
+    assert ZERO_CELL_TO == _TO  # --to offers exactly effect_sizes' choices
+
+
+def test_hr_needs_precomputed_log_hazard_ratios(runner, mg_csv, tmp_path):
+    _assert_usage_error(runner.invoke(main, ["analyse", str(mg_csv), "--measure", "HR"]),
+                        r"--measure", r"HR works only with precomputed yi")
+    path = tmp_path / "hr.csv"
+    path.write_text("study,yi,sei\nA,-0.2,0.1\nB,-0.1,0.2\n")  # SIMULATED log HRs
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "HR", "--fixed", "--mcid", "1.25", "--json", "-",
+                               "-q"])
+    assert res.exit_code == 0, res.output
+    w = np.array([100.0, 25.0])
+    assert json.loads(res.stdout)["estimates"][0]["mean"] == pytest.approx((-20 - 2.5) / w.sum(), abs=1e-12)
+
+
+@pytest.mark.filterwarnings("always::ketabayes.errors.DataWarning")  # study D: no events, left out
+def test_column_mapping(runner, tmp_path):
+    path = tmp_path / "named.csv"
+    path.write_text(SIM_2X2.replace("ai,n1i,ci,n2i", "events_t,total_t,events_c,total_c"))
+    base = ["analyse", str(path), "--measure", "OR", "--fixed", "--json", "-", "-q"]
+    res = runner.invoke(main, [*base, "--col", "ai=events_t", "--col", "n1i=total_t", "--col", "ci=events_c",
+                               "--col", "n2i=total_c"])
+    assert res.exit_code == 0, res.output
+    mean, _ = _fe_log_or([3, 5, 0.5], [37, 45, 30.5], [6, 9, 4.5], [34, 43, 27.5])  # D: no events, dropped
+    assert json.loads(res.stdout)["estimates"][0]["mean"] == pytest.approx(mean, abs=1e-10)
+    res = runner.invoke(main, [*base, "--col", "ai=events_t", "--col", "ai=events_c"])
+    _assert_usage_error(res, r"ai is mapped twice")
+    res = runner.invoke(main, [*base, "--col", "ai=evnts_t"])
+    assert res.exit_code == 1 and "ketabayes: error: " in res.stderr
+
+
+@pytest.mark.filterwarnings("always::ketabayes.errors.DataWarning")
+def test_zero_cell_options_reach_effect_sizes(runner, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(SIM_2X2)
+    base = ["analyse", str(path), "--measure", "OR", "--fixed", "--json", "-", "-q"]
+    res = runner.invoke(main, [*base, "--add", "1", "--to", "all"])
+    assert res.exit_code == 0, res.output
+    assert "'D'" in res.stderr  # the double-zero study is reported as left out (drop00 default)
+    mean, _ = _fe_log_or([4, 6, 1], [38, 46, 31], [7, 10, 5], [35, 44, 28])
+    assert json.loads(res.stdout)["estimates"][0]["mean"] == pytest.approx(mean, abs=1e-10)
+    res = runner.invoke(main, [*base, "--to", "none", "--no-drop00"])
+    assert res.exit_code == 0, res.output
+    mean, _ = _fe_log_or([3, 5], [37, 45], [6, 9], [34, 43])  # C and D not estimable without correction
+    assert json.loads(res.stdout)["estimates"][0]["mean"] == pytest.approx(mean, abs=1e-10)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], {"progressbar": False}),  # CliRunner's stderr is not a terminal
+    (["--progress"], {"progressbar": True}),
+    (["--no-progress", "--tune", "50"], {"progressbar": False, "tune": 50}),
+])
+def test_nuts_progress_and_tune_are_passed_to_fit(runner, mg_csv, monkeypatch, args, expected):
+    from ketabayes.model.random_effects import RandomEffectsModel
+
+    seen = {}
+
+    def fake_fit(self, method, **kwargs):  # records the settings only: no sampling in this test
+        seen.update(kwargs, method=method)
+        raise _Stop
+
+    monkeypatch.setattr(RandomEffectsModel, "fit", fake_fit)
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--measure", "OR", "--method", "nuts", *args])
+    assert isinstance(res.exception, _Stop)
+    assert seen["method"] == "nuts"
+    for k, v in expected.items():
+        assert seen[k] == v, k
+    if "tune" not in expected:
+        assert "tune" not in seen  # the model's own default

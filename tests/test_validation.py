@@ -206,10 +206,60 @@ def test_non_integer_counts(column):
 # 6. duplicate study labels --------------------------------------------------------------------
 
 
-def test_duplicate_labels():
+def test_duplicate_labels_are_made_unique_like_metafor():
+    # metafor's .make.unique (used for slab): every instance of a repeated label gets .1, .2, ... in row order
     df = binary()
     df.loc[2, "trial"] = "Alpha 2001"
-    raises(effect_sizes, df, "OR", **BIN, err_study="Alpha 2001", err_column="trial", contains=["2 times"])
+    before = df.copy()
+    with pytest.warns(DataWarning, match=r"'Alpha 2001' \(rows 1, 3\) -> 'Alpha 2001.1', 'Alpha 2001.2'"):
+        out = effect_sizes(df, "OR", **BIN)
+    assert out["study"].tolist() == ["Alpha 2001.1", "Beta 2004", "Alpha 2001.2"]
+    pd.testing.assert_frame_equal(df, before)  # the caller's table is not touched
+    assert out["yi"].tolist()[2] == pytest.approx(np.log(3 * 209 / (228 * 11)), abs=1e-12)  # row kept in place
+
+
+def test_repeated_labels_of_a_real_dataset():
+    import ketabayes as kb
+
+    mg = kb.load_dataset("magnesium_mi")  # "Shechter" labels three trials (1989, 1990, 1995)
+    with pytest.warns(DataWarning, match=r"'Shechter' \(rows .*\) -> 'Shechter.1', 'Shechter.2', 'Shechter.3'"):
+        out = effect_sizes(mg, "OR")
+    shechter = out.loc[mg["study"] == "Shechter", "study"].tolist()
+    assert shechter == ["Shechter.1", "Shechter.2", "Shechter.3"]
+    assert out["study"].is_unique
+
+
+def test_identical_rows_get_their_own_warning():
+    df = pd.concat([binary(), binary().iloc[[1]]], ignore_index=True)  # Beta 2004 entered twice
+    with pytest.warns(DataWarning) as record:
+        out = effect_sizes(df, "OR", **BIN)
+    messages = [str(w.message) for w in record]
+    assert any("identical in every column" in m and "rows 2, 4 ('Beta 2004')" in m for m in messages), messages
+    assert any("'Beta 2004.1', 'Beta 2004.2'" in m for m in messages), messages
+    assert len(out) == 4  # nothing dropped
+
+
+def test_identical_rows_without_labels():
+    df = pd.DataFrame({"yi": [0.1, 0.1, 0.3], "vi": [0.04, 0.04, 0.05]})
+    with pytest.warns(DataWarning, match=r"rows 1, 2 \('Study 1'\)"):
+        out = validate_yi_vi(df)
+    assert out["study"].tolist() == ["Study 1", "Study 2", "Study 3"]
+
+
+def test_suffix_that_collides_with_an_existing_label():
+    df = pd.DataFrame({"study": ["A", "A", "A.1"], "yi": [0.1, 0.2, 0.3], "vi": [0.04, 0.04, 0.05]})
+    with pytest.raises(DataError, match=r"already exist: 'A.1'"):
+        validate_yi_vi(df)
+
+
+def test_models_use_the_unique_labels():
+    import ketabayes as kb
+
+    df = pd.DataFrame({"study": ["A", "B", "A"], "yi": [0.1, 0.2, 0.3], "vi": [0.04, 0.04, 0.05]})
+    with pytest.warns(DataWarning, match="made unique"):
+        model = kb.RandomEffectsModel(df, prior_tau="halfnormal(0.5)")
+    assert model.studies == ["A.1", "B", "A.2"]
+    assert df["study"].tolist() == ["A", "B", "A"]
 
 
 def test_missing_label():
@@ -279,8 +329,9 @@ def test_validate_yi_vi_bad_values(change, column):
 
 
 def test_validate_yi_vi_table_errors():
-    raises(validate_yi_vi, pd.DataFrame({"study": ["a", "a"], "yi": [0.1, 0.2], "vi": [0.1, 0.2]}),
-           err_study="a", err_column="study")
+    with pytest.warns(DataWarning, match="'a' \\(rows 1, 2\\) -> 'a.1', 'a.2'"):  # repeated labels: no error
+        assert validate_yi_vi(pd.DataFrame({"study": ["a", "a"], "yi": [0.1, 0.2], "vi": [0.1, 0.2]})
+                              )["study"].tolist() == ["a.1", "a.2"]
     raises(validate_yi_vi, pd.DataFrame({"yi": [], "vi": []}), contains=["no studies"])
     raises(validate_yi_vi, pd.DataFrame({"yi": [0.1], "VI_": [0.1]}), err_column="vi",
            contains=["did you mean 'VI_'?"])

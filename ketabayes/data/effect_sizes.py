@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from ketabayes.data.consistency import measure_from_column, unique_labels
 from ketabayes.data.paired import PAIRED_MEASURES, PAIRED_USES, PAIRED_WHAT, check_correlation, paired_from_columns
 from ketabayes.data.validation import (
     as_dataframe,
@@ -24,7 +25,6 @@ from ketabayes.data.validation import (
     check_not_empty,
     check_not_greater,
     check_positive,
-    check_unique_labels,
     closest,
     numeric_column,
     require_column,
@@ -372,7 +372,10 @@ def effect_sizes(
           :func:`ketabayes.data.paired.paired_effect`.
     study : str, default ``"study"``
         Column holding the study labels (converted to ``str``; they must be
-        present and unique). If this column does not exist and ``study`` was
+        present). Repeated labels are made unique as metafor does (``"Shechter"``
+        twice becomes ``"Shechter.1"``, ``"Shechter.2"``) with a
+        :class:`~ketabayes.errors.DataWarning`; rows identical in every column get
+        a second warning (possible double entry). If this column does not exist and ``study`` was
         left at its default, the studies are labelled ``"Study 1"``,
         ``"Study 2"``, ... in row order. A column named explicitly must exist.
     add : float, default 0.5
@@ -435,14 +438,15 @@ def effect_sizes(
     DataError
         For bad input (missing or misspelled columns, non-numeric or missing
         values, SD/n/SE/vi <= 0, negative or non-integer counts, more events
-        than participants, duplicate labels, no studies, unknown measure or
+        than participants, no studies, unknown measure or
         argument); the message names the study and the column.
 
     Warns
     -----
     DataWarning
         When some studies are not estimable (they stay in the table with
-        ``estimable=False``).
+        ``estimable=False``); when study labels repeat (they are made unique) or
+        rows are identical in every column.
 
     Notes
     -----
@@ -490,7 +494,7 @@ def effect_sizes(
     Other deviations from metafor, all stricter: missing values are an error
     rather than an NA result; standard deviations must be > 0 (metafor allows
     0); the counts of 2x2 tables must be whole numbers and the group sizes
-    > 0; duplicate study labels are an error (metafor makes them unique).
+    > 0. Duplicate study labels are made unique with metafor's rule.
     Group sizes of continuous outcomes may be non-integer (e.g. effective
     sample sizes after a design-effect adjustment).
 
@@ -549,7 +553,8 @@ def effect_sizes(
 
     check_not_empty(df)
     labels = study_labels(df, study)
-    check_unique_labels(labels, study)
+    labels = unique_labels(labels, study, df)
+    measure_from_column(df, m, labels)  # a 'measure' column mixing OR and MD rows, or naming another measure
     cols = _Columns(df, dict(columns), labels)
 
     if m in ("OR", "RR", "RD"):

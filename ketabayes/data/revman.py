@@ -3,7 +3,9 @@
 Two formats are read, and the same data give the same table from both:
 
 * the RevMan 5 review file (``.rm5``, XML), parsed with the standard
-  library's :mod:`xml.etree.ElementTree`;
+  library's :mod:`xml.etree.ElementTree` after a pass over the prolog that
+  refuses entity declarations and external DTDs (RevMan files have neither;
+  this keeps XXE, billion-laughs and quadratic blow-up files inert);
 * the RevMan 5 "Data and analyses" CSV export (File > Export > Data and
   analyses), parsed with :mod:`csv`.
 
@@ -30,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ketabayes.data._xml_guard import refuse_entities, utf8_declared_single_byte
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError, DataWarning, RevManError
 
@@ -119,6 +122,7 @@ _RATIO_MEASURES = {"OR", "PETO_OR", "RR", "HR"}
 _ESCALC_MEASURES = {"MD", "SMD", "OR", "RR", "RD"}
 
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_MAX_COUNT = 2**53  # the largest whole number a float64 holds exactly (2^63 would overflow Int64)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _YEAR = re.compile(r"\s*(\d{4})")
 _YEAR_AT_END = re.compile(r"(?:^|\D)(\d{4})[a-z]?$")
@@ -201,8 +205,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         unknown root element, a data element without a required attribute
         (e.g. ``CONT_DATA`` without ``SD_1``), a non-numeric value, a CSV
         header without the required columns, or a CSV study row before its
-        outcome (or subgroup) header. The message names the file, the line or
-        element, and the study.
+        outcome (or subgroup) header, a count of 2^53 or more (overflow), or
+        an XML entity declaration or external DTD. The message names the
+        file, the line or element, and the study.
 
     Warns
     -----
@@ -212,7 +217,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         unsupported type (O-E, "other data") is skipped, when a generic
         inverse-variance outcome uses a ratio measure (see Notes), when a CSV
         header row has the wrong number of fields (its group labels are left
-        missing), or when the file holds no analysis data at all.
+        missing), when the file holds no analysis data at all, or when an
+        ``.rm5`` file declares ISO-8859-1 (or cp1252) but is UTF-8 (it is then
+        read as UTF-8).
 
     Notes
     -----
@@ -431,6 +438,9 @@ def _number(text: str | None, *, where: str, field: str, integer: bool, required
     if integer:
         if not value.is_integer():
             raise RevManError(f"{where}: {field} = {text!r} is not a whole number")
+        if abs(value) >= _MAX_COUNT:
+            raise RevManError(f"{where}: {field} = {text!r} is too large for a count (overflow; counts must be "
+                              f"below 2^53 = {_MAX_COUNT:,})")
         return int(value)
     return value
 
@@ -469,6 +479,8 @@ def _ratio_note(where: str, measure: str, extra: str = "") -> str:
 
 
 def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
+    refuse_entities(raw, name)
+    encoding = utf8_declared_single_byte(raw, name, encoding, notes)
     try:
         parser = ET.XMLParser(encoding=encoding) if encoding else None
         root = ET.fromstring(raw, parser=parser)

@@ -39,6 +39,7 @@ __all__ = [
     "check_unique_labels",
     "numeric_column",
     "check_positive",
+    "vi_from_sei",
     "check_counts",
     "check_not_greater",
     "validate_yi_vi",
@@ -345,6 +346,7 @@ def numeric_column(
     s = df[column]
     raw = s.tolist()
     col = str(column)
+    _check_not_temporal_or_complex(s, raw, col, labels, what)
     is_bool = np.array([isinstance(x, (bool, np.bool_)) for x in raw], dtype=bool)
     if is_bool.any():
         pos = np.flatnonzero(is_bool)
@@ -396,9 +398,51 @@ def check_positive(values: np.ndarray, column: Hashable, labels: Sequence[str], 
         )
 
 
+def _check_not_temporal_or_complex(s: pd.Series, raw: list, col: str, labels: Sequence[str], what: str) -> None:
+    """Complex numbers, dates and durations are not numbers here (pandas would turn dates into nanoseconds)."""
+    kind = getattr(s.dtype, "kind", "O")
+    names = {"c": "a complex number", "M": "a date/time", "m": "a time duration"}
+    if kind in names:
+        raise DataError(f"is {names[kind]} column ({s.dtype}), not numbers (expected {what})", column=col)
+    odd = [i for i, x in enumerate(raw) if isinstance(x, (complex, np.complexfloating, np.datetime64, np.timedelta64,
+                                                           pd.Timestamp, pd.Timedelta))
+           or type(x).__module__ == "datetime"]
+    if odd:
+        raise DataError(f"value {raw[odd[0]]!r} is not a number (expected {what}){_others(labels, np.array(odd))}",
+                        study=labels[odd[0]], column=col)
+
+
+def vi_from_sei(df: pd.DataFrame, sei: Hashable, labels: Sequence[str]) -> np.ndarray:
+    """Sampling variances ``sei**2`` after checking that every ``sei`` is a finite number > 0.
+
+    A negative standard error is an error, not squared into a valid variance.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> vi_from_sei(pd.DataFrame({"sei": [0.1, 0.2]}), "sei", ["A", "B"]).round(4).tolist()
+    [0.01, 0.04]
+    """
+    values = numeric_column(df, sei, labels, what="a finite standard error sei > 0")
+    check_positive(values, sei, labels, what="standard error")
+    return values**2
+
+
+#: the largest whole number a float64 holds exactly; larger counts (2^63, 1e30) are an overflow
+MAX_COUNT = 2**53
+
+
 def check_counts(values: np.ndarray, column: Hashable, labels: Sequence[str], *, what: str) -> None:
-    """Raise :class:`DataError` unless every value is a non-negative whole number."""
+    """Raise :class:`DataError` unless every value is a non-negative whole number below 2^53."""
     values = np.asarray(values, dtype=float)
+    big = np.flatnonzero(values >= MAX_COUNT)
+    if big.size:
+        raise DataError(
+            f"{what} is {values[big[0]]:.6g}: too large for a count (overflow; counts must be below 2^53 = "
+            f"{MAX_COUNT:,}){_others(labels, big)}",
+            study=labels[big[0]],
+            column=str(column),
+        )
     neg = np.flatnonzero(values < 0)
     if neg.size:
         raise DataError(
@@ -451,7 +495,8 @@ def validate_yi_vi(
 
     Checks that ``df`` is a table with at least one study, that the ``yi`` and
     ``vi`` columns exist and hold finite numbers with ``vi > 0``, and that the
-    study labels are present and unique. Studies that
+    study labels are present (repeated labels are made unique as metafor does, see
+    :func:`~ketabayes.data.consistency.unique_labels`, with a :class:`~ketabayes.errors.DataWarning`). Studies that
     :func:`ketabayes.data.effect_sizes.effect_sizes` marked ``estimable=False``
     have ``yi = NaN`` and must be removed first (``df[df["estimable"]]``).
 
@@ -488,7 +533,9 @@ def validate_yi_vi(
     frame = as_dataframe(df)
     check_not_empty(frame)
     labels = study_labels(frame, study)
-    check_unique_labels(labels, study)
+    from ketabayes.data.consistency import unique_labels  # consistency builds on this module's helpers
+
+    labels = unique_labels(labels, study, frame)
     hint = ""
     if "estimable" in frame.columns:
         hint = " (remove studies with estimable=False first: df[df['estimable']])"

@@ -75,11 +75,12 @@ def check_convergence(tree, var_names=None, *, rhat_max: float = 1.01, ess_min: 
     -------
     Diagnostics
     """
-    import arviz as az
+    # arviz_stats, not the arviz umbrella (which imports arviz_plots and matplotlib)
+    import arviz_stats as azs
 
-    rhat = az.rhat(tree, var_names=var_names)
-    ess_bulk = az.ess(tree, var_names=var_names, method="bulk")
-    ess_tail = az.ess(tree, var_names=var_names, method="tail")
+    rhat = azs.rhat(tree, var_names=var_names)
+    ess_bulk = azs.ess(tree, var_names=var_names, method="bulk")
+    ess_tail = azs.ess(tree, var_names=var_names, method="tail")
     to_ds = lambda t: t.to_dataset() if hasattr(t, "to_dataset") else t  # noqa: E731
     stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
     div = 0

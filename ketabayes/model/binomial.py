@@ -76,13 +76,13 @@ class BinomialModel:
                  nest: dict | None = None, prior_mu=None, prior_tau=None, prior_sd=None, prior_gamma=None,
                  prior_baseline="normal(0, 5)", baseline_risk: float | None = None, study: str = dims.STUDY_COL,
                  ai: str = "ai", n1i: str = "n1i", ci: str = "ci", n2i: str = "n2i"):
+        from ketabayes.data.consistency import unique_labels
         from ketabayes.data.validation import (
             as_dataframe,
             check_counts,
             check_not_empty,
             check_not_greater,
             check_positive,
-            check_unique_labels,
             numeric_column,
             study_labels,
         )
@@ -90,7 +90,7 @@ class BinomialModel:
         df = as_dataframe(data).copy().reset_index(drop=True)
         check_not_empty(df)
         labels = study_labels(df, study)
-        check_unique_labels(labels, study)
+        labels = unique_labels(labels, study, df)
         vals = {}
         for col, what in ((ai, "the number of events on treatment (metafor's ai)"),
                           (n1i, "the size of the treatment group (metafor's n1i)"),

@@ -383,15 +383,14 @@ class HierarchicalModel:
                  nest: dict | None = None, prior_mu: Prior | str | None = None, prior_tau: Prior | str | None = None,
                  prior_sd=None, prior_gamma=None, measure: str | None = None, study: str = dims.STUDY_COL,
                  yi: str = "yi", vi: str = "vi", sei: str = "sei"):
-        from ketabayes.data.validation import as_dataframe, study_labels, validate_yi_vi
+        from ketabayes.data.consistency import measure_from_column
+        from ketabayes.data.validation import as_dataframe, study_labels, validate_yi_vi, vi_from_sei
 
         df = as_dataframe(data).copy()
-        if vi not in df.columns and sei in df.columns:
-            df[vi] = pd.to_numeric(df[sei], errors="coerce") ** 2
         if measure is None:
             measure = data.attrs.get("measure") if isinstance(data, pd.DataFrame) else None
-            if measure is None and "measure" in df.columns and df["measure"].nunique() == 1:
-                measure = str(df["measure"].iloc[0])
+        # a 'measure' column that mixes measures (OR and MD rows) is refused, also with measure= given
+        measure = measure_from_column(df, measure, study_labels(df, study))
         self.measure = (measure or "GEN").upper()
         excluded = []
         if "estimable" in df.columns:
@@ -403,6 +402,8 @@ class HierarchicalModel:
                           f"{self.measure} scale (no events in either arm; use BinomialModel to keep them): "
                           f"{', '.join(excluded)}", DataWarning, stacklevel=2)
         self.excluded = excluded
+        if vi not in df.columns and sei in df.columns:  # a negative sei is an error, not squared away
+            df = df.assign(**{vi: vi_from_sei(df, sei, study_labels(df, study))})
         clean = validate_yi_vi(df, yi=yi, vi=vi, study=study)
         self.data = df.reset_index(drop=True)
         self.studies = clean[dims.STUDY_COL].tolist()
@@ -622,7 +623,8 @@ class HierarchicalModel:
         return coords
 
     def _exact_tree(self, exact, seed, chains, draws):
-        import arviz as az
+        # xarray alone (no arviz import at all on the exact path: benchmarks/cold_start.py)
+        from ketabayes.model._fit_common import draws_tree
 
         d = self.design
         rng = np.random.default_rng(seed)
@@ -639,7 +641,7 @@ class HierarchicalModel:
             post[f"{t.dim}_effect"] = u.reshape(*shape, -1)
             dim_map[f"{t.dim}_effect"] = [t.dim]
         post["effect"] = s["targets"].reshape(*shape, -1)
-        return az.from_dict({"posterior": post}, dims=dim_map, coords=self._coords())
+        return draws_tree({"posterior": post}, dim_map, self._coords())
 
     def _attach_data(self, tree):
         import xarray as xr

@@ -76,19 +76,17 @@ class RandomEffectsModel:
     def __init__(self, data: pd.DataFrame, *, prior_mu: Prior | str | None = None,
                  prior_tau: Prior | str | None = None, fixed: bool = False, measure: str | None = None,
                  study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
-        from ketabayes.data.validation import validate_yi_vi
+        from ketabayes.data.consistency import measure_from_column
+        from ketabayes.data.validation import validate_yi_vi, vi_from_sei
 
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame of effect sizes, got {type(data).__name__}")
         df = data.copy()
-        if vi not in df.columns and sei in df.columns:
-            df[vi] = pd.to_numeric(df[sei], errors="coerce") ** 2
         if study not in df.columns:
             df[study] = [f"Study {i + 1}" for i in range(len(df))]
-        if measure is None:
-            measure = df.attrs.get("measure")
-            if measure is None and "measure" in df.columns and df["measure"].nunique() == 1:
-                measure = str(df["measure"].iloc[0])
+        # a 'measure' column that mixes measures (OR and MD rows) is refused, also with measure= given
+        measure = measure_from_column(df, measure if measure is not None else df.attrs.get("measure"),
+                                      df[study].astype(str).tolist())
         self.measure = (measure or "GEN").upper()
         excluded = []
         if "estimable" in df.columns:
@@ -101,9 +99,11 @@ class RandomEffectsModel:
                 f"on the {self.measure} scale (no events in either arm): {', '.join(excluded)}",
                 DataWarning, stacklevel=2)
         self.excluded = excluded
-        validate_yi_vi(df, yi=yi, vi=vi, study=study)
+        if vi not in df.columns and sei in df.columns:  # a negative sei is an error, not squared away
+            df = df.assign(**{vi: vi_from_sei(df, sei, df[study].astype(str).tolist())})
+        clean = validate_yi_vi(df, yi=yi, vi=vi, study=study)
         self.data = df.reset_index(drop=True)
-        self.studies = self.data[study].astype(str).tolist()
+        self.studies = clean[dims.STUDY_COL].tolist()  # repeated labels made unique (metafor's rule)
         self.yi = self.data[yi].to_numpy(dtype=float)
         self.vi = self.data[vi].to_numpy(dtype=float)
         self.fixed = bool(fixed)
@@ -253,7 +253,8 @@ class RandomEffectsModel:
         return build_normal_normal(self.yi, self.vi, self.studies, self.prior_mu, self.prior_tau, fixed=self.fixed)
 
     def _exact_tree(self, exact, seed, chains, draws):
-        import arviz as az
+        # xarray alone (no arviz import at all on the exact path: benchmarks/cold_start.py)
+        from ketabayes.model._fit_common import draws_tree
 
         rng = np.random.default_rng(seed)
         d = exact.sample(chains * draws, rng)
@@ -264,10 +265,10 @@ class RandomEffectsModel:
             dims.THETA: d["theta"].reshape(*shape, self.k),
             dims.THETA_NEW: d["theta_new"].reshape(shape),
         }
-        return az.from_dict(
+        return draws_tree(
             {"posterior": posterior, "observed_data": {"y": self.yi}, "constant_data": {"vi": self.vi}},
-            dims={dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
-            coords={dims.STUDY: self.studies},
+            {dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
+            {dims.STUDY: self.studies},
         )
 
 
