@@ -16,7 +16,10 @@ scale; :meth:`HierarchicalResult.absolute_effects
 OR, RR and RD at a baseline risk -- by default the median observed control-arm
 risk ``median(ci / n2i)`` (if that is 0, the pooled ``(sum ci + 0.5) / (sum n2i + 1)``).
 
-NUTS only (the trial effects cannot be integrated out in closed form).
+Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
+(:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
+integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
+the model without groupings or moderators; ``fit("nuts")`` samples every form.
 
 References
 ----------
@@ -31,6 +34,7 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.model._fit_common import (
+    check_method,
     design_frame,
     draw_seed,
     fit_settings,
@@ -72,6 +76,9 @@ class BinomialModel:
     >>> df = simulate_review(seed=1, binary={})
     >>> model = BinomialModel(df, by=["drug"])
     >>> result = model.fit(mcid=1.25, benefit="higher", seed=1)  # doctest: +SKIP
+    >>> pooled = BinomialModel(df, prior_mu="normal(0, 2)").fit("exact", mcid=1.25, benefit="higher", seed=1)
+    >>> pooled.engine, sorted(pooled.decision_table().target)  # SIMULATED data
+    ('exact', ['mean', 'predictive'])
     """
 
     def __init__(self, data: pd.DataFrame, by=(), *, moderators=None, interaction: bool = False,
@@ -168,35 +175,78 @@ class BinomialModel:
     def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool = False,
-            **sample_kwargs):
-        """Fit with NUTS (``method="nuts"``, the only engine). Returns a HierarchicalResult on the log-OR scale.
+            grid=None, **sample_kwargs):
+        """Fit the model. Returns a HierarchicalResult on the log-OR scale.
 
-        ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
-        ``"lower"`` for adverse events. ``nuts`` defaults to ``{"target_accept": 0.95}``.
+        Parameters
+        ----------
+        method : {"nuts", "exact"}
+            ``"exact"``: quadrature (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
+            every target an exact normal mixture; for the model without ``by`` groupings and
+            moderators). ``"nuts"``: PyMC's NUTS (every form).
+        mcid, benefit, harm : optional
+            ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
+            ``"lower"`` for adverse events.
+        seed : int, optional
+        draws, chains : int
+            Posterior draws stored in the tree (independent draws for the exact engine).
+        tune, nuts, strict, progressbar, **sample_kwargs
+            NUTS only; ``nuts`` defaults to ``{"target_accept": 0.95}``.
+        grid : GridSettings, optional
+            Outer quadrature grid of the exact engine (default
+            :data:`~ketabayes.inference.exact_binomial.BINOMIAL_GRID`).
         """
-        from ketabayes.inference.diagnostics import check_convergence
-        from ketabayes.inference.nuts import sample_nuts
-        from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
         from ketabayes.result.hierarchical_result import HierarchicalResult
 
-        if method != "nuts":
-            raise KetabayesError(f"the binomial model is fitted with NUTS only (method='nuts'), got {method!r}")
+        check_method(method)
         seed = draw_seed(seed)
-        nuts = {"target_accept": 0.95, **(nuts or {})}
         settings = fit_settings(
-            "binomial", "nuts", "OR", structure=self.spec(),
+            "binomial", method, "OR", structure=self.spec(),
             priors={**self._prior_entries(), "prior_baseline": prior_entry(self.prior_baseline),
                     "baseline_risk": self.baseline_risk},
             thresholds=make_thresholds(mcid, "OR", benefit, harm), seed=seed, draws=draws, chains=chains,
             excluded=[], columns=self.columns, data_hash=self.data_hash())
-        settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-        tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
-                           progressbar=progressbar, **sample_kwargs)
-        record_sampler(settings, tree)
-        tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
-        diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
+        exact = diagnostics = None
+        if method == "exact":
+            exact = self._exact(grid)
+            settings["engine_settings"] = exact.settings.to_dict()
+            tree = self._exact_tree(exact, seed, chains, draws)
+        else:
+            from ketabayes.inference.diagnostics import check_convergence
+            from ketabayes.inference.nuts import sample_nuts
+            from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
+
+            nuts = {"target_accept": 0.95, **(nuts or {})}
+            settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
+            tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
+                               progressbar=progressbar, **sample_kwargs)
+            record_sampler(settings, tree)
+            tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
+            diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
         tree = self._attach_data(tree)
-        return HierarchicalResult(tree, settings, targets=self.design.targets, diagnostics=diagnostics, model=self)
+        return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact, diagnostics=diagnostics,
+                                  model=self)
+
+    def _exact(self, grid=None):
+        """The exact engine for this model (also used by the loader to re-create exact results)."""
+        from ketabayes.inference.exact_binomial import ExactBinomial
+
+        d = self.design
+        if d.terms or d.moderators:
+            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
+            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or moderators; "
+                                 f"this model has {what}: use method='nuts'")
+        return ExactBinomial(self.a, self.n1, self.c, self.n2, self.prior_mu, self.prior_tau, self.prior_baseline,
+                             d.A, d.pred, settings=grid)
+
+    def _exact_tree(self, exact, seed, chains, draws):
+        import arviz as az
+
+        s = exact.sample(chains * draws, np.random.default_rng(seed))
+        shape = (chains, draws)
+        post = {"mu": s["b"][:, 0].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
+                "effect": s["targets"].reshape(*shape, -1)}
+        return az.from_dict({"posterior": post}, dims={"effect": [dims.TARGET]}, coords=self._coords())
 
     def _attach_data(self, tree):
         import xarray as xr
