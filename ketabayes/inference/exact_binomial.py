@@ -51,6 +51,7 @@ Liu Q, Pierce DA (1994). A note on Gauss-Hermite quadrature. Biometrika 81(3):62
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 
@@ -71,11 +72,17 @@ N_THETA = 12
 #: step of the ``theta`` grid on which ``log f_i`` is tabulated (log-OR units)
 THETA_STEP = 0.05
 #: step of the ``mu`` grid of each ``tau`` slice, in units of the slice's conditional sd
-MU_STEP = 0.25
+MU_STEP = 0.2
 #: half-width of the ``mu`` grid of each ``tau`` slice, in conditional sds
 MU_HALF = 8.0
+#: Chebyshev-Lobatto points per ``mu`` slice at which the likelihood is evaluated (the log density is
+#: then interpolated onto the uniform grid: it is analytic, so the interpolation converges spectrally)
+N_CHEB = 25
 #: the same for the coarse passes that find the ``tau`` interval
-_MU_STEP_COARSE, _MU_HALF_COARSE = 0.5, 7.0
+_MU_STEP_COARSE, _MU_HALF_COARSE, _N_CHEB_COARSE = 0.5, 7.0, 13
+#: trials' tabulated ``log f_i`` kept between fits (leave-one-out and prior grids reuse them)
+_CACHE_SIZE = 4096
+_TABLE_CACHE: collections.OrderedDict = collections.OrderedDict()
 #: grid of ``theta_i`` given a node (:meth:`ExactBinomial.theta`): step and half-width in conditional sds
 _TH_STEP, _TH_HALF = 0.25, 7.0
 _TAU_FLOOR = 1e-8
@@ -161,10 +168,11 @@ class ExactBinomial:
     >>> import numpy as np
     >>> from ketabayes.inference.exact_binomial import ExactBinomial
     >>> from ketabayes.model.priors import HalfNormal, Normal
-    >>> post = ExactBinomial([2, 0, 9], [40, 25, 135], [7, 0, 23], [40, 25, 135], Normal(0, 2), HalfNormal(0.5),
+    >>> # three magnesium trials (Morton 1984, Bertschat 1989 with no death on magnesium, Rasmussen 1986)
+    >>> post = ExactBinomial([1, 0, 9], [40, 22, 135], [2, 1, 23], [36, 21, 135], Normal(0, 2), HalfNormal(0.5),
     ...                      Normal(0, 5), np.ones((2, 1)), np.array([[False], [True]]))
-    >>> round(float(post.marginal(0).cdf(0.0)), 3)  # P(log OR <= 0) (SIMULATED counts)
-    0.98
+    >>> round(float(post.marginal(0).cdf(0.0)), 3)  # P(log OR <= 0)
+    0.979
     """
 
     def __init__(self, a, n1, c, n2, prior_mu: Prior, prior_tau: Prior, prior_baseline: Prior, A, pred, *,
@@ -211,13 +219,34 @@ class ExactBinomial:
                 + special.gammaln(n2 + 1) - special.gammaln(c + 1) - special.gammaln(n2 - c + 1))
         return _lse(g + x**2 + lw) + np.log(math.sqrt(2.0) * sd) + lbin
 
+    def _cached_log_f(self, grid):
+        """``log f_i`` on ``grid`` for every trial, computed once per (trial counts, baseline prior, grid)."""
+        keys = [(a, n1, c, n2, self.prior_baseline.mu, self.prior_baseline.sigma, grid[0], grid[-1], grid.size, N_BASE)
+                for a, n1, c, n2 in zip(self.a, self.n1, self.c, self.n2)]
+        missing = [i for i, key in enumerate(keys) if key not in _TABLE_CACHE]
+        if missing:
+            sub = ExactBinomial.__new__(ExactBinomial)
+            sub.a, sub.n1, sub.c, sub.n2 = (x[missing] for x in (self.a, self.n1, self.c, self.n2))
+            sub.prior_baseline = self.prior_baseline
+            vals = sub._log_f(np.broadcast_to(grid, (len(missing), grid.size)))
+            for i, row in zip(missing, vals):
+                row.flags.writeable = False
+                _TABLE_CACHE[keys[i]] = row
+        out = np.empty((self.k, grid.size))
+        for i, key in enumerate(keys):
+            out[i] = _TABLE_CACHE[key]
+            _TABLE_CACHE.move_to_end(key)
+        while len(_TABLE_CACHE) > _CACHE_SIZE:
+            _TABLE_CACHE.popitem(last=False)
+        return out
+
     def _tabulate(self):
         """``log f_i`` on a uniform grid and its cubic spline; the Laplace approximation of each ``f_i``."""
         a, n1, c, n2 = self.a, self.n1, self.c, self.n2
         y_cc = np.log((a + 0.5) / (n1 - a + 0.5)) - np.log((c + 0.5) / (n2 - c + 0.5))
         lo, hi = math.floor(float(y_cc.min()) - 10.0), math.ceil(float(y_cc.max()) + 10.0)
         grid = np.linspace(lo, hi, int(round((hi - lo) / THETA_STEP)) + 1)
-        logf = self._log_f(np.broadcast_to(grid, (self.k, grid.size)))
+        logf = self._cached_log_f(grid)
         if not np.all(np.isfinite(logf)):
             raise FloatingPointError("the binomial likelihood of a trial could not be evaluated")
         spline = interpolate.CubicSpline(grid, logf.T, axis=0)
@@ -302,30 +331,36 @@ class ExactBinomial:
             prec, num = prec + 1.0 / self.prior_mu.sigma**2, num + self.prior_mu.mu / self.prior_mu.sigma**2
         return num / prec, 1.0 / np.sqrt(prec)
 
-    def _slices(self, tau, step, half, m=None, s=None):
+    def _slices(self, tau, step, half, n_cheb, m=None, s=None):
         """``mu`` grid of each ``tau``: nodes ``(N, J)``, log posterior ``(N, J)`` (with mu's prior), spacing ``(N,)``.
 
-        Placed at ``m +- half * s`` (default: the normal approximation); a slice whose
-        log density at the grid's ends is not ``_EDGE`` below its maximum, or whose
-        sd differs much from ``s``, is re-placed on the moments found.
+        The grid is ``m + s * step * j`` over ``+-half`` sds (default ``m, s``: the normal
+        approximation). The likelihood is evaluated at ``n_cheb`` Chebyshev-Lobatto points of
+        the same interval and interpolated (barycentric formula). A slice whose log density at
+        the ends is not ``_EDGE`` below its maximum, or whose sd differs much from ``s``, is
+        re-placed on the moments found.
         """
         if m is None:
             m, s = self._normal_approx(tau)
         m, s = np.array(m, dtype=float), np.array(s, dtype=float)
-        j = np.arange(-half / step, half / step + 0.5)
+        j = np.arange(-half / step, half / step + 0.5) * step
+        zc = half * np.cos(np.pi * np.arange(n_cheb) / (n_cheb - 1))
+        to_grid = interpolate.BarycentricInterpolator(zc, np.eye(n_cheb))(j)   # (J, n_cheb)
         mu = np.empty((tau.size, j.size))
         lp = np.empty((tau.size, j.size))
         todo = np.arange(tau.size)
         for _ in range(6):
-            mu[todo] = m[todo, None] + (s[todo] * step)[:, None] * j[None, :]
-            lp[todo] = self._log_lik(mu[todo].ravel(), np.repeat(tau[todo], j.size)).reshape(-1, j.size)
+            mc = m[todo, None] + s[todo, None] * zc[None, :]
+            lc = self._log_lik(mc.ravel(), np.repeat(tau[todo], n_cheb)).reshape(-1, n_cheb)
             with np.errstate(divide="ignore"):
-                lp[todo] += self.prior_mu.logpdf(mu[todo])
+                lc = lc + self.prior_mu.logpdf(mc)
+            mu[todo] = m[todo, None] + s[todo, None] * j[None, :]
+            lp[todo] = lc @ to_grid.T
             wt = np.exp(lp[todo] - lp[todo].max(1, keepdims=True))
             wt /= wt.sum(1, keepdims=True)
             m_new = (wt * mu[todo]).sum(1)
             s_new = np.sqrt(np.maximum((wt * (mu[todo] - m_new[:, None]) ** 2).sum(1), 1e-300))
-            edge = np.maximum(lp[todo, 0], lp[todo, -1]) - lp[todo].max(1)
+            edge = np.maximum(lc[:, 0], lc[:, -1]) - lc.max(1)
             bad = (edge > -_EDGE) | (s_new < 0.6 * s[todo]) | (s_new > 1.6 * s[todo])
             m[todo], s[todo] = m_new, np.where(edge > -_EDGE, np.maximum(s_new, s[todo]), s_new)
             todo = todo[bad]
@@ -333,12 +368,12 @@ class ExactBinomial:
                 break
         return mu, lp, mu[:, 1] - mu[:, 0]
 
-    def _log_tau_density(self, w, s, step, half, m=None, sd=None):
+    def _log_tau_density(self, w, s, step, half, n_cheb, m=None, sd=None):
         """Log posterior density of ``w = asinh(tau / s)`` (mu integrated out) and the slices."""
         tau = s * np.sinh(w)
         with np.errstate(divide="ignore", invalid="ignore"):
             lprior = self.prior_tau.logpdf(tau) + np.log(s * np.cosh(w))
-        mu, lp, dmu = self._slices(tau, step, half, m, sd)
+        mu, lp, dmu = self._slices(tau, step, half, n_cheb, m, sd)
         ld = lprior + special.logsumexp(lp, axis=1) + np.log(dmu)
         return np.where(np.isfinite(ld), ld, -np.inf), mu, lp, dmu
 
@@ -366,7 +401,7 @@ class ExactBinomial:
         for _ in range(st.passes + 4):
             s = max(hi / 100.0, 1e-12)
             ws = np.linspace(math.asinh(lo / s), math.asinh(hi / s), n0)
-            ld, mu_c, lp_c, _ = self._log_tau_density(ws, s, _MU_STEP_COARSE, _MU_HALF_COARSE)
+            ld, mu_c, lp_c, _ = self._log_tau_density(ws, s, _MU_STEP_COARSE, _MU_HALF_COARSE, _N_CHEB_COARSE)
             top = float(np.max(ld))
             if not np.isfinite(top):
                 raise FloatingPointError("the posterior of tau could not be evaluated")
@@ -395,7 +430,7 @@ class ExactBinomial:
         w = (mid[:, None] + half[:, None] * x[None, :]).ravel()
         lgl = np.log((half[:, None] * wt[None, :]).ravel())
         tau = s * np.sinh(w)
-        ld, mu, lp, dmu = self._log_tau_density(w, s, MU_STEP, MU_HALF, np.interp(tau, tau_c, m_c),
+        ld, mu, lp, dmu = self._log_tau_density(w, s, MU_STEP, MU_HALF, N_CHEB, np.interp(tau, tau_c, m_c),
                                                 np.interp(tau, tau_c, s_c))
         logw = ld + lgl
         self.log_evidence = float(special.logsumexp(logw))
