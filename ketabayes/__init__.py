@@ -4,7 +4,7 @@ The pipeline, one sub-package per stage::
 
     data       validation, effect sizes (metafor's escalc definitions), RevMan import, datasets
     model      priors, the normal-normal random-effects model, hierarchical models
-    inference  exact (integration over tau), NUTS (PyMC), frequentist reference (rma)
+    inference  exact (integration over tau; binomial-logit by nested quadrature), NUTS (PyMC), frequentist reference (rma)
     result     posterior as xarray.DataTree + decision probabilities, save/load
     reporting  tables, plots, sensitivity analyses
 
@@ -42,6 +42,7 @@ _LAZY = {
     "rma": "ketabayes.inference.frequentist",
     "rma_all": "ketabayes.inference.frequentist",
     "bayes_factor": "ketabayes.inference.bayes_factor",
+    "ExactBinomial": "ketabayes.inference.exact_binomial",
     # result
     "MetaResult": "ketabayes.result.result",
     "load_result": "ketabayes.result.result",
