@@ -175,7 +175,7 @@ class BinomialModel:
     def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool = False,
-            grid=None, **sample_kwargs):
+            grid=None, cache=None, **sample_kwargs):
         """Fit the model. Returns a HierarchicalResult on the log-OR scale.
 
         Parameters
@@ -195,6 +195,12 @@ class BinomialModel:
         grid : GridSettings, optional
             Outer quadrature grid of the exact engine (default
             :data:`~ketabayes.inference.exact_binomial.BINOMIAL_GRID`).
+        cache : CompiledModelCache, optional
+            NUTS only: sample with nutpie through this cache of compiled models, so that
+            fits that differ only in data or prior parameters (same prior families, same
+            number of trials and groups) compile the model once
+            (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`). Of
+            ``**sample_kwargs`` only ``cores`` is then accepted.
         """
         from ketabayes.result.hierarchical_result import HierarchicalResult
 
@@ -218,8 +224,19 @@ class BinomialModel:
 
             nuts = {"target_accept": 0.95, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-            tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
-                               progressbar=progressbar, **sample_kwargs)
+            if cache is not None:
+                from ketabayes.inference.nuts_hierarchical import binomial_data, binomial_key
+
+                extra = sorted(set(sample_kwargs) - {"cores"})
+                if extra:
+                    raise KetabayesError(f"with cache=..., NUTS runs through nutpie directly; unsupported "
+                                         f"pymc.sample arguments: {', '.join(extra)}")
+                tree = cache.sample(binomial_key(self), lambda: build_binomial(self), binomial_data(self), seed=seed,
+                                    draws=draws, tune=tune, chains=chains, cores=sample_kwargs.get("cores"),
+                                    nuts=nuts)
+            else:
+                tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains,
+                                   nuts=nuts, progressbar=progressbar, **sample_kwargs)
             record_sampler(settings, tree)
             tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
             diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
