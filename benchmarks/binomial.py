@@ -15,7 +15,11 @@ halfnormal(0.5), baseline prior normal(0, 5)):
    ratio NUTS / exact;
 3. the exact leave-one-out grid: one exact fit + decision table per left-out trial;
 4. agreement of exact and NUTS on the decision table (mean and predictive rows), with the Monte-Carlo
-   error of NUTS (sd / sqrt(bulk ESS)).
+   error of NUTS (sd / sqrt(bulk ESS));
+5. a NUTS grid on magnesium_mi (``--nuts-grid N`` variants: N/2 tau priors and N/2 leave-one-out
+   variants): today's cost, a fresh ``fit("nuts")`` (build + compile + sample) per variant, timed on two
+   variants, against one ``CompiledModelCache`` (one compilation; leave-one-out by zero counts, see
+   :mod:`ketabayes.inference.compiled_cache`).
 
 Targets (issue #12): an exact binomial fit of 16-70 trials well under a second and >= 10x faster than
 NUTS; a 70-variant binomial leave-one-out grid in seconds.
@@ -71,6 +75,7 @@ def exact_table(df):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-nuts", action="store_true", help="skip the NUTS fits")
+    ap.add_argument("--nuts-grid", type=int, default=10, help="variants of the NUTS grid (0 to skip)")
     args = ap.parse_args(argv)
     print(f"{os.cpu_count()} CPUs; at start: {load()}\n")
     rows, agree = [], []
@@ -112,7 +117,47 @@ def main(argv=None):
         for name, target, me, mn, mcse, pe, pn, ess, div in agree:
             print(f"| {name} | {target} | {me:.4f} | {mn:.4f} | {mcse:.4f} | {pe:.4f} | {pn:.4f} | {ess:.0f} | "
                   f"{div} |")
+    if args.nuts_grid and not args.no_nuts:
+        nuts_grid(args.nuts_grid)
     print(f"\nat end: {load()}")
+
+
+def nuts_grid(n: int):
+    """Section 5: a NUTS grid with and without the cache of compiled models."""
+    from ketabayes.inference import nuts_hierarchical as nh
+    from ketabayes.inference.compiled_cache import CompiledModelCache
+
+    df = next(iter(datasets().values()))
+    scales = np.geomspace(0.2, 1.0, max(1, n // 2))
+    fit = {**FIT, "draws": 1000, "tune": 1000, "chains": 4}
+    nuts = {"target_accept": 0.95}
+    fresh = []
+    for s in scales[:2]:   # today's cost per variant: the model is built and compiled for every fit
+        t0 = time.perf_counter()
+        BinomialModel(df, **PRIORS, prior_tau=f"halfnormal({s:.3g})").fit("nuts", cores=2, **fit)
+        fresh.append(time.perf_counter() - t0)
+    cache = CompiledModelCache()
+    full = BinomialModel(df, **PRIORS)
+    t0 = time.perf_counter()
+    times = []
+    for s in scales:
+        t1 = time.perf_counter()
+        BinomialModel(df, **PRIORS, prior_tau=f"halfnormal({s:.3g})").fit("nuts", cache=cache, cores=2, **fit)
+        times.append(time.perf_counter() - t1)
+    for i in range(n - scales.size):   # leave-one-out variants of the same compiled model
+        t1 = time.perf_counter()
+        cache.sample(nh.binomial_key(full), lambda: nh.build_binomial(full), nh.binomial_data(full, leave_out=[i]),
+                     seed=1, draws=fit["draws"], tune=fit["tune"], chains=fit["chains"], cores=2, nuts=nuts)
+        times.append(time.perf_counter() - t1)
+    total = time.perf_counter() - t0
+    per_fresh = float(np.mean(fresh))
+    print(f"\n| NUTS grid on magnesium_mi, {n} variants (4 x 1000 draws) | time (s) |")
+    print("|---|---:|")
+    print(f"| today: fresh fit('nuts') per variant (mean of {len(fresh)}) | {per_fresh:.1f} |")
+    print(f"| today, extrapolated to {n} variants | {per_fresh * n:.0f} |")
+    print(f"| CompiledModelCache: first variant (compilation + sampling) | {times[0]:.1f} |")
+    print(f"| CompiledModelCache: later variants, median | {float(np.median(times[1:])):.2f} |")
+    print(f"| CompiledModelCache: whole grid ({cache.compilations} compilation) | {total:.1f} |")
 
 
 if __name__ == "__main__":

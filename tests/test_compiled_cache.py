@@ -68,3 +68,26 @@ def test_second_variant_does_not_recompile_and_matches_a_fresh_build():
     # a different prior family is a different structure
     BinomialModel(df, prior_mu="flat()").fit("nuts", cache=cache, **kw)
     assert cache.compilations == 2
+
+
+def test_normal_normal_model_takes_a_new_variant_without_rebuilding():
+    import pymc as pm
+
+    from ketabayes.inference.nuts import build_normal_normal, normal_normal_data, normal_normal_key
+
+    y, v = np.array([0.1, -0.3, 0.2]), np.array([0.04, 0.09, 0.05])
+    model = build_normal_normal(y, v, ["a", "b", "c"], P.Normal(0.0, 1.0), P.HalfNormal(0.5))
+    logp = model.compile_logp(jacobian=False)
+    point = {"mu": 0.05, "tau_log__": np.log(0.2), "z": np.zeros(3), "z_new": 0.0}
+
+    def expect(y, v, m0, s0, st):
+        return (stats.norm.logpdf(y, 0.05, np.sqrt(v + 0.04)).sum() + stats.norm.logpdf(0.05, m0, s0)
+                + stats.halfnorm.logpdf(0.2, scale=st) + 4 * stats.norm.logpdf(0.0))
+
+    assert float(logp(point)) == pytest.approx(expect(y, v, 0.0, 1.0, 0.5), rel=1e-10)
+    y2, v2 = np.array([0.5, 0.0, -0.1]), np.array([0.1, 0.02, 0.03])
+    with model:
+        pm.set_data(normal_normal_data(y2, v2, P.Normal(0.2, 2.0), P.HalfNormal(0.3)))
+    assert float(logp(point)) == pytest.approx(expect(y2, v2, 0.2, 2.0, 0.3), rel=1e-10)
+    assert normal_normal_key(3, P.Normal(0, 1), P.HalfNormal(0.5)) == normal_normal_key(3, P.Normal(1, 2),
+                                                                                       P.HalfNormal(9.0))

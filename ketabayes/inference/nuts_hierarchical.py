@@ -54,18 +54,15 @@ __all__ = ["add_targets", "binomial_data", "binomial_key", "build_binomial", "bu
            "complete_marginal"]
 
 
-def _linear_predictor(model, data_priors: bool = False):
+def _linear_predictor(model):
     """Shared part: mu + x' gamma + group effects; returns the PyTensor expression.
 
-    ``data_priors``: the parameters of the priors of ``mu`` and the group scales in
-    ``pm.Data`` containers (:func:`~ketabayes.inference.compiled_cache.prior_rv`).
+    The parameters of the priors of ``mu`` and the group scales are ``pm.Data``
+    containers (:func:`~ketabayes.inference.compiled_cache.prior_rv`).
     """
     import pymc as pm
 
-    from ketabayes.inference.compiled_cache import prior_rv
-
-    def rv(prior, name):
-        return prior_rv(prior, name) if data_priors else prior.to_pymc(name)
+    from ketabayes.inference.compiled_cache import prior_rv as rv
 
     d = model.design
     mu = rv(model.prior_mu, "mu")
@@ -95,11 +92,14 @@ def build_hierarchical(model):
     """PyMC model of :class:`~ketabayes.model.hierarchical.HierarchicalModel` (no sampling)."""
     import pymc as pm
 
+    from ketabayes.inference.compiled_cache import prior_rv
+
     with pm.Model(coords=model._coords()) as pm_model:
         v = pm.Data("vi", model.vi, dims=dims.STUDY)
+        y = pm.Data("yi", model.yi, dims=dims.STUDY)
         eta = _linear_predictor(model)
-        tau = model.prior_tau.to_pymc(dims.TAU)
-        pm.Normal("y", mu=eta, sigma=pm.math.sqrt(v + tau**2), observed=model.yi, dims=dims.STUDY)
+        tau = prior_rv(model.prior_tau, dims.TAU)
+        pm.Normal("y", mu=eta, sigma=pm.math.sqrt(v + tau**2), observed=y, dims=dims.STUDY)
     return pm_model
 
 
@@ -109,22 +109,26 @@ def build_marginal(model):
     import pytensor.tensor as pt
     from pytensor.tensor.linalg import cholesky, solve_triangular
 
+    from ketabayes.inference.compiled_cache import prior_rv
+
     eng = model._gaussian_part()
     with pm.Model(coords=model._coords()) as pm_model:
-        phis = [model.prior_tau.to_pymc(dims.TAU)]
+        phis = [prior_rv(model.prior_tau, dims.TAU)]
         for t in model.design.terms:
-            phis.append(model.prior_sd[t.name].to_pymc(f"sd_{t.dim}"))
+            phis.append(prior_rv(model.prior_sd[t.name], f"sd_{t.dim}"))
         phi = pt.stack(phis)
-        W = pt.as_tensor_variable(eng.W)
-        resid = pt.as_tensor_variable(eng._resid)
-        tv = pt.as_tensor_variable(eng.v) + phi[0] ** 2
+        # data and the normal priors of mu and gamma (in resid = y - W c0 and q0) as pm.Data
+        W = pm.Data("W", eng.W)
+        resid = pm.Data("resid", eng._resid)
+        q0 = pm.Data("q0", eng.q0)
+        tv = pm.Data("vi", eng.v) + phi[0] ** 2
         d = 1.0 / tv
         rand = eng._comp_of_col >= 0
         sv = pt.ones(eng.p)
         if rand.any():
             sv = pt.set_subtensor(sv[np.flatnonzero(rand)], phi[eng._comp_of_col[rand]])
         G = pt.dot(W.T * d[None, :], W)
-        P = G * sv[:, None] * sv[None, :] + pt.diag(pt.as_tensor_variable(eng.q0))
+        P = G * sv[:, None] * sv[None, :] + pt.diag(q0)
         L = cholesky(P, lower=True)
         r = pt.dot(d * resid, W) * sv
         a = solve_triangular(L, r, lower=True)
@@ -177,7 +181,7 @@ def build_binomial(model):
     from ketabayes.inference.compiled_cache import prior_rv
 
     with pm.Model(coords=model._coords()) as pm_model:
-        eta = _linear_predictor(model, data_priors=True)
+        eta = _linear_predictor(model)
         tau = prior_rv(model.prior_tau, dims.TAU)
         z = pm.Normal("z_trial", 0.0, 1.0, dims=dims.STUDY)
         theta = pm.Deterministic(dims.THETA, eta + tau * z, dims=dims.STUDY)
