@@ -25,6 +25,10 @@ corrections; zero-event arms and double-zero trials enter as they are)::
     ai ~ Bin(n1i, expit(base_i + theta_i / 2)),  ci ~ Bin(n2i, expit(base_i - theta_i / 2))
     theta_i = mu + sum_g u_g[level_g(i)] + x_i' gamma + tau * z_i      (non-centred trial effects)
 
+Data and the parameters of the priors are ``pm.Data`` containers in every builder
+(:func:`~ketabayes.inference.compiled_cache.prior_rv`), so a compiled model serves
+every variant of the same structure (:mod:`ketabayes.inference.compiled_cache`).
+
 The treatment coding ``+-1/2`` makes ``base_i`` the trial's average log odds and
 keeps it nearly uncorrelated with ``theta_i`` (Smith, Spiegelhalter & Thomas
 1995 use 0/1; the model is the same, the parameterisation samples better).
