@@ -43,6 +43,7 @@ _LAZY = {
     "rma_all": "ketabayes.inference.frequentist",
     "bayes_factor": "ketabayes.inference.bayes_factor",
     "ExactBinomial": "ketabayes.inference.exact_binomial",
+    "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     # result
     "MetaResult": "ketabayes.result.result",

@@ -46,13 +46,8 @@ def _log_binom(k, n, logit):
             - k * np.logaddexp(0.0, -logit) - (n - k) * np.logaddexp(0.0, logit))
 
 
-def dense_reference(df, mu_sd, tau_sd, base_mean, base_sd):
-    """Posterior on a dense (mu, tau) grid by nested trapezoid rules; see the module docstring.
-
-    ``mu ~ N(0, mu_sd**2)``, ``tau ~ halfnormal(tau_sd)``, baselines ``N(base_mean, base_sd**2)``.
-    Returns the grids, the normalised joint density and, per trial, ``E[theta_i | mu, tau, y]`` and
-    ``E[theta_i**2 | mu, tau, y]`` on the grid.
-    """
+def trial_log_lik(df, base_mean, base_sd):
+    """``log f_i(theta)`` of each trial on a uniform grid: trapezoid rule over a dense grid of baselines."""
     th = np.linspace(-14.0, 12.0, 2601)                                   # step 0.01
     b = np.linspace(base_mean - 8 * base_sd, base_mean + 8 * base_sd, 1201)
     B, T = np.meshgrid(b, th, indexing="ij")
@@ -62,6 +57,17 @@ def dense_reference(df, mu_sd, tau_sd, base_mean, base_sd):
         ll = _log_binom(a, n1, B + T / 2) + _log_binom(c, n2, B - T / 2) + prior_b
         top = ll.max()
         logf.append(np.log(integrate.trapezoid(np.exp(ll - top), b, axis=0)) + top)
+    return th, np.array(logf)
+
+
+def dense_reference(df, mu_sd, tau_sd, base_mean, base_sd):
+    """Posterior on a dense (mu, tau) grid by nested trapezoid rules; see the module docstring.
+
+    ``mu ~ N(0, mu_sd**2)``, ``tau ~ halfnormal(tau_sd)``, baselines ``N(base_mean, base_sd**2)``.
+    Returns the grids, the normalised joint density and, per trial, ``E[theta_i | mu, tau, y]`` and
+    ``E[theta_i**2 | mu, tau, y]`` on the grid.
+    """
+    th, logf = trial_log_lik(df, base_mean, base_sd)
     mu = np.linspace(-6.0, 3.0, 181)
     tau = np.linspace(0.0, 3.0, 181)
     z = np.linspace(-9.0, 9.0, 121)
@@ -194,12 +200,82 @@ def test_exact_result_round_trip_and_tree(tmp_path, exact_fit):
     pd.testing.assert_frame_equal(back.decision_table(), res.decision_table())
 
 
-def test_exact_with_groupings_names_the_alternative():
-    df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "a"])
-    with pytest.raises(KetabayesError, match="grouping 'drug'.*method='nuts'"):
-        BinomialModel(df, by="drug").fit("exact", seed=1)
+def test_exact_with_two_groupings_names_the_alternative():
+    df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "a"], cond=list("xxyyxyx"))
+    with pytest.raises(KetabayesError, match="grouping 'drug', grouping 'cond'.*method='nuts'"):
+        BinomialModel(df, by=["drug", "cond"]).fit("exact", seed=1)
     with pytest.raises(KetabayesError, match="did you mean 'exact'"):
         BinomialModel(df).fit("exakt", seed=1)
+
+
+def grouped_reference(df, groups, mu_sd, tau_sd, sd_sd, base_mean, base_sd):
+    """Posterior of the one-grouping model on dense (tau, mu, sd) grids (Simpson's rule), written here.
+
+    Given tau, each group's likelihood of its mean effect ``gamma``, ``H_g(gamma; tau)``, is the
+    product of its trials' ``int phi(z) f_i(gamma + tau z) dz`` (trapezoid in z, ``log f_i`` linearly
+    interpolated), tabulated on a gamma grid; given (tau, mu, sd), ``int N(gamma; mu, sd**2) H_g dgamma``
+    is again a z-substitution. Returns the grids, the normalised joint density p[tau, mu, sd] and
+    ``P(gamma_g < 0 | tau, mu, sd)`` per group.
+    """
+    th, logf = trial_log_lik(df, base_mean, base_sd)
+    z = np.linspace(-8.0, 8.0, 65)
+    phi = stats.norm.pdf(z)
+    tau = np.linspace(0.0, 2.5, 41)
+    mu = np.linspace(-5.0, 3.0, 81)
+    sd = np.linspace(0.0, 2.5, 41)
+    gam = np.linspace(-9.0, 6.0, 241)
+    X = gam[None, :, None] + tau[:, None, None] * z                                    # (tau, gamma, z)
+    logH = {g: np.zeros((tau.size, gam.size)) for g in set(groups)}
+    for lf, g in zip(logf, groups):
+        logH[g] += np.log(integrate.trapezoid(np.exp(np.interp(X, th, lf)) * phi, z, axis=-1))
+    M, S = np.meshgrid(mu, sd, indexing="ij")
+    G = M[..., None] + S[..., None] * z                                                  # (mu, sd, z)
+    lp = (stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None, None] + stats.norm.logpdf(M, 0.0, mu_sd)[None]
+          + stats.halfnorm.logpdf(S, scale=sd_sd)[None])
+    below = {}
+    for g, lh in logH.items():
+        vals = np.stack([np.exp(np.interp(G, gam, lh[t])) * phi for t in range(tau.size)])   # (tau, mu, sd, z)
+        Hg = integrate.trapezoid(vals, z, axis=-1)
+        below[g] = integrate.trapezoid(vals * (G < 0.0), z, axis=-1) / Hg
+        lp = lp + np.log(Hg)
+    p = np.exp(lp - lp.max())
+    p /= integrate.simpson(integrate.simpson(integrate.simpson(p, x=sd, axis=2), x=mu, axis=1), x=tau)
+    return tau, mu, sd, p, below
+
+
+def test_grouped_exact_matches_dense_reference():
+    df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "b"])   # arbitrary groups (test only)
+    tau, mu, sd, p, below = grouped_reference(df, list(df.drug), 2.0, 0.5, 0.5, 0.0, 5.0)
+    res = BinomialModel(df, by="drug", prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)",
+                        prior_sd="halfnormal(0.5)").fit("exact", mcid=1.25, benefit="lower", seed=1)
+
+    def expect(f):
+        return float(integrate.simpson(integrate.simpson(integrate.simpson(p * f, x=sd, axis=2), x=mu, axis=1),
+                                       x=tau))
+
+    M = mu[None, :, None] + 0.0 * p
+    tab = res.decision_table().set_index("target")
+    pmu = integrate.simpson(integrate.simpson(p, x=sd, axis=2), x=tau, axis=0)
+    F = integrate.cumulative_trapezoid(pmu, mu, initial=0.0)
+    assert tab.loc["mean", "p_any_benefit"] == pytest.approx(float(np.interp(0.0, mu, F)), abs=1e-3)
+    assert tab.loc["mean", "mean"] == pytest.approx(expect(M), abs=1e-3)
+    for g in ("a", "b"):
+        assert tab.loc[f"drug={g}", "p_any_benefit"] == pytest.approx(expect(below[g]), abs=1e-3)
+    scales = res.scale_summary()
+    assert scales.loc["tau", "mean"] == pytest.approx(expect(tau[:, None, None] + 0.0 * p), abs=1e-3)
+    assert scales.loc["sd_drug", "mean"] == pytest.approx(expect(sd[None, None, :] + 0.0 * p), abs=1e-3)
+
+
+def test_grouped_with_vanishing_group_sd_is_the_ungrouped_model():
+    df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "b"])
+    kw = dict(prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)")
+    grouped = BinomialModel(df, by="drug", prior_sd="halfnormal(1e-6)", **kw).fit("exact", mcid=1.25, seed=1)
+    plain = BinomialModel(df, **kw).fit("exact", mcid=1.25, seed=1)
+    a, b = grouped.decision_table().set_index("target"), plain.decision_table().set_index("target")
+    cols = ["mean", "sd", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
+    np.testing.assert_allclose(a.loc[["mean", "predictive"], cols].to_numpy(float),
+                               b.loc[["mean", "predictive"], cols].to_numpy(float), atol=1e-3)
+    assert a.loc["drug=a", "mean"] == pytest.approx(b.loc["mean", "mean"], abs=1e-3)
 
 
 @pytest.mark.slow

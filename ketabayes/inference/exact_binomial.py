@@ -249,6 +249,11 @@ class ExactBinomial:
         logf = self._cached_log_f(grid)
         if not np.all(np.isfinite(logf)):
             raise FloatingPointError("the binomial likelihood of a trial could not be evaluated")
+        self._set_table(grid, logf)
+
+    def _set_table(self, grid, logf):
+        """Cubic splines of the log likelihood curves ``logf (k, T)`` on the uniform ``grid``; their Laplace fits."""
+        self.k = logf.shape[0]
         spline = interpolate.CubicSpline(grid, logf.T, axis=0)
         self._grid, self._lo, self._h = grid, float(grid[0]), float(grid[1] - grid[0])
         self._coef = np.ascontiguousarray(spline.c.reshape(4, -1).T)  # ((T - 1) * k, 4): interval-major rows
@@ -262,8 +267,10 @@ class ExactBinomial:
         self.v_hat = 1.0 / np.maximum(-d2[0], 1e-8)
         self.log_f_max = self._spline(y[None, :])[0]
 
-    def _spline(self, x, derivs: bool = False):
+    def _spline(self, x, derivs: bool = False, unit: int | None = None):
         """``log f_i`` (and its first two derivatives) at ``x (..., k)`` (trial = last axis).
+
+        With ``unit``, the curve of that one trial at ``x`` of any shape.
 
         Outside the tabulated range the log likelihood is continued by its end point's
         slope and a concave quadratic (only ever reached with negligible weight).
@@ -271,7 +278,7 @@ class ExactBinomial:
         xc = np.clip(x, self._grid[0], self._grid[-1])
         idx = np.minimum(((xc - self._lo) / self._h).astype(np.intp), self._grid.size - 2)
         t = xc - self._grid[idx]
-        flat = idx * self.k + np.arange(self.k)
+        flat = idx * self.k + (np.arange(self.k) if unit is None else unit)
         cf = np.take(self._coef, flat, axis=0)
         c0, c1, c2, c3 = cf[..., 0], cf[..., 1], cf[..., 2], cf[..., 3]
         val = ((c0 * t + c1) * t + c2) * t + c3
@@ -282,7 +289,8 @@ class ExactBinomial:
         d1 = (3.0 * c0 * t + 2.0 * c1) * t + c2
         d2 = 6.0 * c0 * t + 2.0 * c1
         if outside:
-            curv = np.minimum(d2, -1.0 / np.maximum(getattr(self, "v_hat", 1.0), 1e-8))
+            v_hat = getattr(self, "v_hat", np.ones(self.k))
+            curv = np.minimum(d2, -1.0 / np.maximum(v_hat if unit is None else v_hat[unit], 1e-8))
             val = val + d1 * out + 0.5 * curv * out**2
             d1 = d1 + curv * out
             d2 = np.where(out != 0.0, curv, d2)
@@ -301,21 +309,22 @@ class ExactBinomial:
         _, _, d2 = self._spline(cen, derivs=True)
         return cen, 1.0 / np.sqrt(1.0 / t2 - np.minimum(d2, 0.0)), t2
 
-    def _log_lik(self, mu, tau):
+    def _log_lik(self, mu, tau, per_unit: bool = False):
         """``sum_i log h_i(mu, tau)`` for ``mu, tau (N,)`` (adaptive Gauss-Hermite over each theta_i).
 
-        Evaluated in chunks small enough to stay in the processor's cache.
+        With ``per_unit``, the ``(N, k)`` terms ``log h_i`` instead of their sum. Evaluated
+        in chunks small enough to stay in the processor's cache.
         """
         x, lw = _hermite(N_THETA)
-        out = np.empty(mu.size)
+        out = np.empty((mu.size, self.k) if per_unit else mu.size)
         ch = max(1, 16384 // (self.k * N_THETA))
         for i in range(0, mu.size, ch):
             m, t = mu[i:i + ch], tau[i:i + ch]
             cen, sd, t2 = self._theta_given(m, t)
             th = cen[..., None] + math.sqrt(2.0) * sd[..., None] * x
             val = (-0.5 * (th - m[:, None, None]) ** 2 / t2[..., None] + self._spline_nodes(th) + (x**2 + lw))
-            out[i:i + ch] = (_lse(val) + np.log(math.sqrt(2.0) * sd)).sum(1) \
-                - 0.5 * self.k * np.log(2.0 * math.pi * t2[:, 0])
+            terms = _lse(val) + np.log(math.sqrt(2.0) * sd) - 0.5 * np.log(2.0 * math.pi * t2)
+            out[i:i + ch] = terms if per_unit else terms.sum(1)
         return out
 
     def _spline_nodes(self, th):
@@ -462,7 +471,11 @@ class ExactBinomial:
 
     def theta(self, i: int) -> MixtureMarginal:
         """Posterior of trial ``i``'s own log odds ratio ``theta_i`` (a normal mixture; see the module docstring)."""
-        keep = self.node_log_weights > self.node_log_weights.max() - 40.0
+        return MixtureMarginal(*self._theta_mixture(i))
+
+    def _theta_mixture(self, i: int, cutoff: float = 40.0):
+        """Weights, means and sds of :meth:`theta` (nodes more than ``cutoff`` log units below the top dropped)."""
+        keep = self.node_log_weights > self.node_log_weights.max() - cutoff
         lw = self.node_log_weights[keep]
         mu = self.mu_nodes[keep]
         tau = np.broadcast_to(self.tau_nodes[:, None], self.mu_nodes.shape)[keep]
@@ -470,15 +483,10 @@ class ExactBinomial:
         cen, sd, t2 = cen[:, i], sd[:, i], t2[:, 0]
         j = np.arange(-_TH_HALF / _TH_STEP, _TH_HALF / _TH_STEP + 0.5)
         th = cen[:, None] + (sd * _TH_STEP)[:, None] * j
-        one = np.zeros((th.shape[0], self.k))
-        vals = np.empty(th.shape)
-        for col in range(j.size):
-            one[:, i] = th[:, col]
-            vals[:, col] = self._spline(one)[:, i]
-        lp = vals - 0.5 * (th - mu[:, None]) ** 2 / t2[:, None]
+        lp = self._spline(th, unit=i) - 0.5 * (th - mu[:, None]) ** 2 / t2[:, None]
         kc, h = _kernel(lp - special.logsumexp(lp, axis=1, keepdims=True), th, sd * _TH_STEP)
         weights = np.exp(lw[:, None] + kc)
-        return MixtureMarginal(weights.ravel(), th.ravel(), np.broadcast_to(h[:, None], th.shape).ravel())
+        return weights.ravel(), th.ravel(), np.broadcast_to(h[:, None], th.shape).ravel()
 
     def tau_cdf(self, tau) -> np.ndarray:
         """Posterior CDF of ``tau``: the log density in ``w`` (known at the nodes) as a cubic spline, integrated."""

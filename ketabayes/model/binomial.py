@@ -19,7 +19,8 @@ risk ``median(ci / n2i)`` (if that is 0, the pooled ``(sum ci + 0.5) / (sum n2i 
 Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
 (:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
 integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
-the model without groupings or moderators; ``fit("nuts")`` samples every form.
+the model without groupings or with one grouping (e.g. ``by="drug"``) and no
+moderators; ``fit("nuts")`` samples every form.
 
 References
 ----------
@@ -181,9 +182,11 @@ class BinomialModel:
         Parameters
         ----------
         method : {"nuts", "exact"}
-            ``"exact"``: quadrature (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
-            every target an exact normal mixture; for the model without ``by`` groupings and
-            moderators). ``"nuts"``: PyMC's NUTS (every form).
+            ``"exact"``: quadrature (every target an exact normal mixture) for the model
+            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`) or
+            with one grouping and no moderators
+            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`).
+            ``"nuts"``: PyMC's NUTS (every form).
         mcid, benefit, harm : optional
             ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
             ``"lower"`` for adverse events.
@@ -245,14 +248,25 @@ class BinomialModel:
                                   model=self)
 
     def _exact(self, grid=None):
-        """The exact engine for this model (also used by the loader to re-create exact results)."""
+        """The exact engine for this model (also used by the loader to re-create exact results).
+
+        No groupings: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`; one grouping
+        (no interaction, nesting or moderators):
+        :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`.
+        """
+        d = self.design
+        if len(d.terms) > 1 or d.moderators:
+            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
+            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or with one "
+                                 f"grouping and no moderators; this model has {what}: use method='nuts'")
+        if d.terms:
+            from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
+
+            t = d.terms[0]
+            return ExactBinomialGrouped(self.a, self.n1, self.c, self.n2, t.index, self.prior_mu, self.prior_tau,
+                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid)
         from ketabayes.inference.exact_binomial import ExactBinomial
 
-        d = self.design
-        if d.terms or d.moderators:
-            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
-            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or moderators; "
-                                 f"this model has {what}: use method='nuts'")
         return ExactBinomial(self.a, self.n1, self.c, self.n2, self.prior_mu, self.prior_tau, self.prior_baseline,
                              d.A, d.pred, settings=grid)
 
@@ -261,8 +275,11 @@ class BinomialModel:
 
         s = exact.sample(chains * draws, np.random.default_rng(seed))
         shape = (chains, draws)
-        post = {"mu": s["b"][:, 0].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
+        mean = [t.kind for t in self.design.targets].index("mean")
+        post = {"mu": s["targets"][:, mean].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
                 "effect": s["targets"].reshape(*shape, -1)}
+        for g, t in enumerate(self.design.terms):
+            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g].reshape(shape)
         return az.from_dict({"posterior": post}, dims={"effect": [dims.TARGET]}, coords=self._coords())
 
     def _attach_data(self, tree):
