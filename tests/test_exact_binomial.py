@@ -298,3 +298,26 @@ def test_exact_agrees_with_nuts_on_real_sparse_data():
     ess_tau = float(summ.loc["tau", "ess_bulk"])
     t_ex = exact.scale_summary().loc["tau"]
     assert abs(float(nuts.tree["posterior"]["tau"].mean()) - t_ex["mean"]) < 5 * t_ex["sd"] / math.sqrt(ess_tau)
+
+
+@pytest.mark.slow
+def test_grouped_exact_agrees_with_nuts():
+    from ketabayes.data.simulate import simulate_review
+
+    df = simulate_review(seed=2, binary={"mu": -0.7, "tau": 0.1}, drugs={"k": 6, "m": 5, "d": 4},
+                         conditions={"x": 1.0}, n_range=(30, 60))          # SIMULATED
+    df.loc[0, ["ai", "ci"]] = 0
+    model = BinomialModel(df, by="drug", prior_mu="normal(0, 2)")
+    exact = model.fit("exact", mcid=1.25, benefit="higher", seed=3)
+    nuts = model.fit("nuts", mcid=1.25, benefit="higher", seed=3, draws=2500)
+    te, tn = exact.decision_table().set_index("target"), nuts.decision_table().set_index("target")
+    summ = nuts.summary()
+    for target in te.index:
+        ess = float(summ.loc[target, "ess_bulk"])
+        assert abs(tn.loc[target, "mean"] - te.loc[target, "mean"]) < 5 * te.loc[target, "sd"] / math.sqrt(ess)
+        p = te.loc[target, "p_any_benefit"]
+        assert abs(tn.loc[target, "p_any_benefit"] - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3
+    for comp in ("tau", "sd_drug"):
+        ess = float(summ.loc[comp, "ess_bulk"])
+        s = exact.scale_summary().loc[comp]
+        assert abs(float(nuts.tree["posterior"][comp].mean()) - s["mean"]) < 5 * s["sd"] / math.sqrt(ess)
