@@ -29,8 +29,12 @@ likelihood as they are. The posterior is computed by nested quadrature:
    interval found by coarse passes); for every ``tau`` node, ``mu`` on a uniform grid
    of step :data:`MU_STEP` conditional sds over +-:data:`MU_HALF` sds around the
    conditional mean (the trapezoid rule, spectrally accurate for such smooth,
-   rapidly decaying integrands). The grid is placed with the normal-normal
-   approximation and re-placed once on the moments it finds.
+   rapidly decaying integrands). The likelihood is evaluated at :data:`N_CHEB`
+   Chebyshev-Lobatto points of that interval and interpolated onto the grid
+   (barycentric formula; the log density is analytic, so this converges
+   spectrally). The grid is placed with the normal-normal approximation of the
+   trials (or with the moments found by the coarse passes) and re-placed where
+   its ends still carry mass.
 
 **Targets as normal mixtures.** The average effect's posterior is the mixture over
 the ``(tau, mu)`` nodes of narrow normals ``N(mu_j, h**2)`` with ``h`` the node
