@@ -195,7 +195,7 @@ class ExactBinomialGrouped:
         self.tau_log_weights = logw - self.log_evidence
         self._keep = keep
         self.inner = inner
-        self._marginals = {}
+        self._marginals, self._theta_cache = {}, {}
 
     # ------------------------------------------------------------------ results
     def _mixture(self, t: int, cutoff: float = 40.0):
@@ -205,7 +205,10 @@ class ExactBinomialGrouped:
         for j in self._keep:
             e, lw, tau = self.inner[j], self.tau_log_weights[j], self.tau_nodes[j]
             if grp.size:
-                w, m, sd = e._theta_mixture(int(grp[0]), cutoff)
+                key = (int(j), int(grp[0]), cutoff)
+                if key not in self._theta_cache:   # shared by the group's own and its predictive target
+                    self._theta_cache[key] = e._theta_mixture(int(grp[0]), cutoff)
+                w, m, sd = self._theta_cache[key]
                 var = sd**2
             else:
                 w = np.exp(e.kernel_log_weights).ravel()
@@ -220,7 +223,7 @@ class ExactBinomialGrouped:
     def marginal(self, t: int) -> MixtureMarginal:
         """Posterior of target ``t`` (row of ``A``), a normal mixture (moment-matched merging, :func:`compress`)."""
         if t not in self._marginals:
-            self._marginals[t] = MixtureMarginal(*compress(*self._mixture(t, cutoff=30.0)))
+            self._marginals[t] = MixtureMarginal(*compress(*self._mixture(t, cutoff=25.0)))
         return self._marginals[t]
 
     @functools.cached_property
