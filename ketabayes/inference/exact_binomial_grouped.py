@@ -207,7 +207,7 @@ class ExactBinomialGrouped:
             if grp.size:
                 key = (int(j), int(grp[0]), cutoff)
                 if key not in self._theta_cache:   # shared by the group's own and its predictive target
-                    self._theta_cache[key] = e._theta_mixture(int(grp[0]), cutoff)
+                    self._theta_cache[key] = e._theta_mixture(int(grp[0]), cutoff, stride=3)
                 w, m, sd = self._theta_cache[key]
                 var = sd**2
             else:
