@@ -266,6 +266,15 @@ def test_grouped_exact_matches_dense_reference():
     assert scales.loc["sd_drug", "mean"] == pytest.approx(expect(sd[None, None, :] + 0.0 * p), abs=1e-3)
 
 
+def test_grouped_exact_result_round_trip(tmp_path):
+    df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "b"])
+    res = BinomialModel(df, by="drug", prior_mu="normal(0, 2)").fit("exact", mcid=1.25, seed=2)
+    assert {"mu", "tau", "sd_drug", "effect"} <= set(res.tree["posterior"].data_vars)
+    back = load_hierarchical_result(res.to_netcdf(tmp_path / "grouped.nc"))
+    pd.testing.assert_frame_equal(back.decision_table(), res.decision_table())
+    pd.testing.assert_frame_equal(back.summary(), res.summary())
+
+
 def test_grouped_with_vanishing_group_sd_is_the_ungrouped_model():
     df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "b"])
     kw = dict(prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)")
