@@ -4,8 +4,8 @@ The pipeline, one sub-package per stage::
 
     data       validation, effect sizes (metafor's escalc definitions), RevMan import, datasets
     model      priors, the normal-normal random-effects model, hierarchical models
-    inference  exact (integration over tau), NUTS (PyMC), frequentist reference (metafor's rma, MH, Peto,
-               diagnostics, small-study tests)
+    inference  exact (integration over tau; binomial-logit by nested quadrature), NUTS (PyMC), frequentist
+               reference (metafor's rma, MH, Peto, diagnostics, small-study tests)
     result     posterior as xarray.DataTree + decision probabilities, save/load
     reporting  tables, plots, sensitivity analyses
 
@@ -61,6 +61,9 @@ _LAZY = {
     "ranktest": "ketabayes.inference.frequentist",
     "trimfill": "ketabayes.inference.frequentist",
     "bayes_factor": "ketabayes.inference.bayes_factor",
+    "ExactBinomial": "ketabayes.inference.exact_binomial",
+    "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
+    "CompiledModelCache": "ketabayes.inference.compiled_cache",
     # result
     "MetaResult": "ketabayes.result.result",
     "load_result": "ketabayes.result.io",

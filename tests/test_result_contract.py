@@ -48,8 +48,16 @@ def hier_result():
                              prior_tau="halfnormal(10)").fit("exact", mcid=10, seed=1)
 
 
-def test_every_result_has_the_same_methods_and_columns(re_result, hier_result):
-    for res in (re_result, hier_result):
+@pytest.fixture(scope="module")
+def binom_result():
+    mg = kb.load_dataset("magnesium_mi")
+    mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))
+    return kb.BinomialModel(mg, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)").fit(
+        "exact", mcid=1.25, seed=1)
+
+
+def test_every_result_has_the_same_methods_and_columns(re_result, hier_result, binom_result):
+    for res in (re_result, hier_result, binom_result):
         for name in CONTRACT:
             assert callable(getattr(res, name))
         t = res.decision_table()
@@ -109,9 +117,9 @@ def test_fixed_effect_summary_equals_the_conjugate_posterior(magnesium, fixed_re
     assert "tau" not in set(s.index)
 
 
-@pytest.mark.parametrize("which", ["re", "hier"])
-def test_one_loader_reads_every_result_without_a_model(which, re_result, hier_result, tmp_path):
-    res = {"re": re_result, "hier": hier_result}[which]
+@pytest.mark.parametrize("which", ["re", "hier", "binom"])
+def test_one_loader_reads_every_result_without_a_model(which, re_result, hier_result, binom_result, tmp_path):
+    res = {"re": re_result, "hier": hier_result, "binom": binom_result}[which]
     back = kb.load_result(res.to_netcdf(tmp_path / f"{which}.nc"))
     assert type(back) is type(res)
     pd.testing.assert_frame_equal(back.decision_table(), res.decision_table())

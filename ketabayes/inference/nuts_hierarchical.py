@@ -25,6 +25,10 @@ corrections; zero-event arms and double-zero trials enter as they are)::
     ai ~ Bin(n1i, expit(base_i + theta_i / 2)),  ci ~ Bin(n2i, expit(base_i - theta_i / 2))
     theta_i = mu + sum_g u_g[level_g(i)] + x_i' gamma + tau * z_i      (non-centred trial effects)
 
+Data and the parameters of the priors are ``pm.Data`` containers in every builder
+(:func:`~ketabayes.inference.compiled_cache.prior_rv`), so a compiled model serves
+every variant of the same structure (:mod:`ketabayes.inference.compiled_cache`).
+
 The treatment coding ``+-1/2`` makes ``base_i`` the trial's average log odds and
 keeps it nearly uncorrelated with ``theta_i`` (Smith, Spiegelhalter & Thomas
 1995 use 0/1; the model is the same, the parameterisation samples better).
@@ -50,15 +54,22 @@ from ketabayes import dims
 from ketabayes.inference.exact_hierarchical import target_draws
 from ketabayes.model.priors import Flat, Normal
 
-__all__ = ["add_targets", "build_binomial", "build_hierarchical", "build_marginal", "complete_marginal"]
+__all__ = ["add_targets", "binomial_data", "binomial_key", "build_binomial", "build_hierarchical", "build_marginal",
+           "complete_marginal"]
 
 
 def _linear_predictor(model):
-    """Shared part: mu + x' gamma + group effects; returns the PyTensor expression."""
+    """Shared part: mu + x' gamma + group effects; returns the PyTensor expression.
+
+    The parameters of the priors of ``mu`` and the group scales are ``pm.Data``
+    containers (:func:`~ketabayes.inference.compiled_cache.prior_rv`).
+    """
     import pymc as pm
 
+    from ketabayes.inference.compiled_cache import prior_rv as rv
+
     d = model.design
-    mu = model.prior_mu.to_pymc("mu")
+    mu = rv(model.prior_mu, "mu")
     eta = mu
     if d.moderators:
         priors = [model.prior_gamma[m] for m in d.moderators]
@@ -74,7 +85,7 @@ def _linear_predictor(model):
                 normal * pm.logp(pm.Normal.dist(mu=means, sigma=sds), gamma)))
         eta = eta + pm.math.dot(Xc, gamma)
     for t in d.terms:
-        sd = model.prior_sd[t.name].to_pymc(f"sd_{t.dim}")
+        sd = rv(model.prior_sd[t.name], f"sd_{t.dim}")
         z = pm.Normal(f"z_{t.dim}", 0.0, 1.0, dims=t.dim)
         u = pm.Deterministic(f"{t.dim}_effect", sd * z, dims=t.dim)
         eta = eta + u[t.index]
@@ -85,11 +96,14 @@ def build_hierarchical(model):
     """PyMC model of :class:`~ketabayes.model.hierarchical.HierarchicalModel` (no sampling)."""
     import pymc as pm
 
+    from ketabayes.inference.compiled_cache import prior_rv
+
     with pm.Model(coords=model._coords()) as pm_model:
         v = pm.Data("vi", model.vi, dims=dims.STUDY)
+        y = pm.Data("yi", model.yi, dims=dims.STUDY)
         eta = _linear_predictor(model)
-        tau = model.prior_tau.to_pymc(dims.TAU)
-        pm.Normal("y", mu=eta, sigma=pm.math.sqrt(v + tau**2), observed=model.yi, dims=dims.STUDY)
+        tau = prior_rv(model.prior_tau, dims.TAU)
+        pm.Normal("y", mu=eta, sigma=pm.math.sqrt(v + tau**2), observed=y, dims=dims.STUDY)
     return pm_model
 
 
@@ -99,22 +113,26 @@ def build_marginal(model):
     import pytensor.tensor as pt
     from pytensor.tensor.linalg import cholesky, solve_triangular
 
+    from ketabayes.inference.compiled_cache import prior_rv
+
     eng = model._gaussian_part()
     with pm.Model(coords=model._coords()) as pm_model:
-        phis = [model.prior_tau.to_pymc(dims.TAU)]
+        phis = [prior_rv(model.prior_tau, dims.TAU)]
         for t in model.design.terms:
-            phis.append(model.prior_sd[t.name].to_pymc(f"sd_{t.dim}"))
+            phis.append(prior_rv(model.prior_sd[t.name], f"sd_{t.dim}"))
         phi = pt.stack(phis)
-        W = pt.as_tensor_variable(eng.W)
-        resid = pt.as_tensor_variable(eng._resid)
-        tv = pt.as_tensor_variable(eng.v) + phi[0] ** 2
+        # data and the normal priors of mu and gamma (in resid = y - W c0 and q0) as pm.Data
+        W = pm.Data("W", eng.W)
+        resid = pm.Data("resid", eng._resid)
+        q0 = pm.Data("q0", eng.q0)
+        tv = pm.Data("vi", eng.v) + phi[0] ** 2
         d = 1.0 / tv
         rand = eng._comp_of_col >= 0
         sv = pt.ones(eng.p)
         if rand.any():
             sv = pt.set_subtensor(sv[np.flatnonzero(rand)], phi[eng._comp_of_col[rand]])
         G = pt.dot(W.T * d[None, :], W)
-        P = G * sv[:, None] * sv[None, :] + pt.diag(pt.as_tensor_variable(eng.q0))
+        P = G * sv[:, None] * sv[None, :] + pt.diag(q0)
         L = cholesky(P, lower=True)
         r = pt.dot(d * resid, W) * sv
         a = solve_triangular(L, r, lower=True)
@@ -155,18 +173,62 @@ def _components(post, design) -> np.ndarray:
 
 
 def build_binomial(model):
-    """PyMC model of :class:`~ketabayes.model.binomial.BinomialModel` (no sampling)."""
+    """PyMC model of :class:`~ketabayes.model.binomial.BinomialModel` (no sampling).
+
+    The counts, the group sizes and the parameters of the priors of ``mu``, ``tau`` and
+    the baselines are ``pm.Data`` containers (:func:`binomial_data` gives their values), so
+    one compiled model serves every variant with the same structure
+    (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`).
+    """
     import pymc as pm
+
+    from ketabayes.inference.compiled_cache import prior_rv
 
     with pm.Model(coords=model._coords()) as pm_model:
         eta = _linear_predictor(model)
-        tau = model.prior_tau.to_pymc(dims.TAU)
+        tau = prior_rv(model.prior_tau, dims.TAU)
         z = pm.Normal("z_trial", 0.0, 1.0, dims=dims.STUDY)
         theta = pm.Deterministic(dims.THETA, eta + tau * z, dims=dims.STUDY)
-        base = model.prior_baseline.to_pymc("baseline", dims=dims.STUDY)
-        pm.Binomial("events_treatment", n=model.n1, logit_p=base + 0.5 * theta, observed=model.a, dims=dims.STUDY)
-        pm.Binomial("events_control", n=model.n2, logit_p=base - 0.5 * theta, observed=model.c, dims=dims.STUDY)
+        base = prior_rv(model.prior_baseline, "baseline", dims=dims.STUDY)
+        n1 = pm.Data("n1i", model.n1, dims=dims.STUDY)
+        n2 = pm.Data("n2i", model.n2, dims=dims.STUDY)
+        a = pm.Data("ai", model.a, dims=dims.STUDY)
+        c = pm.Data("ci", model.c, dims=dims.STUDY)
+        pm.Binomial("events_treatment", n=n1, logit_p=base + 0.5 * theta, observed=a, dims=dims.STUDY)
+        pm.Binomial("events_control", n=n2, logit_p=base - 0.5 * theta, observed=c, dims=dims.STUDY)
     return pm_model
+
+
+def binomial_data(model, leave_out=None) -> dict:
+    """Values of the ``pm.Data`` containers of :func:`build_binomial` for ``model``.
+
+    ``leave_out``: indices of trials whose counts and group sizes are set to 0, which
+    removes their likelihood exactly (leave-one-out without changing the model's shape).
+    """
+    from ketabayes.inference.compiled_cache import prior_data
+
+    out = {"ai": model.a.copy(), "ci": model.c.copy(), "n1i": model.n1.copy(), "n2i": model.n2.copy()}
+    if leave_out is not None:
+        for key in out:
+            out[key][np.asarray(leave_out, dtype=int)] = 0
+    out.update(prior_data(model.prior_mu, "mu"))
+    out.update(prior_data(model.prior_tau, dims.TAU))
+    out.update(prior_data(model.prior_baseline, "baseline"))
+    for t in model.design.terms:
+        out.update(prior_data(model.prior_sd[t.name], f"sd_{t.dim}"))
+    return out
+
+
+def binomial_key(model) -> tuple:
+    """Structure key of :func:`build_binomial` (what one compiled model is valid for)."""
+    from ketabayes.inference.compiled_cache import prior_signature
+
+    d = model.design
+    return ("binomial", model.k, tuple((t.name, len(t.levels), tuple(t.index)) for t in d.terms),
+            tuple(d.moderators), prior_signature(model.prior_mu), prior_signature(model.prior_tau),
+            prior_signature(model.prior_baseline),
+            tuple(prior_signature(model.prior_sd[t.name]) for t in d.terms),
+            tuple(str(model.prior_gamma[m]) for m in d.moderators))   # slope priors are constants of the graph
 
 
 def add_targets(tree, model, rng: np.random.Generator):

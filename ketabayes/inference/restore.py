@@ -11,7 +11,7 @@ import numpy as np
 
 from ketabayes.model.priors import prior_from_dict
 
-__all__ = ["exact_normal_normal", "exact_hierarchical", "DESIGN_VARS"]
+__all__ = ["exact_normal_normal", "exact_hierarchical", "exact_binomial", "DESIGN_VARS"]
 
 #: ``constant_data`` variables that hold a hierarchical model's design (see :func:`design_constants`)
 DESIGN_VARS = ("design_X", "design_Z", "design_term_of_col", "target_A", "target_pred", "target_study")
@@ -57,3 +57,27 @@ def exact_hierarchical(tree, settings):
                              const["target_pred"].values.astype(bool),
                              settings=GridSettings.from_dict(settings["engine_settings"]),
                              shrink=const["target_study"].values if "target_study" in const else None)
+
+
+def exact_binomial(tree, settings):
+    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping form) of a saved
+    binomial-logit result, from the stored counts, priors, target definitions and grid settings."""
+    from ketabayes.inference.exact_hierarchical import GridSettings
+
+    obs = tree["observed_data"].to_dataset()
+    const = tree["constant_data"].to_dataset()
+    a, c = obs["ai"].values, obs["ci"].values
+    n1, n2 = const["n1i"].values, const["n2i"].values
+    A, pred = const["target_A"].values, const["target_pred"].values.astype(bool)
+    grid = GridSettings.from_dict(settings["engine_settings"])
+    prior_mu, prior_tau, prior_base = (_prior(settings[k]) for k in ("prior_mu", "prior_tau", "prior_baseline"))
+    sd = list(settings.get("prior_sd", {}).values())
+    if sd:
+        from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
+
+        group = np.argmax(const["design_Z"].values, axis=1)
+        return ExactBinomialGrouped(a, n1, c, n2, group, prior_mu, prior_tau, _prior(sd[0]), prior_base, A, pred,
+                                    settings=grid)
+    from ketabayes.inference.exact_binomial import ExactBinomial
+
+    return ExactBinomial(a, n1, c, n2, prior_mu, prior_tau, prior_base, A, pred, settings=grid)

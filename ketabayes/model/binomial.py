@@ -16,7 +16,11 @@ scale; :meth:`HierarchicalResult.absolute_effects
 OR, RR and RD at a baseline risk -- by default the median observed control-arm
 risk ``median(ci / n2i)`` (if that is 0, the pooled ``(sum ci + 0.5) / (sum n2i + 1)``).
 
-NUTS only (the trial effects cannot be integrated out in closed form).
+Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
+(:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
+integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
+the model without groupings or with one grouping (e.g. ``by="drug"``) and no
+moderators; ``fit("nuts")`` samples every form.
 
 References
 ----------
@@ -31,8 +35,10 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.model._fit_common import (
+    check_method,
     constant_coords,
     draw_seed,
+    draws_tree,
     fit_settings,
     group_constants,
     make_thresholds,
@@ -68,8 +74,11 @@ class BinomialModel:
     >>> from ketabayes.data.simulate import simulate_review
     >>> from ketabayes.model.binomial import BinomialModel
     >>> df = simulate_review(seed=1, binary={})
-    >>> model = BinomialModel(df, by=["drug"])
-    >>> result = model.fit(mcid=1.25, benefit="higher", seed=1)  # doctest: +SKIP
+    >>> model = BinomialModel(df, by=["drug"], prior_mu="normal(0, 2)")
+    >>> result = model.fit("exact", mcid=1.25, benefit="higher", seed=1)   # SIMULATED data
+    >>> result.engine, list(result.decision_table().target[:3])
+    ('exact', ['mean', 'predictive', 'drug=ketamine'])
+    >>> nuts = model.fit("nuts", mcid=1.25, benefit="higher", seed=1)  # doctest: +SKIP
     """
 
     def __init__(self, data: pd.DataFrame, by=(), *, moderators=None, interaction: bool = False,
@@ -167,35 +176,109 @@ class BinomialModel:
     def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
-            **sample_kwargs):
-        """Fit with NUTS (``method="nuts"``, the only engine). Returns a HierarchicalResult on the log-OR scale.
+            grid=None, cache=None, **sample_kwargs):
+        """Fit the model. Returns a HierarchicalResult on the log-OR scale.
 
-        ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
-        ``"lower"`` for adverse events. ``nuts`` defaults to ``{"target_accept": 0.95}``.
+        Parameters
+        ----------
+        method : {"nuts", "exact"}
+            ``"exact"``: quadrature (every target an exact normal mixture) for the model
+            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`) or
+            with one grouping and no moderators
+            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`).
+            ``"nuts"``: PyMC's NUTS (every form).
+        mcid, benefit, harm : optional
+            ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
+            ``"lower"`` for adverse events.
+        seed : int, optional
+        draws, chains : int
+            Posterior draws stored in the tree (independent draws for the exact engine).
+        tune, nuts, strict, progressbar, **sample_kwargs
+            NUTS only; ``nuts`` defaults to ``{"target_accept": 0.95}``.
+        grid : GridSettings, optional
+            Outer quadrature grid of the exact engine (default
+            :data:`~ketabayes.inference.exact_binomial.BINOMIAL_GRID`).
+        cache : CompiledModelCache, optional
+            NUTS only: sample with nutpie through this cache of compiled models, so that
+            fits that differ only in data or prior parameters (same prior families, same
+            number of trials and groups) compile the model once
+            (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`). Of
+            ``**sample_kwargs`` only ``cores`` is then accepted.
         """
-        from ketabayes.inference.diagnostics import check_convergence
-        from ketabayes.inference.nuts import sample_nuts
-        from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
         from ketabayes.result.hierarchical_result import HierarchicalResult
 
-        if method != "nuts":
-            raise KetabayesError(f"the binomial model is fitted with NUTS only (method='nuts'), got {method!r}")
+        check_method(method)
         seed = draw_seed(seed)
-        nuts = {"target_accept": 0.95, **(nuts or {})}
         settings = fit_settings(
-            "binomial", "nuts", "OR", structure=self.spec(),
+            "binomial", method, "OR", structure=self.spec(),
             priors={**self._prior_entries(), "prior_baseline": prior_entry(self.prior_baseline),
                     "baseline_risk": self.baseline_risk},
             thresholds=make_thresholds(mcid, "OR", benefit, harm), seed=seed, draws=draws, chains=chains,
             excluded=[], columns=self.columns, data_hash=self.data_hash())
-        settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-        tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
-                           progressbar=progressbar, **sample_kwargs)
-        record_sampler(settings, tree)
-        tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
-        diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
+        exact = diagnostics = None
+        if method == "exact":
+            exact = self._exact(grid)
+            settings["engine_settings"] = exact.settings.to_dict()
+            tree = self._exact_tree(exact, seed, chains, draws)
+        else:
+            from ketabayes.inference.diagnostics import check_convergence
+            from ketabayes.inference.nuts import sample_nuts
+            from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
+
+            nuts = {"target_accept": 0.95, **(nuts or {})}
+            settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
+            if cache is not None:
+                from ketabayes.inference.nuts_hierarchical import binomial_data, binomial_key
+
+                extra = sorted(set(sample_kwargs) - {"cores"})
+                if extra:
+                    raise KetabayesError(f"with cache=..., NUTS runs through nutpie directly; unsupported "
+                                         f"pymc.sample arguments: {', '.join(extra)}")
+                tree = cache.sample(binomial_key(self), lambda: build_binomial(self), binomial_data(self), seed=seed,
+                                    draws=draws, tune=tune, chains=chains, cores=sample_kwargs.get("cores"),
+                                    nuts=nuts)
+            else:
+                tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains,
+                                   nuts=nuts, progressbar=progressbar, **sample_kwargs)
+            record_sampler(settings, tree)
+            tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
+            diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
         tree = self._attach_data(tree)
-        return HierarchicalResult(tree, settings, targets=self.design.targets, diagnostics=diagnostics, model=self)
+        return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact, diagnostics=diagnostics,
+                                  model=self)
+
+    def _exact(self, grid=None):
+        """The exact engine for this model (also used by the loader to re-create exact results).
+
+        No groupings: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`; one grouping
+        (no interaction, nesting or moderators):
+        :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`.
+        """
+        d = self.design
+        if len(d.terms) > 1 or d.moderators:
+            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
+            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or with one "
+                                 f"grouping and no moderators; this model has {what}: use method='nuts'")
+        if d.terms:
+            from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
+
+            t = d.terms[0]
+            return ExactBinomialGrouped(self.a, self.n1, self.c, self.n2, t.index, self.prior_mu, self.prior_tau,
+                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid)
+        from ketabayes.inference.exact_binomial import ExactBinomial
+
+        return ExactBinomial(self.a, self.n1, self.c, self.n2, self.prior_mu, self.prior_tau, self.prior_baseline,
+                             d.A, d.pred, settings=grid)
+
+    def _exact_tree(self, exact, seed, chains, draws):
+        s = exact.sample(chains * draws, np.random.default_rng(seed))
+        shape = (chains, draws)
+        mean = [t.kind for t in self.design.targets].index("mean")
+        post = {"mu": s["targets"][:, mean].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
+                "effect": s["targets"].reshape(*shape, -1)}
+        for g, t in enumerate(self.design.terms):
+            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g].reshape(shape)
+        return draws_tree({"posterior": post}, {"effect": [dims.TARGET]}, self._coords())
 
     def _attach_data(self, tree):
         import xarray as xr

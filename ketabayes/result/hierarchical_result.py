@@ -131,9 +131,9 @@ class HierarchicalResult(ResultBase):
                                       int(const["target_n_trials"].values[i])))
         exact = None
         if settings["engine"] == "exact":
-            from ketabayes.inference.restore import exact_hierarchical
+            from ketabayes.inference.restore import exact_binomial, exact_hierarchical
 
-            exact = exact_hierarchical(tree, settings)
+            exact = (exact_binomial if settings.get("model") == "binomial" else exact_hierarchical)(tree, settings)
         return cls(tree, settings, targets=targets, exact=exact, diagnostics=diagnostics)
 
     def absolute_effects(self, baseline_risk: float | None = None, targets=None, prob: float = 0.95) -> pd.DataFrame:
