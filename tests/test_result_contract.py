@@ -248,3 +248,30 @@ def test_frequentist_table_on_the_ratio_scale(re_result):
 def test_html_of_a_ratio_result_is_on_the_ratio_scale(re_result):
     row = re_result.decision_table(scale="ratio").set_index("target").loc["mean"]
     assert f"{row['median']:.3g}" in re_result._repr_html_()
+
+
+def test_large_exact_fit_does_not_store_study_draws_and_stays_small():
+    """k = 20,000 (SIMULATED estimates): 4 x 1,000 draws of every study effect would take 640 MB per group."""
+    import tracemalloc
+
+    rng = np.random.default_rng(7)  # SIMULATED data, only for the memory check
+    k = 20_000
+    v = rng.uniform(0.02, 0.2, k)
+    df = pd.DataFrame({"study": [f"SIMULATED {i}" for i in range(k)], "yi": rng.normal(0.1, np.sqrt(v + 0.01)),
+                       "vi": v})
+    tracemalloc.start()
+    res = kb.RandomEffectsModel(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)").fit(
+        "exact", mcid=0.1, seed=1, frequentist=False)
+    table = res.decision_table()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 250e6, f"peak {peak / 1e6:.0f} MB"
+    assert "theta" not in res.tree["posterior"].data_vars and "log_likelihood" not in res.tree.children
+    assert res.settings["study_draws"] is False and "not stored" in repr(res)
+    assert table["exact"].all()
+    # the exact marginal of a study effect is still available; a small fit stores the draws as before
+    m = res.marginal("SIMULATED 5")
+    assert np.isfinite(m.mean) and m.sd > 0
+    small = kb.RandomEffectsModel(df.iloc[:50], prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)").fit(
+        "exact", seed=1, frequentist=False)
+    assert small.settings["study_draws"] is True and "theta" in small.tree["posterior"].data_vars

@@ -64,17 +64,20 @@ def prior_draws(prior, n: int, rng: np.random.Generator, *, nodes: int = 20001) 
     return np.exp(x) if log_scale else x
 
 
-def add_normal_normal_groups(tree: xr.DataTree, yi, vi, studies, prior_mu, prior_tau, *, seed: int) -> xr.DataTree:
-    """Add ``log_likelihood`` and ``prior`` groups to the tree of a normal-normal fit (``prior_tau=None``: fixed)."""
+def add_normal_normal_groups(tree: xr.DataTree, yi, vi, studies, prior_mu, prior_tau, *, seed: int,
+                             log_likelihood: bool = True) -> xr.DataTree:
+    """Add ``log_likelihood`` (unless ``log_likelihood=False``: large k) and ``prior`` groups to the tree of a
+    normal-normal fit (``prior_tau=None``: fixed effect)."""
     post = tree["posterior"].to_dataset()
-    mu = post[dims.MU].values[..., None]
-    tau = post[dims.TAU].values[..., None] if (prior_tau is not None and dims.TAU in post) else 0.0
-    y = np.asarray(yi, dtype=float)
-    var = np.asarray(vi, dtype=float) + np.square(tau)
-    ll = -0.5 * (np.log(2.0 * math.pi * var) + np.square(y - mu) / var)
     coords = {dims.CHAIN: post[dims.CHAIN].values, dims.DRAW: post[dims.DRAW].values, dims.STUDY: list(studies)}
-    tree["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ((dims.CHAIN, dims.DRAW, dims.STUDY), ll)},
-                                                    coords=coords))
+    if log_likelihood:
+        mu = post[dims.MU].values[..., None]
+        tau = post[dims.TAU].values[..., None] if (prior_tau is not None and dims.TAU in post) else 0.0
+        y = np.asarray(yi, dtype=float)
+        var = np.asarray(vi, dtype=float) + np.square(tau)
+        ll = -0.5 * (np.log(2.0 * math.pi * var) + np.square(y - mu) / var)
+        tree["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ((dims.CHAIN, dims.DRAW, dims.STUDY), ll)},
+                                                        coords=coords))
     rng = np.random.default_rng([int(seed), 2])
     shape = (post.sizes[dims.CHAIN], post.sizes[dims.DRAW])
     prior = {}

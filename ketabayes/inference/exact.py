@@ -488,8 +488,12 @@ class ExactNormalNormal:
         nodes, lw = self._grid.rule(m, np.sqrt(var))
         return _sample_rows(nodes, lw, rng)
 
-    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Joint posterior draws of ``tau, mu, theta (n, k), theta_new`` (drawn on the standardised scale)."""
+    def sample(self, n: int, rng: np.random.Generator, *, studies: bool = True) -> dict[str, np.ndarray]:
+        """Joint posterior draws of ``tau, mu, theta (n, k), theta_new`` (drawn on the standardised scale).
+
+        ``studies=False`` leaves out the ``(n, k)`` study effects (and the memory they need: 8 bytes per
+        draw and study); their exact marginals remain available through :meth:`theta`.
+        """
         tau = self.sample_tau(n, rng)
         t = tau / self._s
         if self._mode == "grid":
@@ -497,15 +501,17 @@ class ExactNormalNormal:
         else:
             m, var, _ = self._gauss_std(t)
             mu = rng.normal(m, np.sqrt(var))
-        t2 = t[:, None] ** 2
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            prec = 1.0 / self._vs + np.where(t2 > 0, 1.0 / t2, np.inf)
-            cmean = np.where(t2 > 0, (self._ys / self._vs + mu[:, None] / t2) / prec, mu[:, None])
-            csd = np.where(t2 > 0, np.sqrt(1.0 / prec), 0.0)
-        theta = cmean + csd * rng.standard_normal((n, self.y.size))
-        theta_new = mu + t * rng.standard_normal(n)
         c, s = self._c, self._s
-        return {"tau": tau, "mu": c + s * mu, "theta": c + s * theta, "theta_new": c + s * theta_new}
+        out = {"tau": tau, "mu": c + s * mu}
+        if studies:
+            t2 = t[:, None] ** 2
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                prec = 1.0 / self._vs + np.where(t2 > 0, 1.0 / t2, np.inf)
+                cmean = np.where(t2 > 0, (self._ys / self._vs + mu[:, None] / t2) / prec, mu[:, None])
+                csd = np.where(t2 > 0, np.sqrt(1.0 / prec), 0.0)
+            out["theta"] = c + s * (cmean + csd * rng.standard_normal((n, self.y.size)))
+        out["theta_new"] = c + s * (mu + t * rng.standard_normal(n))
+        return out
 
 
 def _sample_rows(nodes, lw, rng):

@@ -162,7 +162,7 @@ class RandomEffectsModel:
     def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
-            frequentist: bool = True, **sample_kwargs):
+            frequentist: bool = True, study_draws: bool | None = None, **sample_kwargs):
         """Fit the model.
 
         Parameters
@@ -190,6 +190,12 @@ class RandomEffectsModel:
             NUTS progress bar; default on in terminals and notebooks (``KETABAYES_PROGRESS=0`` turns it off).
         frequentist : bool
             Also compute the FE / DL / REML reference (metafor's ``rma``).
+        study_draws : bool, optional
+            Exact engine: store draws of every study effect ``theta[study]`` and the pointwise
+            ``log_likelihood`` group (8 bytes per draw and study each). Default: only when
+            ``k * chains * draws <= 5,000,000`` (e.g. k = 1,250 at 4 x 1,000 draws), so that very large
+            meta-analyses fit in little memory; the exact marginal of every study effect is available
+            either way (``result.marginal(label)``). NUTS always stores them.
         **sample_kwargs
             Passed unchanged to ``pymc.sample``.
 
@@ -214,7 +220,10 @@ class RandomEffectsModel:
 
             exact = ExactNormalNormal(self.yi, self.vi, self.prior_mu, self.prior_tau, fixed=self.fixed)
             settings["engine_settings"] = exact.settings.to_dict()
-            tree = self._exact_tree(exact, seed, chains, draws)
+            if study_draws is None:
+                study_draws = self.k * chains * draws <= STUDY_DRAWS_LIMIT
+            settings["study_draws"] = bool(study_draws)
+            tree = self._exact_tree(exact, seed, chains, draws, studies=bool(study_draws))
         else:
             from ketabayes.inference.diagnostics import check_convergence
             from ketabayes.inference.nuts import sample_nuts
@@ -234,7 +243,8 @@ class RandomEffectsModel:
         from ketabayes.inference.arviz_groups import add_normal_normal_groups
 
         tree = add_normal_normal_groups(tree, self.yi, self.vi, self.studies, self.prior_mu,
-                                        None if self.fixed else self.prior_tau, seed=seed)
+                                        None if self.fixed else self.prior_tau, seed=seed,
+                                        log_likelihood=settings.get("study_draws", True))
         freq = None
         if frequentist:
             from ketabayes.inference.frequentist import rma_all
@@ -252,24 +262,26 @@ class RandomEffectsModel:
 
         return build_normal_normal(self.yi, self.vi, self.studies, self.prior_mu, self.prior_tau, fixed=self.fixed)
 
-    def _exact_tree(self, exact, seed, chains, draws):
+    def _exact_tree(self, exact, seed, chains, draws, studies: bool = True):
         # xarray alone (no arviz import at all on the exact path: benchmarks/cold_start.py)
         from ketabayes.model._fit_common import draws_tree
 
         rng = np.random.default_rng(seed)
-        d = exact.sample(chains * draws, rng)
+        d = exact.sample(chains * draws, rng, studies=studies)
         shape = (chains, draws)
-        posterior = {
-            dims.MU: d["mu"].reshape(shape),
-            dims.TAU: d["tau"].reshape(shape),
-            dims.THETA: d["theta"].reshape(*shape, self.k),
-            dims.THETA_NEW: d["theta_new"].reshape(shape),
-        }
+        posterior = {dims.MU: d["mu"].reshape(shape), dims.TAU: d["tau"].reshape(shape)}
+        if studies:
+            posterior[dims.THETA] = d["theta"].reshape(*shape, self.k)
+        posterior[dims.THETA_NEW] = d["theta_new"].reshape(shape)
         return draws_tree(
             {"posterior": posterior, "observed_data": {"y": self.yi}, "constant_data": {"vi": self.vi}},
             {dims.THETA: [dims.STUDY], "y": [dims.STUDY], "vi": [dims.STUDY]},
             {dims.STUDY: self.studies},
         )
+
+
+#: exact fits store study-level draws only up to this many numbers (k x chains x draws)
+STUDY_DRAWS_LIMIT = 5_000_000
 
 
 def xr_assign(ds, name, values):

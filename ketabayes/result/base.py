@@ -317,12 +317,22 @@ class ResultBase:
                         priors={k: v for k, v in self.settings.items() if k.startswith("prior_")})
         return df
 
-    def summary(self, prob: float = 0.95, scale: str | None = None) -> pd.DataFrame:
+    def summary(self, prob: float = 0.95, scale: str | None = None, targets=None) -> pd.DataFrame:
         """Mean, sd, median and equal-tailed interval of every target and scale parameter.
 
         Exact for the exact engine; from draws for NUTS, with ``r_hat``, ``ess_bulk`` and
         ``ess_tail`` columns (rank-normalised, Vehtari et al. 2021). Scale parameters (``tau``,
         group SDs) are never exponentiated.
+
+        Parameters
+        ----------
+        prob : float
+            Probability of the equal-tailed interval.
+        scale : {"identity", "log", "ratio"}, optional
+            Reporting scale (see :meth:`decision_table`).
+        targets : sequence of str, optional
+            Rows besides the scale parameters; default every target (for a meta-analysis of
+            thousands of trials, name the ones you need).
 
         Returns
         -------
@@ -330,8 +340,11 @@ class ResultBase:
             One row per target (column ``target``), scale parameters first (``kind == "scale"``).
         """
         scale = self._resolve_scale(scale)
-        names = [t.name for t in self.targets if t.kind != "moderator"] + \
-                [t.name for t in self.targets if t.kind == "moderator"]
+        if targets is not None:
+            names = list(targets)
+        else:
+            names = [t.name for t in self.targets if t.kind != "moderator"] + \
+                    [t.name for t in self.targets if t.kind == "moderator"]
         body = self._table(names, prob, None, scale)
         a = (1.0 - prob) / 2.0
         rows = []
@@ -412,7 +425,7 @@ class ResultBase:
                  else self._table(targets, 0.95, None, scale))
         out = {"model": self.model_type, "measure": self.measure, "scale": scale,
                "estimates": table.to_dict(orient="records")}
-        s = self.summary(scale=scale).set_index("target")
+        s = self.summary(scale=scale, targets=[]).set_index("target")
         out["scales"] = {n: {k: s.loc[n, k] for k in ("mean", "median", "ci_low", "ci_high")}
                          for n in self.scale_names}
         out["tau"] = out["scales"].get(dims.TAU, {"mean": 0.0, "median": 0.0, "ci_low": 0.0, "ci_high": 0.0})
@@ -438,6 +451,9 @@ class ResultBase:
                 lines += [f"prior sd[{g}]: {p['text']}" for g, p in v.items()]
         if self.diagnostics is not None:
             lines.append(f"diagnostics: {self.diagnostics}")
+        if s.get("study_draws") is False:
+            lines.append("study-level draws and log_likelihood not stored (large k); exact study marginals: "
+                         "marginal(<study label>)")
         lines.append(f"data: {s.get('data_hash')}, seed {s.get('seed')}")
         return lines
 
@@ -456,7 +472,7 @@ class ResultBase:
                     if c in tab]
             parts.append(f"<p>{html.escape(th.describe(self.measure))}</p>")
         else:
-            tab = self.summary(scale=scale)
+            tab = self.summary(scale=scale, targets=self._default_targets())
             cols = [c for c in ("target", "mean", "sd", "median", "ci_low", "ci_high") if c in tab]
         parts.append(tab[cols].head(12).to_html(index=False, float_format=lambda x: f"{x:.3g}"))
         if len(tab) > 12:

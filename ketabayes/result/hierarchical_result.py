@@ -111,7 +111,7 @@ class HierarchicalResult(ResultBase):
 
     def scale_summary(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of tau and of every group's SD (rows of :meth:`summary` with ``kind == "scale"``)."""
-        s = self.summary(prob)
+        s = self.summary(prob, targets=[])
         return s[s["kind"] == "scale"].reset_index(drop=True)
 
     @classmethod
