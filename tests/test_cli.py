@@ -50,7 +50,7 @@ def _check_fields(d):
         for k in ESTIMATE_FIELDS:
             assert isinstance(e[k], float), k
     assert set(d["tau"]) >= {"mean", "ci_low", "median", "ci_high"}
-    assert set(d["frequentist"]) == {"FE", "DL", "REML"}
+    assert set(d["frequentist"]) == {"FE", "DL", "REML", "REML-HKSJ"}
     for f in d["frequentist"].values():
         assert {"estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"} <= set(f)
     assert d["diagnostics"]

@@ -360,8 +360,9 @@ def test_single_study(method):
 def test_fe_aliases_and_rma_all():
     yi, vi = bcg_log_rr()
     fits = rma_all(yi, vi)
-    assert list(fits) == ["FE", "DL", "REML"]
+    assert list(fits) == ["FE", "DL", "REML", "REML-HKSJ"]
     assert fits["REML"] == rma(yi, vi)
+    assert fits["REML-HKSJ"] == rma(yi, vi, method="REML", test="knha")
     for alias in ("EE", "CE", "fe"):
         r = rma(yi, vi, method=alias)
         assert r.estimate == fits["FE"].estimate and r.Q == fits["FE"].Q

@@ -377,7 +377,7 @@ def test_to_dict_is_strict_json_with_all_fields(which, exact, nuts):
         assert e["ci_low"] < e["median"] < e["ci_high"]
     assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high"}
     assert 0 < d["tau"]["ci_low"] < d["tau"]["median"] < d["tau"]["ci_high"]
-    assert set(d["frequentist"]) == {"FE", "DL", "REML"}
+    assert set(d["frequentist"]) == {"FE", "DL", "REML", "REML-HKSJ"}
     for method, f in d["frequentist"].items():
         for k in ("estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"):
             assert k in f, (method, k)

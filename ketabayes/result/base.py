@@ -345,7 +345,9 @@ class ResultBase:
         else:
             names = [t.name for t in self.targets if t.kind != "moderator"] + \
                     [t.name for t in self.targets if t.kind == "moderator"]
-        body = self._table(names, prob, None, scale)
+        body = self._table(names, prob, None, scale) if names else pd.DataFrame(
+            columns=["target", "kind", "mean", "sd_log" if scale == "ratio" else "sd", "median", "ci_low", "ci_high",
+                     "exact", "ci_prob", "scale"])
         a = (1.0 - prob) / 2.0
         rows = []
         for s in self.scale_names:
@@ -353,7 +355,10 @@ class ResultBase:
             rows.append({"target": s, "kind": "scale", "mean": mean, ("sd_log" if scale == "ratio" else "sd"): sd,
                          "median": med, "ci_low": lo, "ci_high": hi, "exact": self.exact is not None,
                          "ci_prob": float(prob), "scale": "log" if scale == "ratio" else scale})
-        out = pd.concat([pd.DataFrame(rows), body], ignore_index=True) if rows else body
+        if rows and len(body):
+            out = pd.concat([pd.DataFrame(rows), body], ignore_index=True)
+        else:
+            out = pd.DataFrame(rows) if rows else body
         if self.diagnostics is not None:
             out = self._add_diagnostics(out)
         return out

@@ -353,13 +353,18 @@ def rma_all(
     Returns
     -------
     dict of str to RmaResult
-        Keys ``"FE"``, ``"DL"`` and ``"REML"``, in that order.
+        Keys ``"FE"``, ``"DL"``, ``"REML"`` (z-based intervals, as metafor's defaults) and
+        ``"REML-HKSJ"`` (REML with the Hartung-Knapp-Sidik-Jonkman interval and a t prediction
+        interval: RevMan's default since 2025, ``preset="revman"``), in that order.
 
     Examples
     --------
     >>> from ketabayes.inference.frequentist import rma_all
     >>> fits = rma_all([-0.9, -1.6, -0.2, 0.0], [0.33, 0.19, 0.05, 0.004])
     >>> list(fits)
-    ['FE', 'DL', 'REML']
+    ['FE', 'DL', 'REML', 'REML-HKSJ']
     """
-    return {m: rma(yi, vi, method=m, level=level, study=study) for m in ("FE", "DL", "REML")}
+    out = {m: rma(yi, vi, method=m, level=level, study=study) for m in ("FE", "DL", "REML")}
+    if len(np.atleast_1d(np.asarray(yi))) >= 2:  # a t-based interval needs k >= 2
+        out["REML-HKSJ"] = rma(yi, vi, preset="revman", level=level, study=study)
+    return out
