@@ -196,3 +196,15 @@ def test_hksj_interval_needs_df():
     for bad in (0, -1, float("nan"), "4", True):
         with pytest.raises(DataError, match="df must be a positive number"):
             from_published(*args, df=bad)
+
+
+def test_reanalyse_published_passes_the_degrees_of_freedom():
+    # a t-based (HKSJ) interval with 9 df: SE = half-width / t_{0.975, 9}, not / z_{0.975}
+    from scipy import stats
+
+    from ketabayes.reporting.panel import reanalyse_published
+
+    pa = reanalyse_published(-10.0, -20.0, 0.0, "MD", mcid=5, df=9)
+    se = 10.0 / stats.t.ppf(0.975, 9)
+    neutral = pa.results["neutral"]
+    assert float(neutral.tree["constant_data"]["vi"].values[0]) == pytest.approx(se**2, rel=1e-12)

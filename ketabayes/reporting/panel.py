@@ -101,7 +101,8 @@ def prior_panel_analysis(data: pd.DataFrame, mcid: float, benefit: str = "lower"
 
 def reanalyse_published(estimate: float, ci_low: float, ci_high: float, measure: str, mcid: float,
                         benefit: str = "lower", harm: float | None = None, *, level: float = 0.95,
-                        label: str = "published pooled estimate", **kwargs) -> PanelAnalysis:
+                        label: str = "published pooled estimate", df: float | None = None,
+                        **kwargs) -> PanelAnalysis:
     """Bayesian re-analysis of a published pooled estimate under the prior panel.
 
     The published estimate and CI give a normal likelihood for the average
@@ -109,7 +110,9 @@ def reanalyse_published(estimate: float, ci_low: float, ci_high: float, measure:
     normal prior the posterior is normal and exact. A pooled estimate says
     nothing about between-study spread by itself, so only the average effect
     (target ``"mean"``) is reported: the effect in a new trial needs the
-    trial-level data or an external estimate of tau.
+    trial-level data or an external estimate of tau. ``df``: the degrees of freedom of a
+    t-based published interval (e.g. HKSJ with k trials: ``df = k - 1``), passed to
+    :func:`~ketabayes.data.published.from_published`.
 
     Examples
     --------
@@ -118,6 +121,6 @@ def reanalyse_published(estimate: float, ci_low: float, ci_high: float, measure:
     >>> list(pa.table["prior"])
     ['sceptical', 'neutral', 'enthusiastic']
     """
-    data = from_published(estimate, ci_low, ci_high, measure, level=level, label=label)
+    data = from_published(estimate, ci_low, ci_high, measure, level=level, label=label, df=df)
     return prior_panel_analysis(data, mcid, benefit, harm, measure=measure, fixed=True, targets=("mean",),
                                 **kwargs)
