@@ -60,8 +60,10 @@ _LAZY = {
     "ranktest": "ketabayes.inference.frequentist",
     "trimfill": "ketabayes.inference.frequentist",
     "bayes_factor": "ketabayes.inference.bayes_factor",
+    "bma": "ketabayes.model.bma",
     # result
     "MetaResult": "ketabayes.result.result",
+    "BMAResult": "ketabayes.result.bma_result",
     "load_result": "ketabayes.result.io",
     "ResultBase": "ketabayes.result.base",
     "decision_probabilities": "ketabayes.result.decision",
