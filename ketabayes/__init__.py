@@ -80,6 +80,9 @@ _LAZY = {
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",
     "plot_funnel": "ketabayes.reporting.funnel",
+    "plot_bma_mean": "ketabayes.reporting.bma_plots",
+    "plot_model_probabilities": "ketabayes.reporting.bma_plots",
+    "plot_weight_function": "ketabayes.reporting.bma_plots",
     "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
     "plot_tornado": "ketabayes.reporting.robustness_plot",
     # errors

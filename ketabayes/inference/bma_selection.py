@@ -111,6 +111,13 @@ def weight_function_logpdf(y, se, mu, tau, omega, wf: WeightFunction, sign: int,
     return xp.sum(log_om + norm_ll - xp.log(denom))
 
 
+def _last_finite(x) -> float:
+    """Last finite value of a (possibly nested object) array: the log marginal likelihood at the final stage."""
+    flat = np.concatenate([np.ravel(np.asarray(e, dtype=float)) for e in np.ravel(np.asarray(x, dtype=object))])
+    flat = flat[np.isfinite(flat)]
+    return float(flat[-1]) if flat.size else float("nan")
+
+
 def _ndtr(xp, x):
     if xp is np:
         return special.ndtr(x)
@@ -142,7 +149,7 @@ class SMCFit:
 
 def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: WeightFunction | None,
             sign: int = 1, mu_sign: int = 0, alpha=None, draws: int = 1000, chains: int = 4,
-            seed: int = 0) -> SMCFit:
+            seed: int = 0, smc_kwargs: dict | None = None) -> SMCFit:
     """Fit a (selection) model with :func:`pymc.sample_smc` and return its log marginal likelihood.
 
     Parameters
@@ -197,10 +204,9 @@ def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: Wei
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SMC's convergence-check warnings on few chains: MC error is reported
             idata = pm.sample_smc(draws=draws, chains=chains, cores=1, random_seed=seed, progressbar=False,
-                                  compute_convergence_checks=False)
-    lml = np.asarray(idata["sample_stats"]["log_marginal_likelihood"].values, dtype=float)
-    lml = lml.reshape(chains, -1)
-    lml = np.array([row[np.isfinite(row)][-1] for row in lml])
+                                  compute_convergence_checks=False, **(smc_kwargs or {}))
+    raw = idata["sample_stats"]["log_marginal_likelihood"].values   # per chain; ragged (object) if stages differ
+    lml = np.array([_last_finite(raw[c]) for c in range(chains)])
     post = idata["posterior"]
     get = (lambda n: np.asarray(post[n].values).reshape(-1, *post[n].shape[2:]) if n in post.data_vars else None)
     return SMCFit(lml, get("mu"), get("tau"), get("omega"), time.perf_counter() - t0)
