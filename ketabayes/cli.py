@@ -160,8 +160,12 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
 @click.option("--strict", is_flag=True, help="Fail when NUTS diagnostics fail.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the machine-readable result here.")
+@click.option("--bma", is_flag=True, help="Bayesian model averaging over fixed/random x effect/no effect "
+              "(needs proper --prior-mu and --prior-tau).")
+@click.option("--bias", help='With --bma: bias models, "pet-peese", "robma" (36 models, slow: SMC) or names '
+              'like "PET,PEESE,2s.05".')
 def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, seed, draws,
-            chains, study, outcome, strict, json_path):
+            chains, study, outcome, strict, json_path, bma, bias):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
@@ -171,6 +175,13 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if not data.exists():
         raise KetabayesError(f"no such file: {data}")
     es, m, label = _load_table(data, outcome, measure, study)
+    if bias and not bma:
+        raise KetabayesError("--bias needs --bma")
+    if bma:
+        if by or fixed or prior_sd:
+            raise KetabayesError("--bma cannot be combined with --by, --fixed or --prior-sd")
+        _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path)
+        return
     if by:
         from ketabayes.model.hierarchical import HierarchicalModel
 
@@ -211,6 +222,31 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if not by:
         click.echo("\nFrequentist analysis as RevMan reports it:")
         click.echo(format_revman(model.yi, model.vi, m))
+    if json_path is not None:
+        json_path.write_text(to_json(res.to_dict(), indent=2))
+        click.echo(f"\nJSON written to {json_path}")
+
+
+def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path):
+    import pandas as pd
+
+    from ketabayes.model.bma import bma
+    from ketabayes.reporting.text import format_decision_table
+    from ketabayes.result.provenance import to_json
+
+    if bias and "," in bias:
+        bias = [b.strip() for b in bias.split(",") if b.strip()]
+    res = bma(es, prior_mu=prior_mu, prior_tau=prior_tau, bias=bias or None, mcid=mcid, benefit=benefit, harm=harm,
+              measure=m, seed=seed)
+    click.echo(f"Data: {label}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        click.echo("Bayesian model averaging: models")
+        click.echo(res.models.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        click.echo("\nInclusion Bayes factors:")
+        click.echo(res.inclusion_table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if mcid is not None:
+        click.echo(f"\nDecision table, model-averaged ({res.thresholds.describe(m)}):")
+        click.echo(format_decision_table(res.decision_table(), m, label_cols=("target",)))
     if json_path is not None:
         json_path.write_text(to_json(res.to_dict(), indent=2))
         click.echo(f"\nJSON written to {json_path}")

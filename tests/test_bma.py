@@ -281,3 +281,26 @@ def test_smc_selection_model_against_quadrature():
     ref = math.log(integrate.quad(g, 0, 1, epsabs=1e-15)[0])
     s = fit_smc(Y, V, prior_mu=None, prior_tau=None, wf=wf, draws=1000, chains=4, seed=5)
     assert abs(s.log_ml - ref) < 4 * s.log_ml_se + 0.02
+
+
+def test_cli_analyse_bma_json(tmp_path):
+    """``ketabayes analyse --bma --json``: the model table's FE log marginal likelihoods against closed forms."""
+    from click.testing import CliRunner
+
+    from ketabayes.cli import main
+
+    csv = tmp_path / "towels.csv"
+    pd.DataFrame({"study": [f"S{i}" for i in range(Y.size)], "yi": Y, "sei": SE}).to_csv(csv, index=False)
+    out = tmp_path / "bma.json"
+    r = CliRunner().invoke(main, ["analyse", str(csv), "--bma", "--prior-mu", "normal(0, 0.5)", "--prior-tau",
+                                  "halfnormal(0.3)", "--mcid", "0.1", "--benefit", "higher", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    models = {m["model"]: m for m in d["models"]}
+    assert models["FE-H0"]["log_ml"] == pytest.approx(stats.norm.logpdf(Y, 0, SE).sum(), abs=1e-10)
+    assert models["FE-H1"]["log_ml"] == pytest.approx(
+        stats.multivariate_normal(np.zeros(Y.size), np.diag(V) + 0.25).logpdf(Y), abs=1e-10)
+    assert {e["target"] for e in d["estimates"]} == {"mean", "mean|effect"}
+    assert "Inclusion Bayes factors" in r.output
+    bad = CliRunner().invoke(main, ["analyse", str(csv), "--bias", "PET"])
+    assert bad.exit_code != 0 and "--bias needs --bma" in bad.output

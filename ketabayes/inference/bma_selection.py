@@ -26,8 +26,8 @@ bias with model-averaging. Psychol Methods 28(1):107-122. doi:10.1037/met0000405
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,10 +201,14 @@ def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: Wei
             pm.Deterministic("omega", omega)
             pm.Potential("loglik", weight_function_logpdf(y, se, mu, tau, [omega[j] for j in range(wf.n_weights)],
                                                           wf, sign, xp=pt))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SMC's convergence-check warnings on few chains: MC error is reported
+        log = logging.getLogger("pymc")
+        level = log.level
+        log.setLevel(logging.WARNING)  # no "Initializing SMC sampler..." lines per model
+        try:
             idata = pm.sample_smc(draws=draws, chains=chains, cores=1, random_seed=seed, progressbar=False,
                                   compute_convergence_checks=False, **(smc_kwargs or {}))
+        finally:
+            log.setLevel(level)
     raw = idata["sample_stats"]["log_marginal_likelihood"].values   # per chain; ragged (object) if stages differ
     lml = np.array([_last_finite(raw[c]) for c in range(chains)])
     post = idata["posterior"]
