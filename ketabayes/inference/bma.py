@@ -244,8 +244,9 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
     ----------
     yi, vi : array_like
         Effect estimates and sampling variances.
-    prior_mu : Normal or str
-        Proper normal prior of the average effect under H1.
+    prior_mu : Prior or str
+        Proper prior of the average effect under H1 (normal: closed form in mu; any other
+        proper prior with ``logpdf``, e.g. Student-t: Gauss-Hermite over mu).
     prior_tau : Prior or str
         Proper prior of tau under random effects.
     bias : None, True, str or list of str
@@ -279,9 +280,11 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
     1.0
     """
     prior_mu = parse_prior(prior_mu) if prior_mu is not None else None
-    if not isinstance(prior_mu, Normal):
-        raise PriorError(f"model averaging needs a proper normal prior for mu under H1, got {prior_mu}: with a flat "
+    if prior_mu is None or not prior_mu.proper or prior_mu.support != "real":
+        raise PriorError(f"model averaging needs a proper prior for mu under H1, got {prior_mu}: with a flat "
                          "prior the marginal likelihoods are not defined. Give e.g. prior_mu='normal(0, 1)'")
+    if mu_truncation is not None and not isinstance(prior_mu, Normal):
+        raise PriorError(f"mu_truncation needs a normal prior of mu, got {prior_mu}")
     prior_tau = parse_prior(prior_tau) if prior_tau is not None else None
     if prior_tau is None or not prior_tau.proper:
         raise PriorError(f"model averaging needs a proper prior for tau, got {prior_tau}; e.g. 'halfnormal(0.5)'")

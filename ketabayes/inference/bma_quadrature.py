@@ -33,7 +33,7 @@ from scipy import optimize, special
 from ketabayes.model.priors import Normal, Prior
 from ketabayes.result.marginals import Marginal, MixtureMarginal, PointMass
 
-__all__ = ["QuadratureFit", "fit_quadrature", "TruncatedNormalMixture"]
+__all__ = ["QuadratureFit", "fit_quadrature", "TruncatedNormalMixture", "GridMarginal"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -93,6 +93,67 @@ class TruncatedNormalMixture(Marginal):
             z = optimize.brentq(lambda t: float(self._cdf_z(np.array(t))) - qq, 0.0, hi, xtol=1e-13, rtol=1e-14)
             out[idx] = self.sign * z
         return out
+
+
+_N_HERMITE = 48
+
+
+class GridMarginal(Marginal):
+    """A continuous marginal given by its density on a fine grid (CDF by the cumulative trapezoid rule).
+
+    Used for the average effect under a non-normal prior: given ``(tau, beta)`` its posterior is
+    ``N(mu; mhat, s**2) p(mu)`` (normalised), mixed over the quadrature nodes.
+    """
+
+    exact = True
+
+    def __init__(self, x, pdf):
+        from scipy.integrate import cumulative_trapezoid
+
+        self.x = np.asarray(x, dtype=float)
+        p = np.maximum(np.asarray(pdf, dtype=float), 0.0)
+        c = cumulative_trapezoid(p, self.x, initial=0.0)
+        self.p = p / c[-1]
+        self.c = c / c[-1]
+
+    @classmethod
+    def from_components(cls, weights, means, sds, prior, n: int = 6001):
+        w = np.asarray(weights, dtype=float)
+        keep = w > 1e-12 * w.max()
+        w, m, s = w[keep] / w[keep].sum(), np.asarray(means)[keep], np.asarray(sds)[keep]
+        # a dense grid over the bulk of the mixture plus a coarser one out to every component's +/- 12 sd
+        # (components far in the tau tail are wide and carry little weight)
+        mean = float(w @ m)
+        sd = float(np.sqrt(w @ (s**2 + m**2) - mean**2))
+        x = np.unique(np.concatenate([np.linspace(mean - 12 * sd, mean + 12 * sd, n),
+                                      np.linspace(float(np.min(m - 12 * s)), float(np.max(m + 12 * s)), n // 3)]))
+        # component j: N(x; m_j, s_j) p(x) / Z_j, Z_j by the same grid
+        lp = np.asarray(prior.logpdf(x), dtype=float)
+        dens = np.zeros_like(x)
+        for chunk in np.array_split(np.arange(w.size), max(1, w.size // 200)):
+            z = (x[None, :] - m[chunk, None]) / s[chunk, None]
+            comp = np.exp(-0.5 * z * z + lp[None, :] - np.max(lp)) / s[chunk, None]
+            norm = np.trapezoid(comp, x, axis=1)
+            dens += (w[chunk] / norm) @ comp
+        return cls(x, dens)
+
+    def cdf(self, x):
+        return np.interp(np.asarray(x, dtype=float), self.x, self.c, left=0.0, right=1.0)
+
+    def pdf(self, x):
+        return np.interp(np.asarray(x, dtype=float), self.x, self.p, left=0.0, right=0.0)
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        return np.interp(q, self.c, self.x)
+
+    @property
+    def mean(self) -> float:
+        return float(np.trapezoid(self.x * self.p, self.x))
+
+    @property
+    def sd(self) -> float:
+        return float(np.sqrt(max(np.trapezoid(self.x**2 * self.p, self.x) - self.mean**2, 0.0)))
 
 
 @dataclass
@@ -158,8 +219,11 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
     ----------
     yi, vi : array_like
         Effect estimates and sampling variances.
-    prior_mu : Normal or None
-        Prior of the average effect; ``None``: ``mu = 0`` (no effect).
+    prior_mu : Prior or None
+        Prior of the average effect; ``None``: ``mu = 0`` (no effect). A normal prior is
+        integrated in closed form; any other proper prior (with ``logpdf``, e.g. Student-t)
+        by 48-point Gauss-Hermite quadrature against the likelihood of ``mu`` given the other
+        parameters, and its posterior is then a :class:`GridMarginal`.
     prior_tau : Prior or None
         Prior of ``tau`` (proper); ``None``: fixed effect (``tau = 0``).
     x : array_like, optional
@@ -189,10 +253,14 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
     v = np.asarray(vi, dtype=float)
     xm = None if x is None else np.asarray(x, dtype=float)
     m0 = s0 = None
-    if prior_mu is not None:
+    general = prior_mu is not None and not isinstance(prior_mu, Normal)
+    if general and mu_sign:
+        raise ValueError("a directional (truncated) prior of mu is only available for a normal prior")
+    if prior_mu is not None and not general:
         m0, s0 = float(prior_mu.mu), float(prior_mu.sigma)
         if mu_sign:
             prior_mass = float(special.ndtr(mu_sign * m0 / s0))
+    gh_x, gh_w = special.roots_hermite(_N_HERMITE)
 
     def logdens(u, s):
         """log p(y | tau=e^u, beta=sign e^s) (mu integrated out); u, s broadcastable arrays or None."""
@@ -205,6 +273,16 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
         base = -0.5 * (y.size * _LOG_2PI - np.log(w).sum(-1))
         if prior_mu is None:
             return base - 0.5 * (w * r * r).sum(-1), None, None
+        if general:
+            # likelihood of mu given (tau, beta): N(mu; mhat, 1/W); E over it of p(mu) by Gauss-Hermite
+            big_w = w.sum(-1)
+            mhat = (w * r).sum(-1) / big_w
+            sd_l = 1.0 / np.sqrt(big_w)
+            nodes = mhat[..., None] + math.sqrt(2.0) * sd_l[..., None] * gh_x
+            lp = np.asarray(prior_mu.logpdf(nodes), dtype=float)
+            log_e = special.logsumexp(lp + np.log(gh_w), axis=-1) - 0.5 * math.log(math.pi)
+            out = base - 0.5 * ((w * r * r).sum(-1) - big_w * mhat**2) + 0.5 * np.log(2 * math.pi / big_w) + log_e
+            return out, mhat, sd_l
         prec = w.sum(-1) + 1.0 / s0**2
         mean = ((w * r).sum(-1) + m0 / s0**2) / prec
         out = base - 0.5 * np.log(s0**2 * prec) - 0.5 * ((w * r * r).sum(-1) + m0**2 / s0**2 - prec * mean**2)
@@ -230,8 +308,12 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
     if not free:
         ld, mean, sd = logdens(None, None)
         log_ml = float(ld)
-        mu = PointMass(0.0) if prior_mu is None else (
-            TruncatedNormalMixture([1.0], [mean], [sd], mu_sign) if mu_sign else MixtureMarginal([1.0], [mean], [sd]))
+        if general:
+            mu = GridMarginal.from_components(np.ones(1), np.atleast_1d(mean), np.atleast_1d(sd), prior_mu)
+        else:
+            mu = PointMass(0.0) if prior_mu is None else (
+                TruncatedNormalMixture([1.0], [mean], [sd], mu_sign) if mu_sign
+                else MixtureMarginal([1.0], [mean], [sd]))
         return QuadratureFit(log_ml, mu, None, None, None, None, 1)
     # scan (profile over the other axis) and place panels
     if free == ["u"]:
@@ -269,6 +351,9 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
     wts = wts / total
     if prior_mu is None:
         mu = PointMass(0.0)
+    elif general:
+        mu = GridMarginal.from_components(wts.ravel(), np.broadcast_to(mean, wts.shape).ravel(),
+                                          np.broadcast_to(sd, wts.shape).ravel(), prior_mu)
     else:
         mean_b = np.broadcast_to(mean, wts.shape).ravel()
         sd_b = np.broadcast_to(sd, wts.shape).ravel()
