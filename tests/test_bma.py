@@ -401,3 +401,26 @@ def test_student_t_posterior_against_brute_force_grid():
     cond = ens.averaged("mu", "effect")
     assert np.allclose(cond.ppf(np.array([0.025, 0.5, 0.975])), ref_q, atol=1e-3)
     assert cond.mean == pytest.approx(np.trapezoid(mu * dens, mu) / np.trapezoid(dens, mu), abs=1e-4)
+
+
+# ---------------------------------------------------------------- risk of bias
+def test_risk_of_bias_shift_model(tmp_path):
+    """FE-H1-RoB: y ~ N(mu + delta x, v), delta < 0 (benefit lower); mu by the MVN density, delta by scipy's quad."""
+    x = np.array([1, 0, 0, 1, 0, 1, 0], dtype=float)
+    df = pd.DataFrame({"study": [f"S{i}" for i in range(7)], "yi": Y, "vi": V,
+                       "rob": np.where(x == 1, "High", "low")})
+    res = kb.bma(df, prior_mu="normal(0, 0.5)", prior_tau="halfnormal(0.3)", bias="RoB", rob="rob",
+                 prior_rob="halfnormal(0.4)", benefit="lower", mcid=0.1, seed=1)
+    cov = np.diag(V) + 0.25
+    g = lambda d: math.exp(stats.multivariate_normal(-d * x, cov).logpdf(Y) + stats.halfnorm.logpdf(d, scale=0.4))  # noqa: E731
+    ref = math.log(integrate.quad(g, 0, 5, epsabs=1e-15, epsrel=1e-11)[0])
+    tab = res.models.set_index("model")
+    assert tab.loc["FE-H1-RoB", "log_ml"] == pytest.approx(ref, abs=1e-7)
+    assert res.inclusion_bf("RoB")["prior_prob"] == pytest.approx(0.5)
+    back = kb.load_result(res.to_netcdf(tmp_path / "rob.nc"))
+    pd.testing.assert_frame_equal(back.models, res.models)
+    with pytest.raises(KetabayesError, match="column 'rob'"):
+        kb.bma(df.assign(rob=[None] + ["low"] * 6), prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)",
+               bias="RoB", rob="rob")
+    with pytest.raises(PriorError, match="rob="):
+        kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB")

@@ -42,7 +42,7 @@ import pandas as pd
 from ketabayes.errors import PriorError
 from ketabayes.inference.bma_quadrature import fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, SMCFit, fit_smc
-from ketabayes.model.priors import HalfCauchy, Normal, Prior, parse_prior
+from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal, Prior, parse_prior
 from ketabayes.result.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
 
 __all__ = ["ModelSpec", "ModelFit", "Ensemble", "fit_ensemble", "ensemble_specs", "BIAS_SETS"]
@@ -51,6 +51,9 @@ __all__ = ["ModelSpec", "ModelFit", "Ensemble", "fit_ensemble", "ensemble_specs"
 _ROBMA_BIAS_WEIGHTS = {**{k: 1.0 / 12.0 for k in WEIGHT_FUNCTIONS}, "PET": 0.25, "PEESE": 0.25}
 
 #: named sets of bias models accepted by ``bias=``
+#: every bias model and its within-bias prior weight; "RoB": a shift of the trials at high risk of bias
+_BIAS_WEIGHTS = {**_ROBMA_BIAS_WEIGHTS, "RoB": 0.25}
+
 BIAS_SETS = {"robma": tuple(_ROBMA_BIAS_WEIGHTS), "pet-peese": ("PET", "PEESE"),
              "selection": tuple(WEIGHT_FUNCTIONS)}
 
@@ -105,9 +108,9 @@ def _resolve_bias(bias) -> tuple:
         bias = [bias]
     out = []
     for b in bias:
-        name = {"pet": "PET", "peese": "PEESE"}.get(str(b).lower(), str(b))
-        if name not in _ROBMA_BIAS_WEIGHTS:
-            raise PriorError(f"unknown bias model {b!r}: use 'PET', 'PEESE', one of the weight functions "
+        name = {"pet": "PET", "peese": "PEESE", "rob": "RoB"}.get(str(b).lower(), str(b))
+        if name not in _BIAS_WEIGHTS:
+            raise PriorError(f"unknown bias model {b!r}: use 'PET', 'PEESE', 'RoB', one of the weight functions "
                              f"{', '.join(WEIGHT_FUNCTIONS)} or a set: {', '.join(BIAS_SETS)}")
         out.append(name)
     return tuple(dict.fromkeys(out))
@@ -135,14 +138,14 @@ def ensemble_specs(bias=None, prior_probs=None) -> list[ModelSpec]:
                 raise PriorError(f"prior_probs[{k!r}] must be a probability in [0, 1], got {v!r}")
     elif prior_probs is not None:
         per_model = np.asarray(prior_probs, dtype=float)
-    wsum = sum(_ROBMA_BIAS_WEIGHTS[b] for b in biases)
+    wsum = sum(_BIAS_WEIGHTS[b] for b in biases)
     specs = []
     for het in (False, True):
         for eff in (False, True):
             base = (p["effect"] if eff else 1 - p["effect"]) * (p["heterogeneity"] if het else 1 - p["heterogeneity"])
             specs.append(ModelSpec(eff, het, "none", base * (1 - p["bias"])))
             for b in biases:
-                specs.append(ModelSpec(eff, het, b, base * p["bias"] * _ROBMA_BIAS_WEIGHTS[b] / wsum))
+                specs.append(ModelSpec(eff, het, b, base * p["bias"] * _BIAS_WEIGHTS[b] / wsum))
     if per_model is not None:
         if per_model.shape != (len(specs),) or np.any(per_model < 0) or per_model.sum() <= 0:
             raise PriorError(f"prior_probs needs {len(specs)} non-negative numbers (one per model: "
@@ -188,7 +191,7 @@ class Ensemble:
             return np.array([f.spec.heterogeneity for f in self.fits])
         if component == "bias":
             return np.array([f.spec.bias != "none" for f in self.fits])
-        if component in ("PET", "PEESE", *WEIGHT_FUNCTIONS):
+        if component in ("PET", "PEESE", "RoB", *WEIGHT_FUNCTIONS):
             return np.array([f.spec.bias == component for f in self.fits])
         if component == "selection":
             return np.array([f.spec.bias in WEIGHT_FUNCTIONS for f in self.fits])
@@ -237,7 +240,8 @@ def _tau_marginal(fit_q) -> Marginal:
 
 def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, benefit: str = "higher",
                  mu_truncation: str | None = None, prior_pet: Prior | None = None, prior_peese: Prior | None = None,
-                 smc_draws: int = 500, smc_chains: int = 4, seed: int = 0, smc_cache: dict | None = None) -> Ensemble:
+                 smc_draws: int = 500, smc_chains: int = 4, seed: int = 0, smc_cache: dict | None = None,
+                 rob=None, prior_rob: Prior | None = None) -> Ensemble:
     """Fit every model of the ensemble.
 
     Parameters
@@ -265,6 +269,10 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         SMC settings of the selection models.
     smc_cache : dict, optional
         ``label -> SMCFit`` of selection models already fitted (used when a saved result is loaded).
+    rob : array_like of bool, optional
+        Trials at high risk of bias, for the ``"RoB"`` bias model: ``y_i ~ N(mu + delta rob_i, v_i +
+        tau**2)``, the trials at high risk shifted by ``delta`` towards benefit (``|delta| ~ prior_rob``,
+        default ``HalfNormal(0.5)``); ``mu`` is then the effect in trials at low risk of bias.
 
     Returns
     -------
@@ -320,6 +328,10 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
             x, prior_b = se, prior_pet
         elif spec.bias == "PEESE":
             x, prior_b = v, prior_peese
+        elif spec.bias == "RoB":
+            if rob is None:
+                raise PriorError("the 'RoB' bias model needs the trials at high risk of bias (rob=...)")
+            x, prior_b = np.asarray(rob, dtype=float), prior_rob or HalfNormal(0.5)
         q = fit_quadrature(y, v, prior_mu=pm_, prior_tau=pt_, x=x, prior_beta=prior_b, beta_sign=sign,
                            mu_sign=mu_sign)
         beta = WeightedDrawsMarginal(q.beta_nodes, q.beta_weights) if q.beta_nodes is not None else None

@@ -18,8 +18,8 @@ __all__ = ["bma"]
 def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None, mcid: float | None = None,
         benefit: str = "lower", harm: float | None = None, measure: str | None = None,
         mu_truncation: str | None = None, prior_pet=None, prior_peese=None, smc_draws: int = 500,
-        smc_chains: int = 4, seed: int | None = None, study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi",
-        sei: str = "sei"):
+        smc_chains: int = 4, seed: int | None = None, rob: str | None = None, rob_high=("high",), prior_rob=None,
+        study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
     """Fit the ensemble fixed/random x effect/no effect (x bias) and average over it.
 
     Parameters
@@ -52,6 +52,13 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         Particles and independent runs of the SMC estimates of the selection models.
     seed : int, optional
         Seed of the SMC runs (recorded).
+    rob : str, optional
+        Column with each trial's risk of bias (e.g. ``"low"``, ``"some concerns"``, ``"high"``), for the
+        ``"RoB"`` bias model (``bias=["RoB", ...]``): trials whose value is in ``rob_high`` are shifted
+        by ``delta`` towards benefit, ``|delta| ~ prior_rob`` (default ``halfnormal(0.5)``, on the
+        analysis scale); ``mu`` is then the effect in the other trials.
+    rob_high : sequence
+        Values of ``rob`` that count as high risk of bias (compared case-insensitively as text).
 
     Returns
     -------
@@ -78,11 +85,13 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     m = RandomEffectsModel(data, prior_mu=prior_mu, prior_tau=prior_tau, measure=measure, study=study, yi=yi,
                            vi=vi, sei=sei)
     seed = draw_seed(seed)
+    rob_x = _rob_indicator(m, rob, rob_high) if rob is not None else None
+    prior_rob = parse_prior(prior_rob) if prior_rob is not None else None
     prior_pet = parse_prior(prior_pet) if prior_pet is not None else HalfCauchy(1.0)
     prior_peese = parse_prior(prior_peese) if prior_peese is not None else HalfCauchy(5.0)
     ens = fit_ensemble(m.yi, m.vi, prior_mu=m.prior_mu, prior_tau=m.prior_tau, bias=bias, prior_probs=prior_probs,
                        benefit=benefit, mu_truncation=mu_truncation, prior_pet=prior_pet, prior_peese=prior_peese,
-                       smc_draws=smc_draws, smc_chains=smc_chains, seed=seed)
+                       smc_draws=smc_draws, smc_chains=smc_chains, seed=seed, rob=rob_x, prior_rob=prior_rob)
     biases = list(_resolve_bias(bias))
     thresholds = make_thresholds(mcid, m.measure, benefit, harm)
     engine = "quadrature+smc" if any(f.method == "smc" for f in ens.fits) else "quadrature"
@@ -94,11 +103,32 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     settings["engine_settings"] = {
         "bias": biases, "prior_probs": [f.spec.prior_prob for f in ens.fits], "bias_direction": benefit,
         "mu_truncation": mu_truncation, "prior_pet": prior_entry(prior_pet), "prior_peese": prior_entry(prior_peese),
-        "smc_draws": int(smc_draws), "smc_chains": int(smc_chains)}
+        "smc_draws": int(smc_draws), "smc_chains": int(smc_chains), "rob": rob,
+        "prior_rob": prior_entry(prior_rob)}
     tree = az.from_dict({"posterior": {}, "observed_data": {"y": m.yi}, "constant_data": {"vi": m.vi}},
                         dims={"y": [dims.STUDY], "vi": [dims.STUDY]}, coords={dims.STUDY: m.studies})
     tree = _add_model_groups(tree, ens)
+    if rob_x is not None:
+        import xarray as xr
+
+        const = tree["constant_data"].to_dataset().assign(rob_high=((dims.STUDY,), rob_x.astype(float)))
+        tree["constant_data"] = xr.DataTree(const)
     return BMAResult(tree, settings, ens)
+
+
+def _rob_indicator(m, column: str, high) -> np.ndarray:
+    """1.0 for the trials at high risk of bias, 0.0 otherwise; a missing value raises a DataError."""
+    from ketabayes.errors import DataError
+
+    if column not in m.data.columns:
+        raise DataError(f"column {column!r} (risk of bias) not found; columns: {', '.join(map(str, m.data.columns))}")
+    vals = m.data[column]
+    missing = vals.isna()
+    if missing.any():
+        raise DataError(f"study {m.studies[int(np.flatnonzero(missing)[0])]!r}, column {column!r}: risk of bias is "
+                        "missing; give every trial a value (e.g. 'low', 'some concerns', 'high')")
+    levels = {str(h).strip().lower() for h in high}
+    return np.array([str(v).strip().lower() in levels for v in vals], dtype=float)
 
 
 def _add_model_groups(tree, ens):

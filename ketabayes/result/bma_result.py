@@ -133,5 +133,7 @@ class BMAResult(ResultBase):
                            bias=es["bias"] or None, prior_probs=es["prior_probs"], benefit=es["bias_direction"],
                            mu_truncation=es["mu_truncation"], prior_pet=_prior(es["prior_pet"]),
                            prior_peese=_prior(es["prior_peese"]), smc_draws=es["smc_draws"],
-                           smc_chains=es["smc_chains"], seed=settings["seed"], smc_cache=cache)
+                           smc_chains=es["smc_chains"], seed=settings["seed"], smc_cache=cache,
+                           rob=(tree["constant_data"]["rob_high"].values if "rob_high" in tree["constant_data"] else None),
+                           prior_rob=_prior(es.get("prior_rob")))
         return cls(tree, settings, ens, diagnostics=diagnostics)
