@@ -39,7 +39,8 @@ def dblquad_reference(y, v):
     out = [stats.norm.logpdf(y, 0, se).sum()]
     mhat = float(np.sum(y / v) / np.sum(1 / v))  # the likelihood of mu is sharp (ISIS-4): tell quad where
     out.append(math.log(integrate.quad(lambda m: math.exp(stats.norm.logpdf(y, m, se).sum()
-                                                          + stats.norm.logpdf(m, 0, 1)), -5, 5, points=[mhat])[0]))
+                                                          + stats.norm.logpdf(m, 0, 1)), mhat - 1, mhat + 1,
+                                       points=[mhat], epsabs=0.0, epsrel=1e-10, limit=200)[0]))
     out.append(math.log(integrate.quad(lambda t: math.exp(stats.norm.logpdf(y, 0, np.sqrt(v + t * t)).sum()
                                                           + stats.halfnorm.logpdf(t, scale=0.5)), 0, 5)[0]))
     out.append(math.log(integrate.dblquad(
