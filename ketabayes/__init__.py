@@ -64,8 +64,10 @@ _LAZY = {
     "ExactBinomial": "ketabayes.inference.exact_binomial",
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
+    "bma": "ketabayes.model.bma",
     # result
     "MetaResult": "ketabayes.result.result",
+    "BMAResult": "ketabayes.result.bma_result",
     "load_result": "ketabayes.result.io",
     "ResultBase": "ketabayes.result.base",
     "decision_probabilities": "ketabayes.result.decision",
@@ -82,6 +84,9 @@ _LAZY = {
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",
     "plot_funnel": "ketabayes.reporting.funnel",
+    "plot_bma_mean": "ketabayes.reporting.bma_plots",
+    "plot_model_probabilities": "ketabayes.reporting.bma_plots",
+    "plot_weight_function": "ketabayes.reporting.bma_plots",
     "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
     "plot_tornado": "ketabayes.reporting.robustness_plot",
     # errors

@@ -248,8 +248,12 @@ def _check_thresholds(mcid, measure, benefit, harm):
               help="Write the machine-readable result here; '-' writes it to stdout (the text report then "
                    "goes to stderr).")
 @click.option("--quiet", "-q", is_flag=True, help="No text report (warnings and errors still go to stderr).")
+@click.option("--bma", is_flag=True, help="Bayesian model averaging over fixed/random x effect/no effect "
+              "(needs proper --prior-mu and --prior-tau).")
+@click.option("--bias", help='With --bma: bias models, "pet-peese", "robma" (36 models, slow: SMC) or names '
+              'like "PET,PEESE,2s.05".')
 def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
-            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet):
+            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
@@ -271,6 +275,13 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     es, m, label = _load_table(data, outcome, measure, study, columns,
                                {"add": add, "to": to, "drop00": drop00}, note=out)
     _check_thresholds(mcid, m, benefit, harm)
+    if bias and not bma:
+        raise click.UsageError("--bias needs --bma")
+    if bma:
+        if by or fixed or prior_sd:
+            raise click.UsageError("--bma cannot be combined with --by, --fixed or --prior-sd")
+        _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out)
+        return
     if by:
         from ketabayes.model.hierarchical import HierarchicalModel
 
@@ -313,6 +324,35 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if json_path is not None:
         text = to_json(res.to_dict(), indent=2)
         if json_stdout:
+            click.echo(text)
+        else:
+            json_path.write_text(text)
+            out(f"\nJSON written to {json_path}")
+
+
+def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out):
+    import pandas as pd
+
+    from ketabayes.model.bma import bma
+    from ketabayes.reporting.text import format_decision_table
+    from ketabayes.result.provenance import to_json
+
+    if bias and "," in bias:
+        bias = [b.strip() for b in bias.split(",") if b.strip()]
+    res = bma(es, prior_mu=prior_mu, prior_tau=prior_tau, bias=bias or None, mcid=mcid, benefit=benefit, harm=harm,
+              measure=m, seed=seed)
+    out(f"Data: {label}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        out("Bayesian model averaging: models")
+        out(res.models.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out("\nInclusion Bayes factors:")
+        out(res.inclusion_table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if mcid is not None:
+        out(f"\nDecision table, model-averaged ({res.thresholds.describe(m)}):")
+        out(format_decision_table(res.decision_table(), m, label_cols=("target",)))
+    if json_path is not None:
+        text = to_json(res.to_dict(), indent=2)
+        if str(json_path) == "-":
             click.echo(text)
         else:
             json_path.write_text(text)

@@ -19,11 +19,12 @@ __all__ = ["load_result", "RESULT_CLASSES"]
 
 
 def _classes() -> dict:
+    from ketabayes.result.bma_result import BMAResult
     from ketabayes.result.hierarchical_result import HierarchicalResult
     from ketabayes.result.result import MetaResult
 
     return {"random effects": MetaResult, "fixed effect": MetaResult, "hierarchical": HierarchicalResult,
-            "binomial": HierarchicalResult}
+            "binomial": HierarchicalResult, "bma": BMAResult}
 
 
 #: model type stored in a file -> result class (filled on first use)

@@ -1,0 +1,163 @@
+"""``kb.bma``: Bayesian model-averaged meta-analysis (metaBMA / RoBMA style), optionally bias-adjusted.
+
+The data are read and checked as by :class:`~ketabayes.model.random_effects.RandomEffectsModel`;
+the ensemble is fitted by :func:`ketabayes.inference.bma.fit_ensemble` and returned as a
+:class:`~ketabayes.result.bma_result.BMAResult`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ketabayes import dims
+
+__all__ = ["bma"]
+
+
+def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None, mcid: float | None = None,
+        benefit: str = "lower", harm: float | None = None, measure: str | None = None,
+        mu_truncation: str | None = None, prior_pet=None, prior_peese=None, smc_draws: int = 500,
+        smc_chains: int = 4, seed: int | None = None, rob: str | None = None, rob_high=("high",), prior_rob=None,
+        study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
+    """Fit the ensemble fixed/random x effect/no effect (x bias) and average over it.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Effect sizes ``yi`` with ``vi`` (or ``sei``), one row per study.
+    prior_mu : Normal or str
+        Proper normal prior of the average effect under "effect" (e.g. ``"normal(0, 1)"``).
+    prior_tau : Prior or str
+        Proper prior of tau under "heterogeneity" (e.g. ``"halfnormal(0.5)"``).
+    bias : None, True, str or list of str
+        Bias-adjustment models: ``None`` (none: 4 models), ``True`` / ``"robma"`` (RoBMA-PSMA:
+        six step weight functions, PET and PEESE: 36 models), ``"pet-peese"`` (12 models),
+        ``"selection"`` or names (``"PET"``, ``"PEESE"``, ``"2s.05"``, ``"1s.025.05"``, ...).
+    prior_probs : None, dict or sequence
+        Prior model probabilities: default 1/2 for each of effect, heterogeneity and bias (RoBMA's
+        split within bias); a dict ``{"effect": p, "heterogeneity": p, "bias": p}``; or one number
+        per model in the order of :attr:`BMAResult.models`.
+    mcid, benefit, harm : optional
+        Decision thresholds (see :class:`~ketabayes.result.decision.Thresholds`). ``benefit`` also
+        sets the direction of small-study effects and of the one-sided p-values of the selection
+        models: publication favours results on the benefit side.
+    measure : str, optional
+        Effect measure (``"OR"``, ``"SMD"``...); default from ``data``.
+    mu_truncation : {None, "positive", "negative"}
+        Directional prior of the average effect (its normal prior truncated to one side of 0).
+    prior_pet, prior_peese : Prior, optional
+        Priors of ``|beta|`` (default RoBMA's half-Cauchy(1) and half-Cauchy(5)).
+    smc_draws, smc_chains : int
+        Particles and independent runs of the SMC estimates of the selection models.
+    seed : int, optional
+        Seed of the SMC runs (recorded).
+    rob : str, optional
+        Column with each trial's risk of bias (e.g. ``"low"``, ``"some concerns"``, ``"high"``), for the
+        ``"RoB"`` bias model (``bias=["RoB", ...]``): trials whose value is in ``rob_high`` are shifted
+        by ``delta`` towards benefit, ``|delta| ~ prior_rob`` (default ``halfnormal(0.5)``, on the
+        analysis scale); ``mu`` is then the effect in the other trials.
+    rob_high : sequence
+        Values of ``rob`` that count as high risk of bias (compared case-insensitively as text).
+
+    Returns
+    -------
+    BMAResult
+
+    Examples
+    --------
+    >>> import pandas as pd, ketabayes as kb
+    >>> df = pd.DataFrame({"yi": [0.3, 0.1, 0.5], "vi": [0.04, 0.09, 0.05]})
+    >>> res = kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", benefit="higher", seed=1)
+    >>> list(res.models["model"])
+    ['FE-H0', 'FE-H1', 'RE-H0', 'RE-H1']
+    >>> bool(res.inclusion_bf("effect")["bf"] > 1)
+    True
+    """
+    import arviz as az
+
+    from ketabayes.inference.bma import _resolve_bias, fit_ensemble
+    from ketabayes.model._fit_common import draw_seed, fit_settings, make_thresholds, prior_entry
+    from ketabayes.model.priors import HalfCauchy, parse_prior
+    from ketabayes.model.random_effects import RandomEffectsModel
+    from ketabayes.result.bma_result import BMAResult
+
+    m = RandomEffectsModel(data, prior_mu=prior_mu, prior_tau=prior_tau, measure=measure, study=study, yi=yi,
+                           vi=vi, sei=sei)
+    seed = draw_seed(seed)
+    rob_x = _rob_indicator(m, rob, rob_high) if rob is not None else None
+    prior_rob = parse_prior(prior_rob) if prior_rob is not None else None
+    prior_pet = parse_prior(prior_pet) if prior_pet is not None else HalfCauchy(1.0)
+    prior_peese = parse_prior(prior_peese) if prior_peese is not None else HalfCauchy(5.0)
+    ens = fit_ensemble(m.yi, m.vi, prior_mu=m.prior_mu, prior_tau=m.prior_tau, bias=bias, prior_probs=prior_probs,
+                       benefit=benefit, mu_truncation=mu_truncation, prior_pet=prior_pet, prior_peese=prior_peese,
+                       smc_draws=smc_draws, smc_chains=smc_chains, seed=seed, rob=rob_x, prior_rob=prior_rob)
+    biases = list(_resolve_bias(bias))
+    thresholds = make_thresholds(mcid, m.measure, benefit, harm)
+    engine = "quadrature+smc" if any(f.method == "smc" for f in ens.fits) else "quadrature"
+    settings = fit_settings("bma", engine, m.measure,
+                            priors={"prior_mu": prior_entry(m.prior_mu, short=True),
+                                    "prior_tau": prior_entry(m.prior_tau)},
+                            thresholds=thresholds, seed=seed, draws=smc_draws, chains=smc_chains,
+                            excluded=m.excluded, data_hash=m.data_hash())
+    settings["engine_settings"] = {
+        "bias": biases, "prior_probs": [f.spec.prior_prob for f in ens.fits], "bias_direction": benefit,
+        "mu_truncation": mu_truncation, "prior_pet": prior_entry(prior_pet), "prior_peese": prior_entry(prior_peese),
+        "smc_draws": int(smc_draws), "smc_chains": int(smc_chains), "rob": rob,
+        "prior_rob": prior_entry(prior_rob)}
+    tree = az.from_dict({"posterior": {}, "observed_data": {"y": m.yi}, "constant_data": {"vi": m.vi}},
+                        dims={"y": [dims.STUDY], "vi": [dims.STUDY]}, coords={dims.STUDY: m.studies})
+    tree = _add_model_groups(tree, ens)
+    if rob_x is not None:
+        import xarray as xr
+
+        const = tree["constant_data"].to_dataset().assign(rob_high=((dims.STUDY,), rob_x.astype(float)))
+        tree["constant_data"] = xr.DataTree(const)
+    return BMAResult(tree, settings, ens)
+
+
+def _rob_indicator(m, column: str, high) -> np.ndarray:
+    """1.0 for the trials at high risk of bias, 0.0 otherwise; a missing value raises a DataError."""
+    from ketabayes.errors import DataError
+
+    if column not in m.data.columns:
+        raise DataError(f"column {column!r} (risk of bias) not found; columns: {', '.join(map(str, m.data.columns))}")
+    vals = m.data[column]
+    missing = vals.isna()
+    if missing.any():
+        raise DataError(f"study {m.studies[int(np.flatnonzero(missing)[0])]!r}, column {column!r}: risk of bias is "
+                        "missing; give every trial a value (e.g. 'low', 'some concerns', 'high')")
+    levels = {str(h).strip().lower() for h in high}
+    return np.array([str(v).strip().lower() in levels for v in vals], dtype=float)
+
+
+def _add_model_groups(tree, ens):
+    """Model table in ``constant_data``; posterior model probabilities and SMC output in ``posterior``."""
+    import xarray as xr
+
+    tab = ens.models()
+    const = tree["constant_data"].to_dataset()
+    const = const.assign({c: (("model",), tab[c].to_numpy(dtype=float)) for c in ("prior_prob", "log_ml", "log_ml_se")})
+    const = const.assign_coords(model=tab["model"].to_numpy(dtype=str))
+    post = {"post_prob": (("model",), ens.post_probs)}
+    smc = [f for f in ens.fits if f.smc is not None]
+    coords = {"model": tab["model"].to_numpy(dtype=str)}
+    if smc:
+        n = max(f.smc.log_ml_chains.size for f in smc)
+        nd = max((f.smc.mu if f.smc.mu is not None else f.smc.omega).shape[0] for f in smc)
+        nw = max(f.smc.omega.shape[1] for f in smc)
+
+        def pad(a, shape):
+            out = np.full(shape, np.nan)
+            if a is not None:
+                out[tuple(slice(0, s) for s in a.shape)] = a
+            return out
+
+        post["log_ml_chains"] = (("smc_model", "smc_chain"), np.stack([pad(f.smc.log_ml_chains, (n,)) for f in smc]))
+        post["mu_smc"] = (("smc_model", "sample"), np.stack([pad(f.smc.mu, (nd,)) for f in smc]))
+        post["tau_smc"] = (("smc_model", "sample"), np.stack([pad(f.smc.tau, (nd,)) for f in smc]))
+        post["omega_smc"] = (("smc_model", "sample", "weight"), np.stack([pad(f.smc.omega, (nd, nw)) for f in smc]))
+        coords["smc_model"] = np.array([f.spec.label for f in smc], dtype=str)
+    tree["constant_data"] = xr.DataTree(const)
+    tree["posterior"] = xr.DataTree(xr.Dataset(post, coords=coords))
+    return tree
