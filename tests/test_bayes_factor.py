@@ -218,10 +218,10 @@ def test_model_averaged_decisions_match_spike_and_slab_closed_form(benefit):
     for d in (bf.decision_probabilities(th, "mean"), decision_probabilities_mixed(averaged, th)):
         for k, v in expect.items():
             assert d[k] == pytest.approx(v, abs=1e-12), k
-    # the plain CDF-based function would count the atom at 0 as "any benefit" when lower is better
-    naive = decision_probabilities(averaged, th)["p_any_benefit"]
-    if benefit == "lower":
-        assert naive == pytest.approx(expect["p_any_benefit"] + (1 - w1), abs=1e-12)
+    # the general function agrees: an atom at 0 is not "any benefit" in either direction
+    plain = decision_probabilities(averaged, th)
+    for k, v in expect.items():
+        assert plain[k] == pytest.approx(v, abs=1e-12), k
     # for a continuous marginal both functions agree
     cont = MixtureMarginal([1.0], [m1], [s1])
     assert decision_probabilities_mixed(cont, th) == decision_probabilities(cont, th)

@@ -275,3 +275,16 @@ def test_verdict_on_arrays_and_missing_probabilities():
 def test_verdict_cutoff_must_be_in_half_open_interval(cutoff, which):
     with pytest.raises(KetabayesError, match=rf"verdict cut-off '{which}' must be in \(0.5, 1\]"):
         VerdictRule(**{which: cutoff})
+
+
+def test_a_point_mass_at_zero_is_not_any_benefit_in_either_direction():
+    from ketabayes.result.decision import Thresholds, decision_probabilities
+    from ketabayes.result.marginals import MixedMarginal, MixtureMarginal, PointMass
+
+    # half the mass at exactly 0, half N(-1, 0.1^2) (essentially all below 0)
+    m = MixedMarginal([0.5, 0.5], [PointMass(0.0), MixtureMarginal([1.0], [-1.0], [0.1])])
+    lower = decision_probabilities(m, Thresholds(0.5, "lower"))
+    assert lower["p_any_benefit"] == pytest.approx(0.5, abs=1e-12)
+    assert lower["p_trivial"] == pytest.approx(0.5 + 0.5 * stats.norm.sf(-0.5, -1.0, 0.1), abs=1e-9)
+    higher = decision_probabilities(m, Thresholds(0.5, "higher"))
+    assert higher["p_any_benefit"] == pytest.approx(0.0, abs=1e-12)

@@ -153,7 +153,8 @@ def decision_probabilities(marginal: Marginal, thresholds: Thresholds) -> dict[s
     lo, hi = thresholds.cuts()
     c_lo, c_hi, c_0 = (float(v) for v in marginal.cdf(np.array([lo, hi, 0.0])))
     if thresholds.benefit == "lower":
-        p_benefit, p_harm, p_any = c_lo, 1.0 - c_hi, c_0
+        # strictly below 0: an atom at exactly 0 (the no-effect model of an average) is no benefit at all
+        p_benefit, p_harm, p_any = c_lo, 1.0 - c_hi, float(np.asarray(marginal.prob_below(0.0)))
     else:
         p_benefit, p_harm, p_any = 1.0 - c_hi, c_lo, 1.0 - c_0
     return {"p_benefit": p_benefit, "p_trivial": c_hi - c_lo, "p_harm": p_harm, "p_any_benefit": p_any}
