@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.model.random_effects import RandomEffectsModel
-from ketabayes.reporting.sensitivity import sensitivity_grid
+from ketabayes.sensitivity import sensitivity_grid
 
 
 def simulated_review(k: int = 67, seed: int = 2026) -> pd.DataFrame:

@@ -6,7 +6,8 @@ The pipeline, one sub-package per stage::
     model      priors, the normal-normal random-effects model, hierarchical models
     inference  exact (integration over tau), NUTS (PyMC), frequentist reference (rma)
     result     posterior as xarray.DataTree + decision probabilities, save/load
-    reporting  tables, plots, sensitivity analyses
+    reporting  tables and figures
+    sensitivity  one analysis over a grid of variants (above result/ and model/)
 
 Public functions are imported lazily, so ``import ketabayes`` is fast and
 PyMC is only loaded when a model is fitted.
@@ -53,8 +54,11 @@ _LAZY = {
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
-    "sensitivity_grid": "ketabayes.reporting.sensitivity",
-    "Sensitivity": "ketabayes.reporting.sensitivity",
+    # sensitivity (above result/ and model/)
+    "sensitivity_grid": "ketabayes.sensitivity",
+    "Sensitivity": "ketabayes.sensitivity",
+    "SensitivityResult": "ketabayes.sensitivity",
+    "register_analysis": "ketabayes.sensitivity",
     "plot_forest": "ketabayes.reporting.plots",
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",

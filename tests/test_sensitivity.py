@@ -21,7 +21,8 @@ import ketabayes as kb
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.inference.bayes_factor import bayes_factor
 from ketabayes.model.priors import HalfNormal, Normal
-from ketabayes.reporting.sensitivity import (
+from ketabayes.result.decision import Thresholds
+from ketabayes.sensitivity import (
     TABLE_COLUMNS,
     AnalysisNotAvailableError,
     Sensitivity,
@@ -31,7 +32,6 @@ from ketabayes.reporting.sensitivity import (
     variant_seed,
     verdict,
 )
-from ketabayes.result.decision import Thresholds
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,11 @@ def test_grid_table_and_fixed_effect_closed_form(es):
         mean, sd = _fe_posterior(y, v, m0, s0)
         for mcid in (1.1, 1.25):
             lo, hi = -math.log(mcid), math.log(mcid)
-            row = t[(t["model"] == "fixed") & (t["prior_mu"] == label) & (t["mcid"] == f"{mcid:g}")
+            row = t[(t["model"] == "fixed") & (t["prior_mu"] == label) & (t["mcid"] == mcid)
                     & (t["target"] == "mean")].iloc[0]
             assert row["mean"] == pytest.approx(mean, abs=1e-10)
             assert row["sd"] == pytest.approx(sd, rel=1e-10)
-            assert row["q025"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
+            assert row["ci_low"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
             assert row["p_benefit"] == pytest.approx(stats.norm.cdf(lo, mean, sd), abs=1e-10)
             assert row["p_harm"] == pytest.approx(stats.norm.sf(hi, mean, sd), abs=1e-10)
             assert row["verdict"] == VerdictRule()(row["p_benefit"], row["p_trivial"], row["p_harm"])
@@ -84,8 +84,11 @@ def test_exact_quantiles_match_metaresult(es):
     assert len(full.results) == 1
     res = next(iter(full.results.values()))
     dt = res.decision_table(1.25, "lower")
-    for col in ("mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
-        np.testing.assert_allclose(light[col].to_numpy(), dt[col].to_numpy(), rtol=1e-8, atol=1e-9)
+    # the result's decision table names its interval q025/q50/q975 or (result contract) ci_low/median/ci_high
+    same = {"ci_low": ("ci_low", "q025"), "median": ("median", "q50"), "ci_high": ("ci_high", "q975")}
+    for col in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
+        ref = next(c for c in same.get(col, (col,)) if c in dt.columns)
+        np.testing.assert_allclose(light[col].to_numpy(), dt[ref].to_numpy(), rtol=1e-8, atol=1e-9)
 
 
 def test_prior_panel_and_describe(es):
@@ -176,7 +179,7 @@ def test_unavailable_analyses_fail_early_with_a_clear_error(es):
 
 
 def test_registered_analysis_plugs_in(es):
-    from ketabayes.reporting import sensitivity as sens
+    from ketabayes.sensitivity import analyses as sens
 
     def fake_poisson(data, variant, **kw):
         return normal_analysis(data, variant, **kw)
@@ -295,7 +298,7 @@ def test_checkpoint_resume_skips_completed_variants(es, tmp_path, suffix):
     reference = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)",
                                                                          "halfnormal(2)"],
                                  mcid=[1.1, 1.25], progress=False)
-    num = ["mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
+    num = ["mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
     np.testing.assert_allclose(second.table[num].to_numpy(float), reference.table[num].to_numpy(float),
                                rtol=1e-12, atol=1e-15)
     assert second.table["verdict"].tolist() == reference.table["verdict"].tolist()
@@ -383,7 +386,7 @@ def test_table_records_prior_specs_versions_and_hashes(es, tmp_path):
 # --------------------------------------------------------------------------- target names
 def test_target_names_are_read_as_metaresult_reads_them(es):
     # the fast exact path resolves 'study=<label>', a bare label, 'mu' and 'theta_new' as MetaResult.marginal
-    from ketabayes.reporting.sensitivity import _target_var
+    from ketabayes.sensitivity.power_scaling import _target_var
 
     label = es["study"].iloc[2]
     targets = ("mu", "theta_new", label, f"study={label}")
@@ -395,7 +398,7 @@ def test_target_names_are_read_as_metaresult_reads_them(es):
         row = light[light["target"] == t].iloc[0]
         m = res.marginal(t)
         assert row["mean"] == pytest.approx(m.mean, abs=1e-12)
-        assert row["q975"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
+        assert row["ci_high"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
     studies = es["study"].tolist()
     assert _target_var(f"study={label}", studies) == ("theta", {"study": label})
     assert _target_var("predictive", studies) == ("theta_new", None)
@@ -511,7 +514,7 @@ def test_power_scaling_pareto_khat_matches_gaussian_closed_form():
     # w = exp((1 - alpha) x^2 / 2), whose tail P(w > t) ~ t^(-1/(1 - alpha)) has Pareto shape k = 1 - alpha
     import xarray as xr
 
-    from ketabayes.reporting.sensitivity import PARETO_K_THRESHOLD, _power_weights
+    from ketabayes.sensitivity.power_scaling import PARETO_K_THRESHOLD, _power_weights
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 5000))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ketabayes as kb
-from ketabayes.reporting.sensitivity import sensitivity_grid, variant_seed
+from ketabayes.sensitivity import sensitivity_grid, variant_seed
 
 
 @pytest.fixture(scope="module")

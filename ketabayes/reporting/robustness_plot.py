@@ -5,7 +5,7 @@
 * :func:`plot_tornado` -- the range of P(benefit) over the levels of each factor,
   around the base variant (best with ``design="one-at-a-time"``).
 
-Both take the tidy table of :class:`~ketabayes.reporting.sensitivity.SensitivityResult`
+Both take the tidy table of :class:`~ketabayes.sensitivity.SensitivityResult`
 and return a :class:`matplotlib.figure.Figure`.
 """
 
