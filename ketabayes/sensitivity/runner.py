@@ -27,6 +27,7 @@ import concurrent.futures as cf
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 from ketabayes.errors import KetabayesError
 from ketabayes.sensitivity.spec import Variant
@@ -68,6 +69,40 @@ def _new_process_pool(old: cf.ProcessPoolExecutor) -> cf.ProcessPoolExecutor:
     if getattr(old, "_max_tasks_per_child", None):
         kw["max_tasks_per_child"] = old._max_tasks_per_child
     return cf.ProcessPoolExecutor(**kw)
+
+
+def _ready(pause: float = 0.0) -> bool:
+    """Warm-up task: import what a variant needs, so a timeout's clock does not count a worker's start-up."""
+    import ketabayes.inference.exact  # noqa: F401
+    import ketabayes.model.random_effects  # noqa: F401
+
+    time.sleep(pause)
+    return True
+
+
+def _warm(pool, kind: str, workers: int) -> None:
+    """Start the workers and import the engine in each of them before any variant is timed."""
+    try:
+        if kind == "dask":
+            pool._client.run(_ready)
+        elif kind == "process":
+            for f in [pool.submit(_ready, 0.05) for _ in range(workers)]:
+                f.result(timeout=600)
+    except Exception:  # noqa: BLE001 - a broken pool shows itself on the first variant
+        pass
+
+
+async def _exit_worker():
+    """(Runs on a Dask worker.) End the worker process now; its nanny starts a fresh one."""
+    import os
+
+    os._exit(1)
+
+
+def _processing_on(dask_scheduler, key):
+    """(Runs on the Dask scheduler.) Address of the worker running task ``key``, if any."""
+    ts = dask_scheduler.tasks.get(key)
+    return None if ts is None or ts.processing_on is None else ts.processing_on.address
 
 
 def _kill_process_pool(pool: cf.ProcessPoolExecutor) -> None:
@@ -134,21 +169,22 @@ class _Run:
         self.owned: list = []  # replacement pools created here (shut down at the end)
         self.queue = deque(list(todo[i:i + batch_size]) for i in range(0, len(todo), batch_size))
         self.suspects: deque = deque()  # variants in flight when a worker died: re-run one at a time
-        self.inflight: dict = {}  # cf future -> (variants, start time, isolated, dask future)
-        workers = n_workers(executor)
+        self.inflight: dict = {}  # future -> (variants, start time, isolated, dask future)
+        self.lost: dict[str, int] = {}  # Dask: how often a batch's finished result was lost with its worker
+        self.workers = workers = n_workers(executor)
+        if timeout is not None:
+            _warm(self.pool, kind, workers)
         # with a timeout, no more futures than workers: a submitted variant starts at once, so its clock is true
         self.window = workers if timeout else 2 * workers
 
     # ------------------------------------------------------------------ submission
     def _submit(self, batch: list[Variant], isolated: bool) -> None:
         tasks = [self.make_task(v) for v in batch]
-        dfut = None
-        if self.kind == "dask":
-            dfut = self.pool._client.submit(run_batch, tasks, self.common, pure=False)
-            fut = self.pool._wrap_future(dfut)
+        if self.kind == "dask":  # Dask futures directly: their status tells a lost result from a failed task
+            fut = self.pool._client.submit(run_batch, tasks, self.common, pure=False)
         else:
             fut = self.pool.submit(run_batch, tasks, self.common)
-        self.inflight[fut] = (batch, time.monotonic(), isolated, dfut)
+        self.inflight[fut] = (batch, time.monotonic(), isolated, fut if self.kind == "dask" else None)
 
     def _fill(self) -> None:
         if self.suspects:  # isolation: one suspect alone in flight identifies a worker killer exactly
@@ -163,7 +199,7 @@ class _Run:
         try:
             while self.queue or self.suspects or self.inflight:
                 self._fill()
-                done, _ = cf.wait(list(self.inflight), timeout=_POLL, return_when=cf.FIRST_COMPLETED)
+                done = self._wait()
                 broken = []
                 for fut in done:
                     broken += self._collect(fut)
@@ -178,12 +214,47 @@ class _Run:
             for p in self.owned:
                 p.shutdown(wait=True)
 
+    def _wait(self):
+        futs = list(self.inflight)
+        if not futs:
+            return []
+        if self.kind != "dask":
+            return cf.wait(futs, timeout=_POLL, return_when=cf.FIRST_COMPLETED)[0]
+        import distributed
+
+        try:
+            with self.pool._client.as_current():
+                return distributed.wait(futs, timeout=_POLL, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return []
+
+    def _dask_result(self, fut, batch):
+        """Outputs of a finished Dask future, or ``None`` when its result was lost (re-queued)."""
+        if fut.status in ("finished", "error"):
+            try:
+                return fut.result(timeout=15)
+            except TimeoutError:  # finished, but the worker holding the result died before we gathered it
+                pass
+            finally:
+                fut.release()
+        key = batch[0].name
+        self.lost[key] = self.lost.get(key, 0) + 1
+        if self.lost[key] > 3:
+            raise RuntimeError(f"the result was lost {self.lost[key]} times (workers died before it was gathered)")
+        self.queue.appendleft(batch)
+        return None
+
     def _collect(self, fut) -> list:
         """Hand over a finished future's outputs; return it as lost if its worker (pool) broke."""
         batch, _, isolated, _ = self.inflight.pop(fut)
         try:
-            outs = fut.result()
-        except cf.process.BrokenProcessPool as e:
+            if self.kind == "dask":
+                outs = self._dask_result(fut, batch)
+                if outs is None:
+                    return []
+            else:
+                outs = fut.result()
+        except BrokenProcessPool as e:
             return [(batch, isolated, e)]
         except cf.CancelledError as e:
             return [(batch, False, e)]
@@ -219,6 +290,8 @@ class _Run:
                 self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = _new_process_pool(self.pool)
             self.owned.append(self.pool)
+            if self.timeout is not None:
+                _warm(self.pool, self.kind, self.workers)
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
@@ -231,20 +304,39 @@ class _Run:
                    + (" (a thread cannot be stopped: it may still be running)" if self.kind == "thread" else ""))
             for v in batch:
                 self.handle(self.fail(v, msg))
-            fut.cancel()
-            if self.kind == "dask":
+            if self.kind == "dask":  # find its worker first: a cancelled task is no longer listed as processing
+                for f in [f for f in self.inflight if f.status == "finished"]:
+                    self._collect(f)  # gather what is done before a worker restart loses it
                 self._stop_dask(dfut)
+            else:
+                fut.cancel()
         if self.kind == "process":
             _kill_process_pool(self.pool)
             self._recover([], killed=True)
+        # stopping and restarting workers took time the variants still in flight must not be charged for
+        now = time.monotonic()
+        for f, (b, _, iso, d) in list(self.inflight.items()):
+            self.inflight[f] = (b, now, iso, d)
 
     def _stop_dask(self, dfut) -> None:
+        """Cancel a hung task and end its worker process (the nanny starts a fresh one); wait until it is back."""
         client = self.pool._client
         try:
-            busy = [w for w, keys in client.processing().items() if dfut.key in keys]
+            before = set(client.scheduler_info()["workers"])
+            where = client.run_on_scheduler(_processing_on, key=dfut.key)
+            busy = [where] if where else []
             client.cancel([dfut], force=True)
-            if busy:
-                client.restart_workers(busy, raise_for_error=False)
+            if not busy:
+                return
+            # Client.restart_workers waits politely for the hung thread; ending the process is immediate
+            client.run(_exit_worker, workers=busy, wait=False)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                now = set(client.scheduler_info()["workers"])
+                if not (set(busy) & now) and len(now) >= len(before):
+                    break
+                time.sleep(0.2)
+            _warm(self.pool, "dask", self.workers)
         except Exception:  # noqa: BLE001 - best effort: the variant is already recorded as failed
             pass
 
