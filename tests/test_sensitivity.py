@@ -21,6 +21,7 @@ import ketabayes as kb
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.inference.bayes_factor import bayes_factor
 from ketabayes.model.priors import HalfNormal, Normal
+from ketabayes.reporting.robustness_plot import plot_robustness_heatmap
 from ketabayes.result.decision import Thresholds
 from ketabayes.sensitivity import (
     TABLE_COLUMNS,
@@ -458,17 +459,27 @@ def test_heatmap_and_tornado(es, tmp_path):
     ax = fig.axes[0]
     assert ax.get_xlabel() == "target" and ax.get_ylabel() == "variant"
     labels = [tl.get_text() for tl in ax.get_yticklabels()]
-    assert labels == list(dict.fromkeys(res.table["variant"]))
-    assert len(labels) == 9
-    img = ax.get_images()[0].get_array()
+    assert labels == list(dict.fromkeys(res.table["label"]))  # only the factors that vary
+    assert len(labels) == 9 and not any("mcid" in lab for lab in labels)
+    img = np.asarray(ax.get_images()[0].get_array())
     assert img.shape == (9, 2)
-    expected = res.table[res.table["target"] == "mean"]["p_benefit"].to_numpy()
-    np.testing.assert_allclose(np.asarray(img)[:, 0], expected)
+    from ketabayes.reporting.robustness_plot import VERDICT_COLOURS
+
+    order = ["probable benefit", "practically no effect", "uncertain", "probable harm"]
+    verdicts = res.table[res.table["target"] == "mean"]["verdict"].tolist()
+    np.testing.assert_array_equal(img[:, 0], [order.index(v) for v in verdicts])  # colour follows the verdict
+    cmap = ax.get_images()[0].get_cmap()
+    assert [matplotlib.colors.to_hex(cmap(i)) for i in range(4)] == [VERDICT_COLOURS[v].lower() for v in order]
+    assert VERDICT_COLOURS["practically no effect"] != VERDICT_COLOURS["probable harm"]
+    legend = [tx.get_text() for tx in ax.get_legend().get_texts()]
+    assert legend == ["B = probable benefit", "0 = practically no effect", "? = uncertain", "H = probable harm"]
     assert len(ax.texts) == 18
+    p = res.table[res.table["target"] == "mean"]["p_benefit"].iloc[0]
+    assert ax.texts[0].get_text().endswith(f"{p:.2f}")
     out = tmp_path / "heat.png"
     fig.savefig(out)
     assert out.stat().st_size > 1000
-    plt.close(fig)
+    assert plt.get_fignums() == []  # returned, not left open: Jupyter shows it once
 
     oat = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
                            model=["random", "fixed"], design="one-at-a-time", leave_one_out=True, progress=False)
@@ -477,8 +488,19 @@ def test_heatmap_and_tornado(es, tmp_path):
     ax = fig.axes[0]
     assert ax.get_ylabel() == "factor"
     assert sorted(tl.get_text() for tl in ax.get_yticklabels()) == ["model", "prior_mu", "prior_tau", "subset"]
+    ends = {tx.get_text().strip() for tx in ax.texts}
+    assert {"fixed", "random", "sceptical", "neutral", "halfnormal(0.5)", "halfnormal(1)"} <= ends
+    assert plt.get_fignums() == []
+    # a large grid (here 9 x 14 leave-one-out variants) is summarised, not refused
+    big = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
+                           model=["random", "fixed"], leave_one_out=True, progress=False).table
+    fig = plot_robustness_heatmap(big, max_rows=40)
+    ax = fig.axes[0]
+    assert "summarised" in ax.get_title()
+    widths = [p_.get_width() for p_ in ax.patches]
+    share = (big[big["target"] == "mean"]["verdict"] == "probable benefit").mean()
+    assert widths[0] == pytest.approx(share)
     fig.savefig(tmp_path / "tornado.png")
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- NUTS + power-scaling
