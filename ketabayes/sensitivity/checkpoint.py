@@ -44,7 +44,8 @@ class Checkpoint:
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "grid.jsonl"
     >>> ck = Checkpoint(p, "abc")
     >>> ck.append("v1", [{"target": "mean", "mean": 0.5}], True)
-    >>> _ = p.open("a").write('{"config": "abc", "fit_id": "v2", "ok": tr')  # a torn last record
+    >>> with p.open("a") as f:  # a crash in the middle of writing the next record
+    ...     _ = f.write('{"config": "abc", "fit_id": "v2", "ok": tr')
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
