@@ -88,7 +88,7 @@ def test_hanging_variant_times_out_and_the_rest_complete(es):
     def run():
         with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
             return sensitivity_grid(es, prior_mu=_mus("hang", 7), model={"random": faults.hanging_analysis},
-                                    mcid=1.25, targets=("mean",), progress=False, executor=ex, timeout=2)
+                                    mcid=1.25, targets=("mean",), progress=False, executor=ex, timeout=4)
 
     t0 = time.monotonic()
     _check_one_failed(_bounded(run, 120), es, "hang", 7, "TimeoutError")
@@ -111,7 +111,7 @@ def test_dask_dying_worker_and_hanging_variant(es):
             died = sensitivity_grid(es, prior_mu=_mus("die", 5), model={"random": faults.dying_analysis},
                                     mcid=1.25, targets=("mean",), progress=False, executor=ex)
             hung = sensitivity_grid(es, prior_mu=_mus("hang", 5), model={"random": faults.hanging_analysis},
-                                    mcid=1.25, targets=("mean",), progress=False, executor=ex, timeout=3)
+                                    mcid=1.25, targets=("mean",), progress=False, executor=ex, timeout=8)
             after = sensitivity_grid(es, prior_mu=_mus("x", 5), mcid=1.25, targets=("mean",), progress=False,
                                      executor=ex)
             return died, hung, after
