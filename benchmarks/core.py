@@ -115,7 +115,7 @@ def main(argv=None):
         exact_fit(y, v, pm, pt)
     t_grid = time.perf_counter() - t0
 
-    from ketabayes.reporting.sensitivity import sensitivity_grid
+    from ketabayes.sensitivity import sensitivity_grid
 
     mu_priors = {f"N(0,{s:.3g})": f"normal(0, {s})" for s in np.geomspace(0.1, 5.0, 20)}
     tau_priors = {f"HN({s:.3g})": f"halfnormal({s})" for s in np.geomspace(0.05, 2.0, 50)}

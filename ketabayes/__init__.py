@@ -7,7 +7,8 @@ The pipeline, one sub-package per stage::
     inference  exact (integration over tau; binomial-logit by nested quadrature), NUTS (PyMC), frequentist
                reference (metafor's rma, MH, Peto, diagnostics, small-study tests)
     result     posterior as xarray.DataTree + decision probabilities, save/load
-    reporting  tables, plots, sensitivity analyses
+    reporting  tables and figures
+    sensitivity  one analysis over a grid of variants (above result/ and model/)
 
 Public functions are imported lazily, so ``import ketabayes`` is fast and
 PyMC is only loaded when a model is fitted.
@@ -78,8 +79,11 @@ _LAZY = {
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
-    "sensitivity_grid": "ketabayes.reporting.sensitivity",
-    "Sensitivity": "ketabayes.reporting.sensitivity",
+    # sensitivity (above result/ and model/)
+    "sensitivity_grid": "ketabayes.sensitivity",
+    "Sensitivity": "ketabayes.sensitivity",
+    "SensitivityResult": "ketabayes.sensitivity",
+    "register_analysis": "ketabayes.sensitivity",
     "plot_forest": "ketabayes.reporting.plots",
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",

@@ -21,7 +21,9 @@ import ketabayes as kb
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.inference.bayes_factor import bayes_factor
 from ketabayes.model.priors import HalfNormal, Normal
-from ketabayes.reporting.sensitivity import (
+from ketabayes.reporting.robustness_plot import plot_robustness_heatmap
+from ketabayes.result.decision import Thresholds
+from ketabayes.sensitivity import (
     TABLE_COLUMNS,
     AnalysisNotAvailableError,
     Sensitivity,
@@ -31,7 +33,6 @@ from ketabayes.reporting.sensitivity import (
     variant_seed,
     verdict,
 )
-from ketabayes.result.decision import Thresholds
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +67,11 @@ def test_grid_table_and_fixed_effect_closed_form(es):
         mean, sd = _fe_posterior(y, v, m0, s0)
         for mcid in (1.1, 1.25):
             lo, hi = -math.log(mcid), math.log(mcid)
-            row = t[(t["model"] == "fixed") & (t["prior_mu"] == label) & (t["mcid"] == f"{mcid:g}")
+            row = t[(t["model"] == "fixed") & (t["prior_mu"] == label) & (t["mcid"] == mcid)
                     & (t["target"] == "mean")].iloc[0]
             assert row["mean"] == pytest.approx(mean, abs=1e-10)
             assert row["sd"] == pytest.approx(sd, rel=1e-10)
-            assert row["q025"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
+            assert row["ci_low"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
             assert row["p_benefit"] == pytest.approx(stats.norm.cdf(lo, mean, sd), abs=1e-10)
             assert row["p_harm"] == pytest.approx(stats.norm.sf(hi, mean, sd), abs=1e-10)
             assert row["verdict"] == VerdictRule()(row["p_benefit"], row["p_trivial"], row["p_harm"])
@@ -84,12 +85,8 @@ def test_exact_quantiles_match_metaresult(es):
     assert len(full.results) == 1
     res = next(iter(full.results.values()))
     dt = res.decision_table(1.25, "lower")
-    pairs = {"mean": "mean", "sd": "sd", "q025": "ci_low", "q50": "median", "q975": "ci_high",
-             "p_benefit": "p_benefit", "p_trivial": "p_trivial", "p_harm": "p_harm", "p_any_benefit": "p_any_benefit"}
-    for grid_col, table_col in pairs.items():
-        if grid_col not in light:  # the grid's own table may use the result tables' names
-            grid_col = table_col
-        np.testing.assert_allclose(light[grid_col].to_numpy(), dt[table_col].to_numpy(), rtol=1e-8, atol=1e-9)
+    for col in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
+        np.testing.assert_allclose(light[col].to_numpy(), dt[col].to_numpy(), rtol=1e-8, atol=1e-9)
 
 
 def test_prior_panel_and_describe(es):
@@ -180,7 +177,7 @@ def test_unavailable_analyses_fail_early_with_a_clear_error(es):
 
 
 def test_registered_analysis_plugs_in(es):
-    from ketabayes.reporting import sensitivity as sens
+    from ketabayes.sensitivity import analyses as sens
 
     def fake_poisson(data, variant, **kw):
         return normal_analysis(data, variant, **kw)
@@ -299,7 +296,7 @@ def test_checkpoint_resume_skips_completed_variants(es, tmp_path, suffix):
     reference = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau=["halfnormal(0.5)", "halfnormal(1)",
                                                                          "halfnormal(2)"],
                                  mcid=[1.1, 1.25], progress=False)
-    num = ["mean", "sd", "q025", "q50", "q975", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
+    num = ["mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"]
     np.testing.assert_allclose(second.table[num].to_numpy(float), reference.table[num].to_numpy(float),
                                rtol=1e-12, atol=1e-15)
     assert second.table["verdict"].tolist() == reference.table["verdict"].tolist()
@@ -387,7 +384,7 @@ def test_table_records_prior_specs_versions_and_hashes(es, tmp_path):
 # --------------------------------------------------------------------------- target names
 def test_target_names_are_read_as_metaresult_reads_them(es):
     # the fast exact path resolves 'study=<label>', a bare label, 'mu' and 'theta_new' as MetaResult.marginal
-    from ketabayes.reporting.sensitivity import _target_var
+    from ketabayes.sensitivity.power_scaling import _target_var
 
     label = es["study"].iloc[2]
     targets = ("mu", "theta_new", label, f"study={label}")
@@ -399,7 +396,7 @@ def test_target_names_are_read_as_metaresult_reads_them(es):
         row = light[light["target"] == t].iloc[0]
         m = res.marginal(t)
         assert row["mean"] == pytest.approx(m.mean, abs=1e-12)
-        assert row["q975"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
+        assert row["ci_high"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
     studies = es["study"].tolist()
     assert _target_var(f"study={label}", studies) == ("theta", {"study": label})
     assert _target_var("predictive", studies) == ("theta_new", None)
@@ -459,17 +456,27 @@ def test_heatmap_and_tornado(es, tmp_path):
     ax = fig.axes[0]
     assert ax.get_xlabel() == "target" and ax.get_ylabel() == "variant"
     labels = [tl.get_text() for tl in ax.get_yticklabels()]
-    assert labels == list(dict.fromkeys(res.table["variant"]))
-    assert len(labels) == 9
-    img = ax.get_images()[0].get_array()
+    assert labels == list(dict.fromkeys(res.table["label"]))  # only the factors that vary
+    assert len(labels) == 9 and not any("mcid" in lab for lab in labels)
+    img = np.asarray(ax.get_images()[0].get_array())
     assert img.shape == (9, 2)
-    expected = res.table[res.table["target"] == "mean"]["p_benefit"].to_numpy()
-    np.testing.assert_allclose(np.asarray(img)[:, 0], expected)
+    from ketabayes.reporting.robustness_plot import VERDICT_COLOURS
+
+    order = ["probable benefit", "practically no effect", "uncertain", "probable harm"]
+    verdicts = res.table[res.table["target"] == "mean"]["verdict"].tolist()
+    np.testing.assert_array_equal(img[:, 0], [order.index(v) for v in verdicts])  # colour follows the verdict
+    cmap = ax.get_images()[0].get_cmap()
+    assert [matplotlib.colors.to_hex(cmap(i)) for i in range(4)] == [VERDICT_COLOURS[v].lower() for v in order]
+    assert VERDICT_COLOURS["practically no effect"] != VERDICT_COLOURS["probable harm"]
+    legend = [tx.get_text() for tx in ax.get_legend().get_texts()]
+    assert legend == ["B = probable benefit", "0 = practically no effect", "? = uncertain", "H = probable harm"]
     assert len(ax.texts) == 18
+    p = res.table[res.table["target"] == "mean"]["p_benefit"].iloc[0]
+    assert ax.texts[0].get_text().endswith(f"{p:.2f}")
     out = tmp_path / "heat.png"
     fig.savefig(out)
     assert out.stat().st_size > 1000
-    plt.close(fig)
+    assert plt.get_fignums() == []  # returned, not left open: Jupyter shows it once
 
     oat = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
                            model=["random", "fixed"], design="one-at-a-time", leave_one_out=True, progress=False)
@@ -478,8 +485,19 @@ def test_heatmap_and_tornado(es, tmp_path):
     ax = fig.axes[0]
     assert ax.get_ylabel() == "factor"
     assert sorted(tl.get_text() for tl in ax.get_yticklabels()) == ["model", "prior_mu", "prior_tau", "subset"]
+    ends = {tx.get_text().strip() for tx in ax.texts}
+    assert {"fixed", "random", "sceptical", "neutral", "halfnormal(0.5)", "halfnormal(1)"} <= ends
+    assert plt.get_fignums() == []
+    # a large grid (here 9 x 14 leave-one-out variants) is summarised, not refused
+    big = sensitivity_grid(es, prior_mu="panel", prior_tau=["halfnormal(0.5)", "halfnormal(1)"], mcid=1.25,
+                           model=["random", "fixed"], leave_one_out=True, progress=False).table
+    fig = plot_robustness_heatmap(big, max_rows=40)
+    ax = fig.axes[0]
+    assert "summarised" in ax.get_title()
+    widths = [p_.get_width() for p_ in ax.patches]
+    share = (big[big["target"] == "mean"]["verdict"] == "probable benefit").mean()
+    assert widths[0] == pytest.approx(share)
     fig.savefig(tmp_path / "tornado.png")
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- NUTS + power-scaling
@@ -515,7 +533,7 @@ def test_power_scaling_pareto_khat_matches_gaussian_closed_form():
     # w = exp((1 - alpha) x^2 / 2), whose tail P(w > t) ~ t^(-1/(1 - alpha)) has Pareto shape k = 1 - alpha
     import xarray as xr
 
-    from ketabayes.reporting.sensitivity import PARETO_K_THRESHOLD, _power_weights
+    from ketabayes.sensitivity.power_scaling import PARETO_K_THRESHOLD, _power_weights
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 5000))

@@ -24,7 +24,7 @@ Bayes factors need proper priors: a flat prior for ``mu`` makes ``p(y | H1)``
 arbitrary, so :func:`bayes_factor` refuses it with a
 :class:`~ketabayes.errors.PriorError`. Because Bayes factors depend on the
 width of the prior of ``mu`` much more than posteriors do, report them across
-a prior grid (:func:`ketabayes.reporting.sensitivity.sensitivity_grid` with
+a prior grid (:func:`ketabayes.sensitivity.sensitivity_grid` with
 ``bayes_factor=True``).
 
 References

@@ -5,7 +5,7 @@
 * :func:`plot_tornado` -- the range of P(benefit) over the levels of each factor,
   around the base variant (best with ``design="one-at-a-time"``).
 
-Both take the tidy table of :class:`~ketabayes.reporting.sensitivity.SensitivityResult`
+Both take the tidy table of :class:`~ketabayes.sensitivity.SensitivityResult`
 and return a :class:`matplotlib.figure.Figure`.
 """
 
@@ -16,11 +16,18 @@ import pandas as pd
 
 from ketabayes.errors import KetabayesError
 
-__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES"]
+__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES", "VERDICT_COLOURS"]
 
 #: short codes printed in heatmap cells
 VERDICT_CODES = {"probable benefit": "B", "practically no effect": "0", "uncertain": "?", "probable harm": "H",
                  "": ""}
+
+#: cell colour of each verdict (Okabe-Ito, colour-blind safe): benefit and harm far apart, "no effect" a
+#: neutral grey (not painted like harm), "uncertain" pale
+VERDICT_COLOURS = {"probable benefit": "#009E73", "practically no effect": "#999999", "uncertain": "#F0E442",
+                   "probable harm": "#D55E00", "failed": "#FFFFFF"}
+
+_ORDER = ["probable benefit", "practically no effect", "uncertain", "probable harm"]
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
@@ -31,26 +38,39 @@ def _ok(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _row_labels(t: pd.DataFrame) -> pd.Series:
+    """Readable row labels: the ``label`` column (only the factors that vary), else the variant name."""
+    if "label" in t.columns and (t["label"].astype(str) != "").all():
+        return t["label"].astype(str)
+    return t["variant"].astype(str)
+
+
 def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", verdict: str = "verdict",
-                            max_rows: int = 80, annotate: bool = True, ax=None, cmap: str = "RdYlGn"):
-    """Heatmap of a decision probability across variants (rows) and targets (columns).
+                            max_rows: int = 60, annotate: bool = True, ax=None):
+    """Verdict of every variant (rows) and target (columns), with ``value`` printed in each cell.
+
+    Cells are coloured by verdict with a colour-blind-safe palette
+    (:data:`VERDICT_COLOURS`) and a legend names every code. Rows are labelled by
+    the table's ``label`` column (only the factors that vary). A grid with more
+    than ``max_rows`` variants (e.g. 288 leave-one-out variants) is summarised
+    instead: one bar per target showing the share of variants with each verdict.
 
     Parameters
     ----------
     table : pandas.DataFrame
         ``SensitivityResult.table`` (rows with errors are skipped).
     value : str
-        Probability column shown by colour (``p_benefit``, ``p_harm``, ``p_benefit_avg`` ...).
+        Probability printed in each cell (``p_benefit``, ``p_harm``, ``p_benefit_avg`` ...).
     verdict : str
-        Verdict column used for the cell annotations (B = probable benefit,
-        0 = practically no effect, ? = uncertain, H = probable harm).
+        Verdict column giving the colours (``verdict`` or ``verdict_avg``).
     max_rows : int
-        Refuse to draw more variants than this (filter the table first).
+        Largest number of rows drawn one by one; larger grids are summarised.
     ax : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
+        Not left open in pyplot's figure manager (so Jupyter displays it once).
 
     Examples
     --------
@@ -65,43 +85,66 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     >>> [tl.get_text() for tl in fig.axes[0].get_yticklabels()]
     ['a', 'b']
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    t = _ok(table)
-    variants = list(dict.fromkeys(t["variant"]))
+    t = _ok(table).copy()
+    t["_row"] = _row_labels(t)
+    rows = list(dict.fromkeys(t["_row"]))
     targets = list(dict.fromkeys(t["target"]))
-    if len(variants) > max_rows:
-        raise KetabayesError(f"{len(variants)} variants are too many rows for a readable heatmap (max_rows="
-                             f"{max_rows}); filter the table, e.g. to one MCID or one factor")
-    grid = t.pivot_table(index="variant", columns="target", values=value, aggfunc="first", sort=False)
-    grid = grid.reindex(index=variants, columns=targets)
-    if ax is None:
-        longest = max(len(str(v)) for v in variants)  # room for the variant labels
-        fig, ax = plt.subplots(figsize=(3.0 + 1.3 * len(targets) + 0.07 * longest, 2.0 + 0.28 * len(variants)),
-                               layout="constrained")
-    else:
-        fig = ax.figure
-    im = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
-                   interpolation="nearest")
-    ax.set_xticks(np.arange(len(targets)), labels=targets)
-    ax.set_yticks(np.arange(len(variants)), labels=variants, fontsize=7 if len(variants) > 20 else 9)
-    ax.set_xlabel("target")
-    ax.set_ylabel("variant")
     nice = {"p_benefit": "P(benefit beyond the MCID)", "p_harm": "P(harm)", "p_trivial": "P(practically no effect)",
             "p_any_benefit": "P(any benefit)"}
     label = nice.get(value.removesuffix("_avg"), value) + (" (model-averaged)" if value.endswith("_avg") else "")
-    fig.colorbar(im, ax=ax, label=label)
-    if annotate and verdict in t.columns:
-        codes = t.pivot_table(index="variant", columns="target", values=verdict, aggfunc="first", sort=False)
-        codes = codes.reindex(index=variants, columns=targets)
-        for i in range(len(variants)):
+    codes = {v: i for i, v in enumerate(_ORDER)}
+    if ax is None:
+        n = len(rows) if len(rows) <= max_rows else len(targets)
+        longest = max(len(r) for r in rows) if len(rows) <= max_rows else 12
+        fig = Figure(figsize=(3.5 + 1.3 * len(targets) + 0.07 * min(longest, 80), 2.2 + 0.28 * n),
+                     layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    legend = [Patch(facecolor=VERDICT_COLOURS[v], edgecolor="0.3", label=f"{VERDICT_CODES[v]} = {v}")
+              for v in _ORDER]
+    if len(rows) > max_rows:  # summarise: share of variants per verdict, one bar per target
+        left = np.zeros(len(targets))
+        for v in _ORDER:
+            share = np.array([(t.loc[t["target"] == tg, verdict] == v).mean() for tg in targets])
+            ax.barh(np.arange(len(targets)), share, left=left, color=VERDICT_COLOURS[v], edgecolor="0.3",
+                    label=v)
+            left += share
+        ax.set_yticks(np.arange(len(targets)), labels=targets)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"share of the {len(rows)} variants")
+        ax.set_ylabel("target")
+        ax.legend(handles=legend, title="verdict", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        ax.set_title(f"Verdicts across {len(rows)} variants\n(summarised; filter the table to see each one)",
+                     fontsize=10)
+        return fig
+    verdicts = t.pivot_table(index="_row", columns="target", values=verdict, aggfunc="first", sort=False)
+    verdicts = verdicts.reindex(index=rows, columns=targets)
+    idx = verdicts.map(lambda v: codes.get(v, np.nan)).to_numpy(dtype=float)
+    cmap = ListedColormap([VERDICT_COLOURS[v] for v in _ORDER]).with_extremes(bad=VERDICT_COLOURS["failed"])
+    ax.imshow(np.ma.masked_invalid(idx), cmap=cmap, vmin=-0.5, vmax=len(_ORDER) - 0.5, aspect="auto",
+              interpolation="nearest")
+    ax.set_xticks(np.arange(len(targets)), labels=targets)
+    ax.set_yticks(np.arange(len(rows)), labels=rows, fontsize=7 if len(rows) > 20 else 9)
+    ax.set_xlabel("target")
+    ax.set_ylabel("variant")
+    if annotate and value in t.columns:
+        vals = t.pivot_table(index="_row", columns="target", values=value, aggfunc="first", sort=False)
+        vals = vals.reindex(index=rows, columns=targets)
+        for i in range(len(rows)):
             for j in range(len(targets)):
-                c = codes.iat[i, j]
+                c, p = verdicts.iat[i, j], vals.iat[i, j]
                 if isinstance(c, str) and c:
-                    ax.text(j, i, VERDICT_CODES.get(c, c[:1]), ha="center", va="center", fontsize=8)
-    robust = {tg: t.loc[t["target"] == tg, verdict].nunique() == 1 for tg in targets} if verdict in t.columns else {}
+                    ax.text(j, i, f"{VERDICT_CODES.get(c, c[:1])} {p:.2f}", ha="center", va="center", fontsize=8)
+    ax.legend(handles=legend, title=f"verdict (cells: code {label})", loc="upper left", bbox_to_anchor=(1.01, 1),
+              fontsize=8, title_fontsize=8)
+    robust = {tg: t.loc[t["target"] == tg, verdict].nunique() == 1 for tg in targets}
     flag = ", ".join(f"{tg}: {'robust' if r else 'changes'}" for tg, r in robust.items())
-    ax.set_title(f"{label} across the sensitivity grid" + (f"\n({flag})" if flag else ""), fontsize=10)
+    ax.set_title(f"Verdicts across the sensitivity grid\n({flag})", fontsize=10)
     return fig
 
 
@@ -119,7 +162,7 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     t = _ok(table)
     t = t[t["target"] == target]
@@ -134,22 +177,30 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
         for g in others:
             col = t[g].astype(str)
             same &= ((col == str(base[g])) | (col == "-")).to_numpy()  # "-": not applicable (tau, fixed effect)
-        vals = t.loc[same, value].to_numpy(dtype=float)
+        sub = t.loc[same]
+        vals = sub[value].to_numpy(dtype=float)
         if len(vals) > 1:
-            bars.append((f, float(np.nanmin(vals)), float(np.nanmax(vals))))
+            lo, hi = int(np.nanargmin(vals)), int(np.nanargmax(vals))
+            level = sub[f].map(lambda x: f"{x:g}" if isinstance(x, float) else str(x)).to_numpy()
+            bars.append((f, float(vals[lo]), float(vals[hi]), level[lo], level[hi]))
     if not bars:
         raise KetabayesError("no factor varies around the base variant: use design='one-at-a-time' or filter")
     bars.sort(key=lambda b: b[2] - b[1])
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 2.0 + 0.45 * len(bars)), layout="constrained")
+        fig = Figure(figsize=(7.5, 2.0 + 0.5 * len(bars)), layout="constrained")
+        ax = fig.add_subplot()
     else:
         fig = ax.figure
     y = np.arange(len(bars))
-    ax.barh(y, [b[2] - b[1] for b in bars], left=[b[1] for b in bars], color="tab:blue", alpha=0.7)
+    ax.barh(y, [b[2] - b[1] for b in bars], left=[b[1] for b in bars], color="#0072B2", alpha=0.75)
+    for yi, (_, lo, hi, llo, lhi) in zip(y, bars):  # each end labelled with the level that gives it
+        ax.text(lo, yi, f"{llo} ", ha="right", va="center", fontsize=7)
+        ax.text(hi, yi, f" {lhi}", ha="left", va="center", fontsize=7)
     ax.axvline(float(base[value]), color="k", lw=1)
     ax.set_yticks(y, labels=[b[0] for b in bars])
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.35, 1.35)
+    ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel(f"{value} ({target})")
     ax.set_ylabel("factor")
-    ax.set_title("Range over each factor's levels (line: base variant)", fontsize=10)
+    ax.set_title("Range over each factor's levels (ends: the level; line: base variant)", fontsize=10)
     return fig

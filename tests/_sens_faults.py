@@ -1,0 +1,28 @@
+"""Fault injection for tests/test_sensitivity_faults.py (module level, so worker processes can import it)."""
+
+import os
+import time
+
+from ketabayes.sensitivity import normal_analysis
+
+
+def dying_analysis(data, variant, **kw):
+    if variant.levels["prior_mu"] == "die":
+        os._exit(3)
+    return normal_analysis(data, variant, **kw)
+
+
+def hanging_analysis(data, variant, **kw):
+    if variant.levels["prior_mu"] == "hang":
+        time.sleep(3600)
+    return normal_analysis(data, variant, **kw)
+
+
+def slow_analysis(data, variant, **kw):
+    """Takes a moment, and records each call in the file named by $KB_CALLS (if set)."""
+    path = os.environ.get("KB_CALLS")
+    if path:
+        with open(path, "a") as f:
+            f.write(variant.name + "\n")
+    time.sleep(0.15)
+    return normal_analysis(data, variant, **kw)
