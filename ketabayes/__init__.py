@@ -69,6 +69,8 @@ _LAZY = {
     "VerdictRule": "ketabayes.result.decision",
     "HierarchicalResult": "ketabayes.result.hierarchical_result",
     "load_hierarchical_result": "ketabayes.result.hierarchical_result",
+    "next_trial": "ketabayes.result.next_trial",
+    "NextTrial": "ketabayes.result.next_trial",
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
