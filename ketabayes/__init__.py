@@ -44,6 +44,7 @@ _LAZY = {
     "RandomEffectsModel": "ketabayes.model.random_effects",
     "HierarchicalModel": "ketabayes.model.hierarchical",
     "BinomialModel": "ketabayes.model.binomial",
+    "BivariateModel": "ketabayes.model.bivariate",
     "simulate_review": "ketabayes.data.simulate",
     "split_analyses": "ketabayes.data.revman",
     "describe_dataset": "ketabayes.data.datasets",
@@ -70,6 +71,7 @@ _LAZY = {
     "HierarchicalResult": "ketabayes.result.hierarchical_result",
     "load_hierarchical_result": "ketabayes.result.hierarchical_result",
     "next_trial": "ketabayes.result.next_trial",
+    "BivariateResult": "ketabayes.result.bivariate_result",
     "NextTrial": "ketabayes.result.next_trial",
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",

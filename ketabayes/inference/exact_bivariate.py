@@ -125,7 +125,7 @@ class ExactBivariate:
     >>> from ketabayes.model.priors import Flat
     >>> post = ExactBivariate([[-15.79, 1.18]], [[8.32 ** 2, 0.577 ** 2]], [0.0], (Flat(), Flat()), None, fixed=True)
     >>> round(float(post.prob_rectangle("mean", -10.0, np.log(1.25))), 4)  # P(MD < -10, RR < 1.25)
-    0.0289
+    0.0368
     """
 
     def __init__(self, y, v, rho_within, prior_mu, prior_tau, *, rho_eta: float = 1.0, fixed: bool = False,
@@ -288,6 +288,13 @@ class ExactBivariate:
         s1, s2 = np.sqrt(c[:, 0, 0]), np.sqrt(c[:, 1, 1])
         r = c[:, 0, 1] / (s1 * s2)
         return float(w @ bvn_cdf((a - m[:, 0]) / s1, (b - m[:, 1]) / s2, r))
+
+    def prob_quadrant(self, target: str, a: float, b: float, s1: float = 1.0, s2: float = 1.0) -> float:
+        """``P(s1 X1 <= s1 a, s2 X2 <= s2 b)`` with signs ``s1, s2`` in {1, -1} (which side of each cut)."""
+        w, m, c = self.components(target)
+        sd1, sd2 = np.sqrt(c[:, 0, 0]), np.sqrt(c[:, 1, 1])
+        r = s1 * s2 * c[:, 0, 1] / (sd1 * sd2)
+        return float(w @ bvn_cdf(s1 * (a - m[:, 0]) / sd1, s2 * (b - m[:, 1]) / sd2, r))
 
     def param_stats(self, name: str, qs) -> list[float]:
         """``[mean, sd, *quantiles]`` of ``tau1``, ``tau2`` or ``rho`` from the quadrature nodes.
