@@ -218,3 +218,25 @@ def test_assumption_recorded_and_bad_input():
     with pytest.raises(DataError, match="rho"):
         kb.BivariateModel(TOY, rho_within=1.5, prior_tau=("halfnormal(10)", "halfnormal(0.5)"))
     assert TOY["vi2"].iloc[2] == 0.5  # the caller's frame is not mutated
+
+
+@pytest.mark.slow
+def test_nuts_cross_check(toy_result):
+    """NUTS on the same model (trial effects integrated out) agrees with the exact engine."""
+    import pymc as pm
+
+    m = kb.BivariateModel(TOY, rho_within=RW, prior_mu=("normal(0, 50)", "normal(0, 3)"),
+                          prior_tau=("halfnormal(10)", "halfnormal(0.5)"))
+    with m.pymc_model():
+        idata = pm.sample(draws=2000, tune=1000, chains=2, random_seed=5, progressbar=False,
+                          nuts={"target_accept": 0.95})
+    mu = idata.posterior["mu"].values.reshape(-1, 2)
+    e = toy_result.exact
+    for j in (0, 1):
+        mg = e.marginal("mean", j)
+        assert abs(mu[:, j].mean() - mg.mean) < 0.1 * mg.sd
+    p = np.mean((mu[:, 0] < -10) & (mu[:, 1] < math.log(1.25)))
+    jt = toy_result.joint_table().set_index("target")
+    assert abs(p - jt.loc["mean", "p_benefit_acceptable_harm"]) < 0.02
+    rho = idata.posterior["rho_between"].values.ravel()
+    assert abs(rho.mean() - e.param_stats("rho", [])[0]) < 0.08
