@@ -149,3 +149,46 @@ def test_bad_input(re_result):
         kb.next_trial(re_result, [50], sd=SD, threshold=0.4)
     with pytest.raises(KetabayesError, match="SD"):
         kb.next_trial(re_result, [50])
+
+
+def test_published_estimate_with_assumed_heterogeneity(fe_result):
+    """A fixed-effect result with an assumed tau: a point tau gives the closed form with s2 -> s2 + tau^2;
+    a half-normal prior for tau is checked by simulating trials and updating on a natural-scale tau grid."""
+    m, Vp = _conjugate(Y[:3], V[:3])
+    z = stats.norm.ppf(0.8)
+
+    def closed(n, tau):
+        r = 2 * SD**2 / n + tau**2
+        v_new = 1 / (1 / Vp + 1 / r)
+        y_star = ((-MCID - z * math.sqrt(v_new)) / v_new - m / Vp) * r
+        return stats.norm.cdf((y_star - m) / math.sqrt(Vp + r))
+
+    nt = kb.next_trial(fe_result, [50], sd=SD, tau=4.0)
+    assert nt.table["assurance_benefit"].iloc[0] == pytest.approx(closed(50, 4.0), abs=1e-9)
+    assert "assumed" in nt.assumptions["heterogeneity"]
+    nt = kb.next_trial(fe_result, [50], sd=SD, tau="halfnormal(5)")
+    cur = float(fe_result.marginal("mean").cdf(-MCID))
+    assert nt.table["expected_p_benefit"].iloc[0] == pytest.approx(cur, abs=1e-7)
+    # simulation: tau from its prior, a new trial, the updated P(benefit) by Gauss-Legendre on the natural
+    # tau scale (the code integrates in log tau), vectorised over the simulated trials
+    rng = np.random.default_rng(99)
+    s2 = 2 * SD**2 / 50
+    n_sim = 4000
+    tau_d = np.abs(rng.normal(0, 5, n_sim))
+    y_new = rng.normal(m, np.sqrt(Vp + tau_d**2 + s2))
+    x, w = np.polynomial.legendre.leggauss(400)
+    t = 30.0 * (x + 1.0)
+    wt = 30.0 * w * np.sqrt(2 / np.pi) / 5 * np.exp(-0.5 * (t / 5) ** 2)
+    r = t**2 + s2
+    v_new = 1 / (1 / Vp + 1 / r)
+    lik = wt * np.exp(-0.5 * (y_new[:, None] - m) ** 2 / (Vp + r)) / np.sqrt(Vp + r)
+    p_upd = stats.norm.cdf((-MCID - v_new * (m / Vp + y_new[:, None] / r)) / np.sqrt(v_new))
+    updated = (lik * p_upd).sum(1) / lik.sum(1)
+    est = np.mean(updated >= 0.8)
+    se = math.sqrt(est * (1 - est) / n_sim)
+    assert abs(est - nt.table["assurance_benefit"].iloc[0]) < 4 * se
+    none = kb.next_trial(fe_result, [50], sd=SD)
+    assert "no heterogeneity" in none.assumptions["heterogeneity"]
+    with pytest.raises(KetabayesError, match="fixed-effect"):
+        kb.next_trial(kb.RandomEffectsModel.from_arrays(Y, V, measure="MD", prior_tau="halfnormal(10)").fit(
+            mcid=MCID, frequentist=False), [50], sd=SD, tau=3.0)

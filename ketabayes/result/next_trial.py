@@ -284,7 +284,7 @@ def _gain_sign(th: Thresholds) -> float:
 def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: float | None = None,
                threshold: float = 0.8, which: str = "benefit", assurance_target: float = 0.8,
                mcid: float | None = None, benefit: str | None = None, harm: float | None = None,
-               target: str = "mean", n_sim: int = 4000, seed: int = 1) -> NextTrial:
+               target: str = "mean", tau=None, n_sim: int = 4000, seed: int = 1) -> NextTrial:
     """Assurance, expected posterior probabilities and EVSI of a new trial, by its size.
 
     Parameters
@@ -306,6 +306,12 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
         Thresholds (default: those stored with the result).
     target : {"mean"}
         The quantity whose updated posterior decides (the average effect ``mu``).
+    tau : float, Prior or str, optional
+        Only for fixed-effect results, e.g. a re-analysis of a *published pooled estimate*, which
+        carries no information on between-trial heterogeneity: the assumed SD of the new trial's true
+        effect around ``mu`` (a number, or a prior such as ``"halfnormal(5)"``, integrated by
+        quadrature and updated by the new trial). ``None`` assumes no heterogeneity (the new trial
+        estimates ``mu`` itself), which is optimistic; the assumption is stated in the output.
     n_sim : int
         Simulated trials per ``n`` for NUTS results.
     seed : int
@@ -355,25 +361,65 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
     current = {"p_benefit": now["p_benefit"], "p_trivial": now["p_trivial"], "p_harm": now["p_harm"],
                "expected_gain": gs * cur.mean - delta}
     e = result.exact
+    het_text = "between-trial heterogeneity from the meta-analysis' own posterior of tau"
+    if tau is not None and not getattr(result, "fixed", False):
+        raise KetabayesError("tau= is for fixed-effect results (e.g. a published pooled estimate); a random-effects "
+                             "result already has a posterior for tau")
+    if getattr(result, "fixed", False):
+        het_text = ("no heterogeneity assumed: the new trial estimates the average effect itself (optimistic)"
+                    if tau is None else f"heterogeneity of the new trial around the average assumed: tau ~ {tau}")
     if e is not None:
-        upd = _ExactUpdate(np.asarray(e.weights), np.asarray(e.cond_mean), np.asarray(e.cond_var),
-                           np.asarray(e.tau_nodes) ** 2, th)
+        if getattr(result, "fixed", False) and tau is not None:
+            t_nodes, t_w = _tau_nodes(tau)
+            upd = _ExactUpdate(t_w, np.full(t_w.shape, float(e.cond_mean[0])), np.full(t_w.shape, float(e.cond_var[0])),
+                               t_nodes**2, th)
+        else:
+            upd = _ExactUpdate(np.asarray(e.weights), np.asarray(e.cond_mean), np.asarray(e.cond_var),
+                               np.asarray(e.tau_nodes) ** 2, th)
         rows = [_exact_row(upd, n, v, threshold, which, gs, delta, current) for n, v in zip(ns, s2)]
         n_fun = _continuous_assurance(upd, result.measure, sd, baseline_risk, float(cur.mean), threshold, which)
     else:
+        if tau is not None:
+            raise KetabayesError("tau= needs the exact engine")
         rows = [_sim_row(result, n, v, threshold, which, gs, delta, current, n_sim, seed, th) for n, v in zip(ns, s2)]
         n_fun = None
     table = pd.DataFrame(rows)
     limit = float(table[f"assurance_{which}"].iloc[-1])
     settling, statement = _settle(table, which, threshold, assurance_target, limit, n_fun, result.fixed
                                   if hasattr(result, "fixed") else False)
-    assumptions = {"new_trial_variance": text, "sd": sd, "baseline_risk": baseline_risk,
+    assumptions = {"new_trial_variance": text, "sd": sd, "baseline_risk": baseline_risk, "heterogeneity": het_text,
                    "thresholds": th.to_dict(), "thresholds_text": th.describe(result.measure),
                    "evsi_utility": "gain = benefit beyond the MCID on the analysis scale, per patient treated",
                    "method": "exact (quadrature over tau, closed forms given tau)" if e is not None else
                    f"simulation ({n_sim} trials per n, importance re-weighting of the posterior draws)"}
     return NextTrial(table, which, float(threshold), float(assurance_target), settling, statement, current,
                      assumptions)
+
+
+def _tau_nodes(tau):
+    """Quadrature nodes and weights of an assumed tau: a point, or a prior integrated in log(tau)."""
+    from ketabayes.model.priors import Prior, parse_prior
+
+    if isinstance(tau, (int, float, np.integer, np.floating)):
+        if not (math.isfinite(tau) and tau >= 0):
+            raise KetabayesError(f"tau must be a non-negative number or a prior, got {tau!r}")
+        return np.array([float(tau)]), np.ones(1)
+    prior = tau if isinstance(tau, Prior) else parse_prior(tau)
+    if prior.support != "positive":
+        raise KetabayesError(f"tau must be a prior on tau > 0, got {prior}")
+    u = np.linspace(-25.0, 12.0, 3701)
+    with np.errstate(divide="ignore"):
+        ld = prior.logpdf(np.exp(u)) + u
+    ld = np.where(np.isfinite(ld), ld, -np.inf)
+    idx = np.flatnonzero(ld > ld.max() - 40.0)
+    a, b = u[max(idx[0] - 1, 0)], u[min(idx[-1] + 1, u.size - 1)]
+    x, w = special.roots_legendre(16)
+    edges = np.linspace(a, b, 41)
+    half, mid = 0.5 * np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
+    un = (mid[:, None] + half[:, None] * x).ravel()
+    lw = prior.logpdf(np.exp(un)) + un + np.log((half[:, None] * w).ravel())
+    wt = np.exp(lw - lw.max())
+    return np.exp(un), wt / wt.sum()
 
 
 def _exact_row(upd, n, s2, threshold, which, gs, delta, current):
