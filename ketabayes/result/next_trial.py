@@ -133,8 +133,10 @@ class NextTrial:
         ``se_new``; ``assurance_benefit``, ``assurance_trivial``, ``assurance_harm`` (probability
         that the updated meta-analysis gives ``P(region) >= threshold``), ``p_settled`` (their
         sum; the regions are disjoint for ``threshold > 0.5``); ``expected_p_*`` (expected updated
-        probabilities, equal to the current ones); ``q10_p_<which>``, ``q90_p_<which>`` (10% and 90%
-        predictive quantiles of the updated probability); ``evsi``; ``exact``; ``mc_se``.
+        probabilities, equal to the current ones); ``q10_p_<region>``, ``q90_p_<region>`` (region = ``which``, or
+        benefit for ``which="any"``; 10% and 90%
+        predictive quantiles of the updated probability); ``evsi``; ``exact``; ``mc_se`` (the largest
+        binomial Monte-Carlo SE of the assurance columns; 0 when exact).
     which : str
         Region whose assurance decides when the question is settled.
     threshold, assurance_target : float
@@ -282,7 +284,7 @@ def _gain_sign(th: Thresholds) -> float:
 
 
 def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: float | None = None,
-               threshold: float = 0.8, which: str = "benefit", assurance_target: float = 0.8,
+               threshold: float = 0.8, which: str = "any", assurance_target: float = 0.8,
                mcid: float | None = None, benefit: str | None = None, harm: float | None = None,
                target: str = "mean", tau=None, n_sim: int = 4000, seed: int = 1) -> NextTrial:
     """Assurance, expected posterior probabilities and EVSI of a new trial, by its size.
@@ -298,8 +300,10 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
         :func:`new_trial_variance`.
     threshold : float
         The updated meta-analysis "settles" a region when its posterior probability is at least this (> 0.5).
-    which : {"benefit", "trivial", "harm"}
-        The region whose assurance is the headline (benefit beyond the MCID, or practically no effect).
+    which : {"any", "benefit", "trivial", "harm"}
+        What "settled" means for ``settling_n``: ``"any"`` (default) -- the updated analysis reaches a
+        conclusion, whichever (``p_settled``); or one conclusion: benefit beyond the MCID, practically
+        no effect, harm.
     assurance_target : float
         Assurance at which the question is expected to be settled (for ``settling_n``).
     mcid, benefit, harm : optional
@@ -339,8 +343,8 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
     """
     if target != "mean":
         raise KetabayesError("next_trial decides on the average effect only (target='mean')")
-    if which not in _REGIONS:
-        raise KetabayesError(f"which must be one of {', '.join(_REGIONS)}, got {which!r}")
+    if which not in ("any", *_REGIONS):
+        raise KetabayesError(f"which must be one of any, {', '.join(_REGIONS)}, got {which!r}")
     if not 0.5 < threshold < 1.0:
         raise KetabayesError(f"threshold must be in (0.5, 1), got {threshold!r}")
     if not 0.0 < assurance_target < 1.0:
@@ -360,6 +364,7 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
     now = decision_probabilities(cur, th)
     current = {"p_benefit": now["p_benefit"], "p_trivial": now["p_trivial"], "p_harm": now["p_harm"],
                "expected_gain": gs * cur.mean - delta}
+    qwhich = "benefit" if which == "any" else which
     e = result.exact
     het_text = "between-trial heterogeneity from the meta-analysis' own posterior of tau"
     if tau is not None and not getattr(result, "fixed", False):
@@ -376,17 +381,18 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
         else:
             upd = _ExactUpdate(np.asarray(e.weights), np.asarray(e.cond_mean), np.asarray(e.cond_var),
                                np.asarray(e.tau_nodes) ** 2, th)
-        rows = [_exact_row(upd, n, v, threshold, which, gs, delta, current) for n, v in zip(ns, s2)]
+        rows = [_exact_row(upd, n, v, threshold, qwhich, gs, delta, current) for n, v in zip(ns, s2)]
         n_fun = _continuous_assurance(upd, result.measure, sd, baseline_risk, float(cur.mean), threshold, which)
     else:
         if tau is not None:
             raise KetabayesError("tau= needs the exact engine")
-        rows = [_sim_row(result, n, v, threshold, which, gs, delta, current, n_sim, seed, th) for n, v in zip(ns, s2)]
+        rows = [_sim_row(result, n, v, threshold, qwhich, gs, delta, current, n_sim, seed, th) for n, v in zip(ns, s2)]
         n_fun = None
     table = pd.DataFrame(rows)
-    limit = float(table[f"assurance_{which}"].iloc[-1])
-    settling, statement = _settle(table, which, threshold, assurance_target, limit, n_fun, result.fixed
-                                  if hasattr(result, "fixed") else False)
+    col = "p_settled" if which == "any" else f"assurance_{which}"
+    limit = float(table[col].iloc[-1])
+    heterogeneous = not (getattr(result, "fixed", False) and (tau is None or tau == 0))
+    settling, statement = _settle(table, which, col, threshold, assurance_target, limit, n_fun, heterogeneous)
     assumptions = {"new_trial_variance": text, "sd": sd, "baseline_risk": baseline_risk, "heterogeneity": het_text,
                    "thresholds": th.to_dict(), "thresholds_text": th.describe(result.measure),
                    "evsi_utility": "gain = benefit beyond the MCID on the analysis scale, per patient treated",
@@ -469,20 +475,25 @@ def _prob_quantiles(upd, s2, which, sc, qs):
 
 
 def _continuous_assurance(upd, measure, sd, baseline_risk, effect, threshold, which):
+    regions = _REGIONS if which == "any" else (which,)
+
     def f(n):
         s2 = float(new_trial_variance([n], measure, sd=sd, baseline_risk=baseline_risk, effect=effect)[0][0])
-        return upd.assurance(s2, threshold, which)
+        sc = upd.scan(s2)
+        return sum(upd.assurance(s2, threshold, r, sc) for r in regions)
     return f
 
 
-def _settle(table, which, threshold, target, limit, n_fun, fixed):
-    label = {"benefit": "benefit beyond the MCID", "trivial": "practically no effect", "harm": "harm"}[which]
+def _settle(table, which, col, threshold, target, limit, n_fun, heterogeneous):
+    label = {"any": "a conclusion (benefit beyond the MCID, practically no effect or harm)",
+             "benefit": "benefit beyond the MCID", "trivial": "practically no effect", "harm": "harm"}[which]
     finite = table[np.isfinite(table["n_per_arm"])]
-    hit = finite[finite[f"assurance_{which}"] >= target]
+    hit = finite[finite[col] >= target]
     if limit < target:
-        return None, (f"No single trial is expected to settle it: even an infinitely large new trial gives "
-                      f"P(updated P({label}) >= {threshold:g}) = {limit:.3f} < {target:g}, because between-trial "
-                      "heterogeneity (tau) limits what one trial says about the average effect.")
+        why = ("because between-trial heterogeneity (tau) limits what one trial says about the average effect"
+               if heterogeneous else "because the trial may well show something else")
+        return None, (f"No single trial is expected to settle it: even an infinitely large new trial reaches "
+                      f"{label} at probability >= {threshold:g} only with chance {limit:.3f} < {target:g}, {why}.")
     n_star = None
     if n_fun is not None:
         lo = 2.0
@@ -498,10 +509,10 @@ def _settle(table, which, threshold, target, limit, n_fun, fixed):
         n_star = float(hit["n_per_arm"].iloc[0])
     if n_star is None:
         return None, (f"The limit for an infinitely large trial is {limit:.3f}, but no size up to 1e8 per arm "
-                      f"reaches assurance {target:g} for P({label}) >= {threshold:g}.")
-    return n_star, (f"A new trial with about {math.ceil(n_star)} patients per arm gives a {target:.0%} chance that "
-                    f"the updated meta-analysis shows P({label}) >= {threshold:g} (limit for an infinite trial: "
-                    f"{limit:.3f}).")
+                      f"reaches {label} at probability >= {threshold:g} with chance {target:g}.")
+    return n_star, (f"A new trial with about {math.ceil(n_star)} patients per arm has a {target:.0%} chance that the "
+                    f"updated meta-analysis reaches {label} at probability >= {threshold:g} (infinitely large "
+                    f"trial: {limit:.3f}).")
 
 
 # ---------------------------------------------------------------------- simulation (NUTS results)
@@ -535,8 +546,8 @@ def _sim_row(result, n, s2, threshold, which, gs, delta, current, n_sim, seed, t
     row.update({f"q10_p_{which}": float(np.quantile(probs[which], 0.1)),
                 f"q90_p_{which}": float(np.quantile(probs[which], 0.9))})
     row["evsi"] = max(float(np.maximum(gs * means - delta, 0.0).mean()) - max(0.0, current["expected_gain"]), 0.0)
-    a = row[f"assurance_{which}"]
-    row.update(exact=False, mc_se=math.sqrt(max(a * (1 - a), 1.0 / n_sim) / n_sim))
+    a = [row[f"assurance_{r}"] for r in _REGIONS] + [row["p_settled"]]
+    row.update(exact=False, mc_se=math.sqrt(max(max(x * (1 - x) for x in a), 1.0 / n_sim) / n_sim))
     return row
 
 
