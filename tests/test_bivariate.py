@@ -186,6 +186,18 @@ def test_net_benefit_closed_form_and_monte_carlo():
 
 
 def test_contract_roundtrip(toy_result, tmp_path):
+    for name in ("summary", "decision_table", "benefit_curve", "marginal", "to_netcdf", "to_dict", "_repr_html_"):
+        assert callable(getattr(toy_result, name))
+    t = toy_result.decision_table()
+    for col in ("target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "p_benefit", "p_trivial", "p_harm",
+                "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid", "benefit_cut", "harm_cut",
+                "outcome", "measure"):
+        assert col in t.columns, col
+    bc = toy_result.benefit_curve([0, 10], target="mean|outcome=efficacy")
+    m = toy_result.marginal("mean|outcome=efficacy")
+    assert list(bc["p_benefit"]) == pytest.approx([float(m.cdf(0.0)), float(m.cdf(-10.0))], abs=1e-12)
+    with pytest.raises(KetabayesError, match="unknown target"):
+        toy_result.marginal("mean")
     assert toy_result.target_names == ["mean|outcome=efficacy", "mean|outcome=harm", "predictive|outcome=efficacy",
                                        "predictive|outcome=harm"]
     s = toy_result.summary()
