@@ -404,28 +404,13 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
 
 def _tau_nodes(tau):
     """Quadrature nodes and weights of an assumed tau: a point, or a prior integrated in log(tau)."""
-    from ketabayes.model.priors import Prior, parse_prior
-
     if isinstance(tau, (int, float, np.integer, np.floating)):
         if not (math.isfinite(tau) and tau >= 0):
             raise KetabayesError(f"tau must be a non-negative number or a prior, got {tau!r}")
         return np.array([float(tau)]), np.ones(1)
-    prior = tau if isinstance(tau, Prior) else parse_prior(tau)
-    if prior.support != "positive":
-        raise KetabayesError(f"tau must be a prior on tau > 0, got {prior}")
-    u = np.linspace(-25.0, 12.0, 3701)
-    with np.errstate(divide="ignore"):
-        ld = prior.logpdf(np.exp(u)) + u
-    ld = np.where(np.isfinite(ld), ld, -np.inf)
-    idx = np.flatnonzero(ld > ld.max() - 40.0)
-    a, b = u[max(idx[0] - 1, 0)], u[min(idx[-1] + 1, u.size - 1)]
-    x, w = special.roots_legendre(16)
-    edges = np.linspace(a, b, 41)
-    half, mid = 0.5 * np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
-    un = (mid[:, None] + half[:, None] * x).ravel()
-    lw = prior.logpdf(np.exp(un)) + un + np.log((half[:, None] * w).ravel())
-    wt = np.exp(lw - lw.max())
-    return np.exp(un), wt / wt.sum()
+    from ketabayes.inference.exact import prior_tau_nodes
+
+    return prior_tau_nodes(tau)
 
 
 def _exact_row(upd, n, s2, threshold, which, gs, delta, current):
