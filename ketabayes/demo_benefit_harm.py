@@ -30,8 +30,8 @@ def run_benefit_harm(pain, ae, pain_result, out_dir: Path, mcid_pain: float = 10
 
     eff = (float(pain["estimate"]), float(pain["ci_low"]), float(pain["ci_high"]), "MD")
     harm = (float(ae["estimate"]), float(ae["ci_low"]), float(ae["ci_high"]), "RR")
-    click.echo("Question: is there a benefit beyond the MCID (pain MD < -%g) WITHOUT an unacceptable increase in "
-               "adverse events (RR < %g)?" % (mcid_pain, harm_ae))
+    click.echo(f"Question: is there a benefit beyond the MCID (pain MD < -{mcid_pain:g}) WITHOUT an unacceptable "
+               f"increase in adverse events (RR < {harm_ae:g})?")
     click.echo("ASSUMPTION: the review does not report the correlation of the two pooled estimates; it is assumed")
     click.echo(f"  and varied over {', '.join(f'{r:g}' for r in RHOS)} (0 is the headline value).")
     rows, results = [], {}
@@ -50,7 +50,7 @@ def run_benefit_harm(pain, ae, pain_result, out_dir: Path, mcid_pain: float = 10
                f"{head['p_benefit_acceptable_harm']:.3f}; the benefit most probably comes with more adverse events "
                f"(P = {head['p_benefit_unacceptable_harm']:.3f}).")
     click.echo("")
-    click.echo(f"Net benefit = pain reduction (points) - w x extra adverse events per 100 patients.")
+    click.echo("Net benefit = pain reduction (points) - w x extra adverse events per 100 patients.")
     click.echo(f"ASSUMPTION: baseline risk of any adverse event on placebo {BASELINE_AE:g} (not reported here); "
                "w is a value judgement, so a range is shown.")
     nb = results[0.0].net_benefit(list(WEIGHTS), baseline_risk=BASELINE_AE)

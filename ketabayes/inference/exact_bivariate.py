@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ketabayes.model.priors import Flat, Normal, Prior
+from ketabayes.model.priors import Flat, Normal
 from ketabayes.result.marginals import MixtureMarginal
 
 __all__ = ["ExactBivariate", "BivariateGrid", "bvn_cdf"]
