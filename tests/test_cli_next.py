@@ -46,3 +46,29 @@ def test_joint_json(tmp_path):
     r = CliRunner().invoke(main, ["joint", "--efficacy", "1,2", "--harm", "3.26,1.05,10.09,RR", "--mcid", "10",
                                   "--harm-threshold", "1.25"])
     assert r.exit_code == 2 and "--efficacy" in r.output
+
+
+def test_demo_part_answers_joint_and_next_trial(tmp_path, capsys):
+    """Demo part 1c prints the assumptions and the joint probability equals scipy's independent value."""
+    import math
+
+    from scipy import stats
+
+    from ketabayes.demo_benefit_harm import run_benefit_harm
+    from ketabayes.reporting.panel import reanalyse_published
+
+    data = kb.load_dataset("ferraro2025_published")
+    iv = data[(data["drug"] == "ketamine") & (data["route"] == "intravenous")].set_index("outcome")
+    pain, ae = iv.loc["pain intensity"], iv.loc["adverse events (any)"]
+    pa = reanalyse_published(-15.79, -32.09, 0.51, "MD", mcid=10, benefit="lower", seed=1)
+    out = run_benefit_harm(pain, ae, pa.results["neutral"], tmp_path)
+    text = capsys.readouterr().out
+    for phrase in ("ASSUMPTION: the review does not report the correlation", "ASSUMPTION: SD of pain",
+                   "ASSUMPTION: baseline risk", "No single trial is expected to settle it"):
+        assert phrase in text
+    z = stats.norm.ppf(0.975)
+    p = stats.norm.cdf((-10 + 15.79) / (32.6 / (2 * z))) * stats.norm.cdf(
+        (math.log(1.25) - math.log(3.26)) / ((math.log(10.09) - math.log(1.05)) / (2 * z)))
+    jt = out["joint"][0.0].joint_table().iloc[0]
+    assert jt["p_benefit_acceptable_harm"] == pytest.approx(p, abs=1e-9)
+    assert (tmp_path / "ketamine_benefit_harm_plane.png").exists() and (tmp_path / "ketamine_next_trial.png").exists()
