@@ -46,6 +46,7 @@ _LAZY = {
     "RandomEffectsModel": "ketabayes.model.random_effects",
     "HierarchicalModel": "ketabayes.model.hierarchical",
     "BinomialModel": "ketabayes.model.binomial",
+    "BivariateModel": "ketabayes.model.bivariate",
     "simulate_review": "ketabayes.data.simulate",
     "split_analyses": "ketabayes.data.revman",
     "describe_dataset": "ketabayes.data.datasets",
@@ -76,6 +77,9 @@ _LAZY = {
     "VerdictRule": "ketabayes.result.decision",
     "HierarchicalResult": "ketabayes.result.hierarchical_result",
     "load_hierarchical_result": "ketabayes.result.hierarchical_result",
+    "next_trial": "ketabayes.result.next_trial",
+    "BivariateResult": "ketabayes.result.bivariate_result",
+    "NextTrial": "ketabayes.result.next_trial",
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",

@@ -252,8 +252,14 @@ def _check_thresholds(mcid, measure, benefit, harm):
               "(needs proper --prior-mu and --prior-tau).")
 @click.option("--bias", help='With --bma: bias models, "pet-peese", "robma" (36 models, slow: SMC) or names '
               'like "PET,PEESE,2s.05".')
+@click.option("--next-trial", "next_n", help="Sizes per arm of a new trial to assess, e.g. 50,100,200 (needs --mcid).")
+@click.option("--sd", type=float, help="Assumed outcome SD per arm of the new trial (MD).")
+@click.option("--baseline-risk", type=float, help="Assumed control-arm risk of the new trial (OR/RR/RD).")
+@click.option("--threshold", type=float, default=0.8, show_default=True,
+              help="Posterior probability that settles the question (with --next-trial).")
 def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
-            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias):
+            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias, next_n, sd,
+            baseline_risk, threshold):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
@@ -321,8 +327,11 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if not by:
         out("\nFrequentist analysis as RevMan reports it:")
         out(format_revman(model.yi, model.vi, m))
+    payload = res.to_dict()
+    if next_n:
+        payload["next_trial"] = _next_trial_block(res, next_n, sd, baseline_risk, threshold, by, out)
     if json_path is not None:
-        text = to_json(res.to_dict(), indent=2)
+        text = to_json(payload, indent=2)
         if json_stdout:
             click.echo(text)
         else:
@@ -357,6 +366,75 @@ def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, s
         else:
             json_path.write_text(text)
             out(f"\nJSON written to {json_path}")
+
+
+def _next_trial_block(res, next_n, sd, baseline_risk, threshold, by, out) -> dict:
+    """Print and return the next-trial assessment (``--next-trial``)."""
+    from ketabayes.result.next_trial import next_trial
+
+    if by:
+        raise click.UsageError("--next-trial needs a normal-normal model (without --by)")
+    try:
+        ns = [float(x) for x in next_n.split(",") if x.strip()]
+    except ValueError:
+        raise click.UsageError(f"--next-trial takes sizes per arm separated by commas, e.g. 50,100,200; "
+                               f"got {next_n!r}") from None
+    nt = next_trial(res, ns, sd=sd, baseline_risk=baseline_risk, threshold=threshold)
+    out(f"\nThe next trial ({nt.assumptions['new_trial_variance']}):")
+    cols = ["n_per_arm", "se_new", "assurance_benefit", "assurance_trivial", "assurance_harm", "evsi"]
+    out(nt.table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    out(nt.statement)
+    return nt.to_dict()
+
+
+def _published_spec(text, name):
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 4:
+        raise click.UsageError(f"--{name} takes ESTIMATE,CI_LOW,CI_HIGH,MEASURE, e.g. -15.79,-32.09,0.51,MD; "
+                               f"got {text!r}")
+    try:
+        return (float(parts[0]), float(parts[1]), float(parts[2]), parts[3].upper())
+    except ValueError:
+        raise click.UsageError(f"--{name}: the first three values must be numbers, got {text!r}") from None
+
+
+@main.command()
+@click.option("--efficacy", required=True, help="Published efficacy result: ESTIMATE,CI_LOW,CI_HIGH,MEASURE.")
+@click.option("--harm", "harm_spec", required=True, help="Published harm result: ESTIMATE,CI_LOW,CI_HIGH,MEASURE.")
+@click.option("--rho", type=float, default=None, help="Assumed correlation of the two estimates (default 0, stated).")
+@click.option("--mcid", type=float, required=True, help="MCID of the efficacy outcome.")
+@click.option("--harm-threshold", type=float, required=True, help="Harm threshold (a ratio for OR/RR).")
+@click.option("--baseline-risk", type=float, help="Assumed baseline risk of the harm outcome (net benefit).")
+@click.option("--weights", default="0,0.25,0.5,1,2", show_default=True,
+              help="Trade-off weights: efficacy units per extra harm event per 100 patients.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def joint(efficacy, harm_spec, rho, mcid, harm_threshold, baseline_risk, weights, json_path):
+    """Joint benefit-harm answer from two published pooled results (assumed correlation stated)."""
+    from ketabayes.model.bivariate import BivariateModel
+    from ketabayes.result.provenance import to_json
+
+    model = BivariateModel.from_published(_published_spec(efficacy, "efficacy"), _published_spec(harm_spec, "harm"),
+                                          rho=rho)
+    click.echo(model.describe())
+    res = model.fit(mcid=mcid, harm_threshold=harm_threshold, seed=1)
+    jt = res.joint_table()
+    click.echo("\nJoint decision probabilities:")
+    click.echo(jt[["target", "p_benefit_acceptable_harm", "p_benefit_unacceptable_harm",
+                   "p_no_benefit_acceptable_harm", "p_no_benefit_unacceptable_harm"]].to_string(
+        index=False, float_format=lambda x: f"{x:.4f}"))
+    out = res.to_dict()
+    if baseline_risk is not None:
+        try:
+            w = [float(x) for x in weights.split(",") if x.strip()]
+        except ValueError:
+            raise click.UsageError(f"--weights takes numbers separated by commas, got {weights!r}") from None
+        nb = res.net_benefit(w, baseline_risk=baseline_risk)
+        click.echo(f"\nNet benefit = gain - w x harm increase ({nb['harm_units'].iloc[0]}):")
+        click.echo(nb[["weight", "mean_net", "p_net_benefit"]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out["net_benefit"] = nb.to_dict(orient="records")
+    if json_path is not None:
+        json_path.write_text(to_json(out, indent=2))
+        click.echo(f"\nJSON written to {json_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,6 +101,12 @@ def run_demo(out_dir: Path = Path("ketabayes-demo-output"), mcid_pain: float = 1
     except ImportError as exc:  # pragma: no cover - plots module is part of the package
         click.echo(f"(figure skipped: {exc})")
 
+    # ------------------------------------------------------------------ part 3 (printed after part 1b)
+    from ketabayes.demo_benefit_harm import run_benefit_harm
+
+    _section("1c. IV ketamine: benefit AND harm together, and what the next trial would settle")
+    joint = run_benefit_harm(pain, ae, pa_pain.results["neutral"], out_dir, mcid_pain, harm_ae, seed)
+
     # ------------------------------------------------------------------ part 2
     from ketabayes.data.effect_sizes import effect_sizes
     from ketabayes.model.random_effects import RandomEffectsModel
@@ -147,4 +153,4 @@ def run_demo(out_dir: Path = Path("ketabayes-demo-output"), mcid_pain: float = 1
     for f in figures:
         click.echo(f"Figure: {f}")
     click.echo(f"Done in {time.perf_counter() - t0:.1f} s.")
-    return {"pain": pa_pain, "adverse_events": pa_ae, "magnesium": fits}
+    return {"pain": pa_pain, "adverse_events": pa_ae, "magnesium": fits, "benefit_harm": joint}

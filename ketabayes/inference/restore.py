@@ -11,7 +11,7 @@ import numpy as np
 
 from ketabayes.model.priors import prior_from_dict
 
-__all__ = ["exact_normal_normal", "exact_hierarchical", "exact_binomial", "DESIGN_VARS"]
+__all__ = ["exact_normal_normal", "exact_hierarchical", "exact_binomial", "exact_bivariate", "DESIGN_VARS"]
 
 #: ``constant_data`` variables that hold a hierarchical model's design (see :func:`design_constants`)
 DESIGN_VARS = ("design_X", "design_Z", "design_term_of_col", "target_A", "target_pred", "target_study")
@@ -81,3 +81,17 @@ def exact_binomial(tree, settings):
     from ketabayes.inference.exact_binomial import ExactBinomial
 
     return ExactBinomial(a, n1, c, n2, prior_mu, prior_tau, prior_base, A, pred, settings=grid)
+
+
+def exact_bivariate(tree, settings):
+    """:class:`~ketabayes.inference.exact_bivariate.ExactBivariate` of a saved bivariate result."""
+    from ketabayes.inference.exact_bivariate import BivariateGrid, ExactBivariate
+
+    const = tree["constant_data"]
+    outcomes = settings["outcomes"]
+    fixed = settings.get("fixed", False)
+    prior_mu = [_prior(settings["prior_mu"][o]) for o in outcomes]
+    prior_tau = None if fixed else [_prior(settings["prior_tau"][o]) for o in outcomes]
+    return ExactBivariate(tree["observed_data"]["y"].values, const["vi"].values, const["rho_within"].values,
+                          prior_mu, prior_tau, rho_eta=settings.get("rho_eta", 1.0), fixed=fixed,
+                          settings=BivariateGrid(**settings.get("engine_settings", {})))

@@ -19,12 +19,13 @@ __all__ = ["load_result", "RESULT_CLASSES"]
 
 
 def _classes() -> dict:
+    from ketabayes.result.bivariate_result import BivariateResult
     from ketabayes.result.bma_result import BMAResult
     from ketabayes.result.hierarchical_result import HierarchicalResult
     from ketabayes.result.result import MetaResult
 
     return {"random effects": MetaResult, "fixed effect": MetaResult, "hierarchical": HierarchicalResult,
-            "binomial": HierarchicalResult, "bma": BMAResult}
+            "binomial": HierarchicalResult, "bma": BMAResult, "bivariate": BivariateResult}
 
 
 #: model type stored in a file -> result class (filled on first use)
