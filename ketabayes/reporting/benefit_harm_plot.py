@@ -53,7 +53,6 @@ def plot_benefit_harm(result, target: str = "mean", *, mcid: float | None = None
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
 
     jt = result.joint_table(mcid, harm_threshold).set_index("target").loc[target]
     e = result.exact
@@ -66,7 +65,9 @@ def plot_benefit_harm(result, target: str = "mean", *, mcid: float | None = None
     x = np.union1d(x, [cut1]) if x[0] < cut1 < x[-1] else x
     dens = _grid_density(e, target, x, y)
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
+        from ketabayes.reporting.plots import new_figure
+
+        fig, ax = new_figure(figsize)  # outside pyplot: Jupyter shows it once
     else:
         fig = ax.figure
     yy = np.exp(y) if ratio else y
@@ -98,12 +99,24 @@ def plot_benefit_harm(result, target: str = "mean", *, mcid: float | None = None
     ax.axvline(cut1, color="black", ls="--", lw=1)
     ax.axhline(c2, color="black", ls="--", lw=1)
     if ratio:
+        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
+
+        from ketabayes.reporting.plots import _ratio_ticks
+
         ax.set_yscale("log")
+        ticks = sorted(set(_ratio_ticks(lo_y, hi_y)) | ({1.0} if lo_y <= 1.0 <= hi_y else set()))
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_formatter(NullFormatter())
     kind = "average effects" if target == "mean" else "effects in a new trial"
     ax.set_xlabel(f"{result.outcomes[0]} ({result.measures[0]}); MCID cut {cut1:g}")
     ax.set_ylabel(f"{result.outcomes[1]} ({result.measures[1]}); threshold {jt['harm_cut']:g}")
     ax.set_title(f"Benefit-risk plane: joint posterior of the {kind}")
-    ax.legend(loc="best", fontsize=8, frameon=True)
+    if fig.get_layout_engine() is not None:  # below the axes, clear of the contours
+        fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="best", fontsize=8, frameon=True)
     if result.assumptions:
         fig.text(0.01, 0.005, "Assumption: " + "; ".join(result.assumptions), fontsize=7, wrap=True)
     return fig
@@ -121,13 +134,14 @@ def plot_next_trial(nt, *, ax=None, figsize=(6.5, 4.5)):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
 
     t = nt.table
     fin = t[np.isfinite(t["n_per_arm"])]
     lim = t[~np.isfinite(t["n_per_arm"])].iloc[0]
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
+        from ketabayes.reporting.plots import new_figure
+
+        fig, ax = new_figure(figsize)  # outside pyplot: Jupyter shows it once
     else:
         fig = ax.figure
     names = {"benefit": "benefit beyond MCID", "trivial": "practically no effect", "harm": "harm"}
