@@ -151,6 +151,12 @@ def plot_next_trial(nt, *, ax=None, figsize=(6.5, 4.5)):
         ax.axhline(lim[f"assurance_{r}"], color=col, ls=":", lw=1)
     ax.axhline(nt.assurance_target, color="black", ls="--", lw=0.8, label=f"assurance target {nt.assurance_target:g}")
     ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(float(n) for n in fin["n_per_arm"]))))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # the sizes themselves, not powers of ten
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 1)
     ax.set_xlabel("new trial: patients per arm (dotted: infinitely large trial)")
     ax.set_ylabel("assurance")
