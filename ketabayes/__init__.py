@@ -45,6 +45,7 @@ _LAZY = {
     "RandomEffectsModel": "ketabayes.model.random_effects",
     "HierarchicalModel": "ketabayes.model.hierarchical",
     "BinomialModel": "ketabayes.model.binomial",
+    "MultivariateModel": "ketabayes.model.multivariate",
     "simulate_review": "ketabayes.data.simulate",
     "split_analyses": "ketabayes.data.revman",
     "describe_dataset": "ketabayes.data.datasets",
@@ -64,6 +65,7 @@ _LAZY = {
     "ExactBinomial": "ketabayes.inference.exact_binomial",
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
+    "ExactMultivariateNormal": "ketabayes.inference.exact_multivariate",
     # result
     "MetaResult": "ketabayes.result.result",
     "load_result": "ketabayes.result.io",
@@ -73,6 +75,7 @@ _LAZY = {
     "VerdictRule": "ketabayes.result.decision",
     "HierarchicalResult": "ketabayes.result.hierarchical_result",
     "load_hierarchical_result": "ketabayes.result.hierarchical_result",
+    "MultivariateResult": "ketabayes.result.multivariate_result",
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
@@ -84,6 +87,7 @@ _LAZY = {
     "plot_funnel": "ketabayes.reporting.funnel",
     "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
     "plot_tornado": "ketabayes.reporting.robustness_plot",
+    "plot_time_course": "ketabayes.reporting.time_plot",
     # errors
     "KetabayesError": "ketabayes.errors",
     "DataError": "ketabayes.errors",

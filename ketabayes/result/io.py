@@ -20,10 +20,11 @@ __all__ = ["load_result", "RESULT_CLASSES"]
 
 def _classes() -> dict:
     from ketabayes.result.hierarchical_result import HierarchicalResult
+    from ketabayes.result.multivariate_result import MultivariateResult
     from ketabayes.result.result import MetaResult
 
     return {"random effects": MetaResult, "fixed effect": MetaResult, "hierarchical": HierarchicalResult,
-            "binomial": HierarchicalResult}
+            "binomial": HierarchicalResult, "multivariate": MultivariateResult}
 
 
 #: model type stored in a file -> result class (filled on first use)
