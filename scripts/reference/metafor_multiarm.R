@@ -5,7 +5,7 @@
 # Writes tests/data/metafor_multiarm.json, read by tests/test_exact_multivariate.py (CI has no R).
 #
 # Data (REAL, from the metadat package):
-#  * "senn2013": dat.senn2013 (HbA1c change, glucose-lowering drugs), the 17 trials with a placebo arm;
+#  * "senn2013": dat.senn2013 (HbA1c change, glucose-lowering drugs), the 19 trials with a placebo arm (20 contrasts);
 #    Willms (1999) has three arms (metformin, acarbose, placebo). Contrasts are arm - placebo mean
 #    differences; Var = sd_j^2/n_j + sd_0^2/n_0, Cov(j, k) = sd_0^2/n_0 (shared placebo arm).
 #  * "franchini2012": dat.franchini2012 (UPDRS change, dopamine agonists), the 3 trials with a placebo arm;
