@@ -300,7 +300,7 @@ class ExactMultivariateNormal(ExactNormalNormal):
         if studies:
             theta = np.empty((n, self._ys.size))
             t2 = t[:, None, None, None] ** 2
-            for d, idx, Sb, K, Xb in self._groups:
+            for _d, idx, Sb, K, Xb in self._groups:
                 TK = t2 * K  # (n, 1, d, d)
                 A = TK @ np.linalg.inv(Sb[None] + TK)  # (n, nb, d, d)
                 xb = np.einsum("bip,tp->tbi", Xb, beta)
