@@ -279,3 +279,19 @@ def test_errors_name_study_and_column():
     _, c = senn_contrasts()
     with pytest.raises(KetabayesError, match="exactly only"):
         kb.RandomEffectsModel.from_contrasts(c, prior_tau="halfnormal(0.5)").fit(method="nuts")
+
+
+def test_priors_checked_at_build_time_and_rho_sensitivity():
+    _, c = senn_contrasts()
+    with pytest.raises(KetabayesError, match="normal or flat"):
+        kb.MultivariateModel.from_contrasts(c, prior_mu="studentt(0, 1, 3)", prior_tau="halfnormal(0.5)")
+    with pytest.raises(KetabayesError, match="tau > 0"):
+        kb.MultivariateModel.from_contrasts(c, prior_tau="normal(0, 1)")
+    m = kb.MultivariateModel.from_contrasts(c, prior_tau="halfnormal(0.5)")
+    sens = m.sensitivity(rho=[0.0, 0.5], mcid=0.3)
+    own = m.fit(mcid=0.3, seed=0, draws=10, chains=1, frequentist=False).decision_table()
+    half = sens[sens["rho"] == 0.5].reset_index(drop=True)
+    np.testing.assert_allclose(half["p_benefit"], own["p_benefit"], rtol=0, atol=1e-15)
+    # rho changes only the three-arm trial's random-effects covariance: a small, non-zero change
+    diff = abs(sens[sens["rho"] == 0.0]["mean"].iloc[0] - half["mean"].iloc[0])
+    assert 0 < diff < 0.05

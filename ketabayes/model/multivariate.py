@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.data.validation import as_dataframe, check_not_empty, numeric_column, require_column, study_labels
-from ketabayes.errors import DataError, KetabayesError
+from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
     default_tau_prior_for,
     draw_seed,
@@ -33,7 +33,7 @@ from ketabayes.model._fit_common import (
     make_thresholds,
     prior_entry,
 )
-from ketabayes.model.priors import Flat, Prior, parse_prior
+from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
 
 __all__ = ["MultivariateModel", "TIME_WINDOWS"]
 
@@ -90,6 +90,10 @@ class MultivariateModel:
         self.measure = (measure or "GEN").upper()
         self.assumptions = dict(assumptions or {})
         self.prior_mu = parse_prior(prior_mu) if prior_mu is not None else Flat()
+        if not isinstance(self.prior_mu, Flat) and not (isinstance(self.prior_mu, Normal)
+                                                        and not self.prior_mu.truncated):
+            raise PriorError(f"the multivariate model takes a normal or flat prior for the average effect(s), "
+                             f"got {self.prior_mu}")
         self.yi = self.table["yi"].to_numpy(float)
         self.vi = np.diag(self.S).copy()
         self.trials = self.table["study"].astype(str).tolist()
@@ -100,6 +104,8 @@ class MultivariateModel:
             raise DataError(f"estimate {dup!r} appears twice", study=dup.split("|")[0])
         if prior_tau is not None:
             self.prior_tau = parse_prior(prior_tau)
+            if self.prior_tau.support != "positive":
+                raise PriorError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:
             self.prior_tau = default_tau_prior_for(self.measure, pd.DataFrame({"vi": self.vi}), self.vi)
         # construct the engine's checks now, so bad input fails at build time
