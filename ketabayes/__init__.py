@@ -47,6 +47,7 @@ _LAZY = {
     "HierarchicalModel": "ketabayes.model.hierarchical",
     "BinomialModel": "ketabayes.model.binomial",
     "BivariateModel": "ketabayes.model.bivariate",
+    "MultivariateModel": "ketabayes.model.multivariate",
     "simulate_review": "ketabayes.data.simulate",
     "split_analyses": "ketabayes.data.revman",
     "describe_dataset": "ketabayes.data.datasets",
@@ -67,6 +68,7 @@ _LAZY = {
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     "bma": "ketabayes.model.bma",
+    "ExactMultivariateNormal": "ketabayes.inference.exact_multivariate",
     # result
     "MetaResult": "ketabayes.result.result",
     "BMAResult": "ketabayes.result.bma_result",
@@ -80,6 +82,7 @@ _LAZY = {
     "next_trial": "ketabayes.result.next_trial",
     "BivariateResult": "ketabayes.result.bivariate_result",
     "NextTrial": "ketabayes.result.next_trial",
+    "MultivariateResult": "ketabayes.result.multivariate_result",
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
@@ -97,6 +100,7 @@ _LAZY = {
     "plot_weight_function": "ketabayes.reporting.bma_plots",
     "plot_robustness_heatmap": "ketabayes.reporting.robustness_plot",
     "plot_tornado": "ketabayes.reporting.robustness_plot",
+    "plot_time_course": "ketabayes.reporting.time_plot",
     # errors
     "KetabayesError": "ketabayes.errors",
     "DataError": "ketabayes.errors",

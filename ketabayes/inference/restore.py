@@ -11,7 +11,8 @@ import numpy as np
 
 from ketabayes.model.priors import prior_from_dict
 
-__all__ = ["exact_normal_normal", "exact_hierarchical", "exact_binomial", "exact_bivariate", "DESIGN_VARS"]
+__all__ = ["exact_normal_normal", "exact_hierarchical", "exact_binomial", "exact_bivariate",
+           "exact_multivariate", "DESIGN_VARS"]
 
 #: ``constant_data`` variables that hold a hierarchical model's design (see :func:`design_constants`)
 DESIGN_VARS = ("design_X", "design_Z", "design_term_of_col", "target_A", "target_pred", "target_study")
@@ -95,3 +96,17 @@ def exact_bivariate(tree, settings):
     return ExactBivariate(tree["observed_data"]["y"].values, const["vi"].values, const["rho_within"].values,
                           prior_mu, prior_tau, rho_eta=settings.get("rho_eta", 1.0), fixed=fixed,
                           settings=BivariateGrid(**settings.get("engine_settings", {})))
+
+
+def exact_multivariate(tree, settings):
+    """:class:`~ketabayes.inference.exact_multivariate.ExactMultivariateNormal` of a saved multivariate
+    result, from the stored estimates, covariance, trial and coefficient of every estimate, and priors."""
+    from ketabayes.inference.exact import QuadratureSettings
+    from ketabayes.inference.exact_multivariate import ExactMultivariateNormal
+
+    const = tree["constant_data"].to_dataset()
+    trial = [str(s) for s in const["trial"].values]
+    return ExactMultivariateNormal(tree["observed_data"]["y"].values, const["S"].values, trial,
+                                   const["coef"].values, _prior(settings["prior_mu"]), _prior(settings["prior_tau"]),
+                                   rho=float(settings["rho"]), labels=trial,
+                                   settings=QuadratureSettings.from_dict(settings.get("engine_settings", {})))

@@ -130,6 +130,19 @@ class RandomEffectsModel:
         df[dims.STUDY_COL] = list(studies) if studies is not None else [f"Study {i + 1}" for i in range(len(yi))]
         return cls(df, **kwargs)
 
+    @classmethod
+    def from_contrasts(cls, contrasts, *, prior_mu=None, prior_tau=None, rho: float = 0.5):
+        """Multi-arm trials, handled exactly: the contrasts of
+        :func:`~ketabayes.data.multiarm.multiarm_contrasts` with their within-trial covariance.
+
+        Returns a :class:`~ketabayes.model.multivariate.MultivariateModel` (see
+        :meth:`~ketabayes.model.multivariate.MultivariateModel.from_contrasts`); with only
+        two-arm trials it gives the same posterior as this model.
+        """
+        from ketabayes.model.multivariate import MultivariateModel
+
+        return MultivariateModel.from_contrasts(contrasts, prior_mu=prior_mu, prior_tau=prior_tau, rho=rho)
+
     @property
     def k(self) -> int:
         return len(self.yi)

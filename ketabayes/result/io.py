@@ -22,10 +22,12 @@ def _classes() -> dict:
     from ketabayes.result.bivariate_result import BivariateResult
     from ketabayes.result.bma_result import BMAResult
     from ketabayes.result.hierarchical_result import HierarchicalResult
+    from ketabayes.result.multivariate_result import MultivariateResult
     from ketabayes.result.result import MetaResult
 
     return {"random effects": MetaResult, "fixed effect": MetaResult, "hierarchical": HierarchicalResult,
-            "binomial": HierarchicalResult, "bma": BMAResult, "bivariate": BivariateResult}
+            "binomial": HierarchicalResult, "bma": BMAResult, "bivariate": BivariateResult,
+            "multivariate": MultivariateResult}
 
 
 #: model type stored in a file -> result class (filled on first use)
