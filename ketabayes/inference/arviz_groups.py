@@ -88,3 +88,32 @@ def add_normal_normal_groups(tree: xr.DataTree, yi, vi, studies, prior_mu, prior
     if prior:
         tree["prior"] = xr.DataTree(xr.Dataset(prior, coords={k: coords[k] for k in (dims.CHAIN, dims.DRAW)}))
     return tree
+
+
+def add_hierarchical_groups(tree: xr.DataTree, yi, vi, studies, priors: dict, *, seed: int) -> xr.DataTree:
+    """``log_likelihood`` and ``prior`` groups of a normal hierarchical fit.
+
+    The pointwise log-likelihood is each trial's ``log N(y_i | theta_i, v_i)`` at the draws of its
+    shrunken effect (the ``effect`` targets named by the study labels); ``priors`` maps posterior
+    variable names (``mu``, ``tau``, ``sd_<group>``) to their priors.
+    """
+    post = tree["posterior"].to_dataset()
+    labels = [str(s) for s in studies]
+    if "effect" in post and set(labels) <= {str(t) for t in post["effect"][dims.TARGET].values}:
+        theta = post["effect"].sel({dims.TARGET: labels}).values  # (chain, draw, study)
+        y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+        ll = -0.5 * (np.log(2.0 * math.pi * v) + np.square(y - theta) / v)
+        coords = {dims.CHAIN: post[dims.CHAIN].values, dims.DRAW: post[dims.DRAW].values, dims.STUDY: labels}
+        tree["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ((dims.CHAIN, dims.DRAW, dims.STUDY), ll)},
+                                                        coords=coords))
+    rng = np.random.default_rng([int(seed), 2])
+    shape = (post.sizes[dims.CHAIN], post.sizes[dims.DRAW])
+    prior = {}
+    for name, p in priors.items():
+        d = prior_draws(p, shape[0] * shape[1], rng)
+        if d is not None:
+            prior[name] = ((dims.CHAIN, dims.DRAW), d.reshape(shape))
+    if prior:
+        tree["prior"] = xr.DataTree(xr.Dataset(prior, coords={dims.CHAIN: post[dims.CHAIN].values,
+                                                             dims.DRAW: post[dims.DRAW].values}))
+    return tree

@@ -598,6 +598,11 @@ class HierarchicalModel:
                     else nh.add_targets(tree, self, rng))
             diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
         tree = self._attach_data(tree)
+        from ketabayes.inference.arviz_groups import add_hierarchical_groups
+
+        priors = {dims.MU: self.prior_mu, dims.TAU: self.prior_tau,
+                  **{f"sd_{t.dim}": self.prior_sd[t.name] for t in self.design.terms}}
+        tree = add_hierarchical_groups(tree, self.yi, self.vi, self.studies, priors, seed=seed)
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact,
                                   diagnostics=diagnostics, model=self)
 

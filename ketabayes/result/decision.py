@@ -23,7 +23,7 @@ __all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "
            "RATIO_MEASURES"]
 
 #: measures analysed on the log scale, whose thresholds are given as ratios
-RATIO_MEASURES = frozenset({"OR", "RR", "HR"})
+RATIO_MEASURES = frozenset({"OR", "RR", "HR", "PETO_OR"})
 
 
 @dataclass(frozen=True)
