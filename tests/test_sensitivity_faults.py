@@ -173,7 +173,8 @@ def test_ctrl_c_stops_the_pool_and_keeps_what_finished(es, tmp_path, monkeypatch
                                 model={{"random": faults.slow_analysis}}, targets=("mean",), progress=False,
                                 executor=ex, checkpoint={str(ckpt)!r})
     """))
-    env = {**os.environ, "KB_CALLS": str(calls)}
+    # variants n8..n39 stall until the interrupt: the grid cannot finish first, even on a loaded machine
+    env = {**os.environ, "KB_CALLS": str(calls), "KB_STALL_AFTER": "8"}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
