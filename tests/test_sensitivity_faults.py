@@ -161,7 +161,10 @@ def test_ctrl_c_stops_the_pool_and_keeps_what_finished(es, tmp_path, monkeypatch
     calls = tmp_path / "calls.txt"
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
-        import concurrent.futures as cf, multiprocessing as mp, sys
+        import concurrent.futures as cf, multiprocessing as mp, signal, sys
+        # Ctrl-C must raise KeyboardInterrupt here even when this test runs in a background job, whose
+        # processes inherit SIGINT as ignored (a non-interactive shell's background jobs, CI runners)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import _sens_faults as faults
         import ketabayes as kb
