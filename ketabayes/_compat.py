@@ -65,3 +65,25 @@ def progress_default() -> bool:
         return True
     stream = getattr(sys, "stderr", None)
     return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+
+
+def ieee_pytensor() -> None:
+    """Compile PyTensor's numba code without fast-math, so that a seed fixes the draws bit for bit.
+
+    PyTensor 3 compiles models with numba and, by default, with LLVM fast-math flags (``reassoc``,
+    ``contract``, ...). Under those flags the machine code of one Op depends on what it is compiled
+    together with: a graph jitted in one piece (cold cache) and the same graph assembled from Ops
+    loaded from numba's file cache (warm cache) round differently, the difference grows along a NUTS
+    trajectory, and the same fit with the same seed gave different draws depending on whether an
+    earlier process had filled ``~/.pytensor`` (the flaky CI runs of issue #15;
+    ``tests/test_determinism.py`` reproduces it with a fresh compile directory). IEEE arithmetic has
+    one answer, cached or not. The cost is small (``benchmarks/README.md``).
+
+    Sets ``pytensor.config.numba__fastmath = False`` for the process (the cache keys of PyTensor
+    include the flag, so no fast-math code is reused). Called by every ketabayes path that compiles a
+    PyMC model (NUTS, nutpie, SMC, log-likelihood and log-prior groups), never by ``import ketabayes``.
+    """
+    import pytensor
+
+    if pytensor.config.numba__fastmath:
+        pytensor.config.numba__fastmath = False

@@ -179,6 +179,9 @@ def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: Wei
     import pymc as pm
     import pytensor.tensor as pt
 
+    from ketabayes._compat import ieee_pytensor
+
+    ieee_pytensor()
     y = np.asarray(yi, dtype=float)
     se = np.sqrt(np.asarray(vi, dtype=float))
     t0 = time.perf_counter()

@@ -93,6 +93,9 @@ class CompiledModelCache:
         """The compiled model and PyMC model for ``key``; ``build()`` (returning a ``pymc.Model``) only if new."""
         import nutpie
 
+        from ketabayes._compat import ieee_pytensor
+
+        ieee_pytensor()
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)

@@ -93,8 +93,9 @@ def sample_nuts(model, *, seed: int, draws: int = 1000, tune: int = 1000, chains
     """
     import pymc as pm
 
-    from ketabayes._compat import progress_default
+    from ketabayes._compat import ieee_pytensor, progress_default
 
+    ieee_pytensor()
     if progressbar is None:
         progressbar = progress_default()
     with model:

@@ -146,9 +146,13 @@ def record_sampler(settings: dict, tree) -> None:
     PyMC picks nutpie when it is installed; the two give different draws for the
     same seed, so the sampler is part of what makes a result reproducible.
     """
+    import pytensor
+
     attrs = tree["posterior"].attrs
-    settings.setdefault("engine_settings", {})["sampler"] = (
+    engine = settings.setdefault("engine_settings", {})
+    engine["sampler"] = (
         f"{attrs.get('inference_library', 'unknown')} {attrs.get('inference_library_version', '')}".strip())
+    engine["numba_fastmath"] = bool(pytensor.config.numba__fastmath)   # False: see _compat.ieee_pytensor
 
 
 def draws_tree(groups: dict[str, dict[str, np.ndarray]], var_dims: dict[str, list[str]] | None = None,

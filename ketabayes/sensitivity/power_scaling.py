@@ -57,8 +57,10 @@ def _power_scaling(fit, variant: Variant, alphas, targets):
     import arviz as az
     import pymc as pm
 
+    from ketabayes._compat import ieee_pytensor
     from ketabayes.inference.nuts import build_normal_normal
 
+    ieee_pytensor()
     tree = fit.tree
     if "log_prior" not in tree.children or "log_likelihood" not in tree.children:
         model = getattr(fit, "model", None)
