@@ -34,7 +34,7 @@ import pandas as pd
 from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.model import priors as P
 from ketabayes.model.random_effects import RandomEffectsModel
-from ketabayes.result.decision import Thresholds, decision_probabilities
+from ketabayes.decision import Thresholds, decision_probabilities
 
 QS = np.array([0.025, 0.5, 0.975])
 THRESHOLDS = Thresholds.for_measure(1.25, "OR")

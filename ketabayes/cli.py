@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from ketabayes.data.effect_sizes import MEASURES as EFFECT_SIZE_MEASURES
+from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import KetabayesError, PriorError
-from ketabayes.result.decision import RATIO_MEASURES
 
 # what --measure accepts: every measure effect_sizes() computes, plus HR, which only names the scale of
 # precomputed yi (log hazard ratios); arm-level data cannot give an HR
@@ -202,7 +202,7 @@ def _check_thresholds(mcid, measure, benefit, harm):
         if harm is not None:
             raise click.UsageError("--harm needs --mcid")
         return
-    from ketabayes.result.decision import Thresholds
+    from ketabayes.decision import Thresholds
 
     try:
         Thresholds.for_measure(mcid, measure, benefit, harm)
@@ -263,8 +263,8 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
     import pandas as pd
 
+    from ketabayes.provenance import to_json
     from ketabayes.reporting.text import format_decision_table, format_frequentist, format_revman
-    from ketabayes.result.provenance import to_json
 
     json_stdout = json_path is not None and str(json_path) == "-"
 
@@ -343,8 +343,8 @@ def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, s
     import pandas as pd
 
     from ketabayes.model.bma import bma
+    from ketabayes.provenance import to_json
     from ketabayes.reporting.text import format_decision_table
-    from ketabayes.result.provenance import to_json
 
     if bias and "," in bias:
         bias = [b.strip() for b in bias.split(",") if b.strip()]
@@ -411,7 +411,7 @@ def _published_spec(text, name):
 def joint(efficacy, harm_spec, rho, mcid, harm_threshold, baseline_risk, weights, json_path):
     """Joint benefit-harm answer from two published pooled results (assumed correlation stated)."""
     from ketabayes.model.bivariate import BivariateModel
-    from ketabayes.result.provenance import to_json
+    from ketabayes.provenance import to_json
 
     model = BivariateModel.from_published(_published_spec(efficacy, "efficacy"), _published_spec(harm_spec, "harm"),
                                           rho=rho)

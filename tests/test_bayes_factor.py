@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from ketabayes.decision import Thresholds, decision_probabilities
 from ketabayes.errors import PriorError
 from ketabayes.inference.bayes_factor import (
     ExactPointNull,
@@ -21,9 +22,8 @@ from ketabayes.inference.bayes_factor import (
     decision_probabilities_mixed,
     evidence_category,
 )
+from ketabayes.marginals import MixedMarginal, MixtureMarginal, PointMass
 from ketabayes.model.priors import HalfCauchy, HalfNormal, LogNormalTau2, Normal
-from ketabayes.result.decision import Thresholds, decision_probabilities
-from ketabayes.result.marginals import MixedMarginal, MixtureMarginal, PointMass
 
 Y = np.array([-0.40, -0.20, -0.55, 0.10, -0.30])
 V = np.array([0.04, 0.09, 0.05, 0.10, 0.06])

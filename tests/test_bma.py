@@ -17,8 +17,8 @@ from ketabayes.inference.bma import Ensemble, ModelFit, ensemble_specs, fit_ense
 from ketabayes.inference.bma_quadrature import TruncatedNormalMixture, fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, weight_function_logpdf
 from ketabayes.inference.exact import ExactNormalNormal
+from ketabayes.marginals import PointMass
 from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal
-from ketabayes.result.marginals import PointMass
 
 REF = json.loads((Path(__file__).parent / "reference" / "metabma_towels.json").read_text())
 Y = np.array(REF["data"]["logOR"])

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import (
+from ketabayes.decision import (
     VERDICTS,
     Thresholds,
     VerdictRule,
@@ -17,7 +16,8 @@ from ketabayes.result.decision import (
     decision_probabilities,
     verdict,
 )
-from ketabayes.result.marginals import DrawsMarginal, MixtureMarginal
+from ketabayes.errors import KetabayesError
+from ketabayes.marginals import DrawsMarginal, MixtureMarginal
 
 LOG125 = math.log(1.25)
 
@@ -278,8 +278,8 @@ def test_verdict_cutoff_must_be_in_half_open_interval(cutoff, which):
 
 
 def test_a_point_mass_at_zero_is_not_any_benefit_in_either_direction():
-    from ketabayes.result.decision import Thresholds, decision_probabilities
-    from ketabayes.result.marginals import MixedMarginal, MixtureMarginal, PointMass
+    from ketabayes.decision import Thresholds, decision_probabilities
+    from ketabayes.marginals import MixedMarginal, MixtureMarginal, PointMass
 
     # half the mass at exactly 0, half N(-1, 0.1^2) (essentially all below 0)
     m = MixedMarginal([0.5, 0.5], [PointMass(0.0), MixtureMarginal([1.0], [-1.0], [0.1])])

@@ -16,11 +16,11 @@ import pytest
 from scipy import integrate, interpolate, optimize, stats
 
 from ketabayes.data.simulate import simulate_review
+from ketabayes.decision import Thresholds, decision_probabilities
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.model.hierarchical import HierarchicalModel
 from ketabayes.model.priors import HalfNormal, Normal
-from ketabayes.result.decision import Thresholds, decision_probabilities
 from ketabayes.result.io import load_result
 
 QS = np.array([0.025, 0.5, 0.975])

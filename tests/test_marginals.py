@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ketabayes.result.marginals import (
+from ketabayes.marginals import (
     DrawsMarginal,
     MixedMarginal,
     MixtureMarginal,

@@ -17,10 +17,10 @@ from scipy import integrate, special
 
 from ketabayes.errors import PriorError
 from ketabayes.inference.exact import ExactNormalNormal
+from ketabayes.marginals import MixtureMarginal
 from ketabayes.model import priors as P
 from ketabayes.model import priors_extra as X
 from ketabayes.model.priors import parse_prior, prior_from_dict
-from ketabayes.result.marginals import MixtureMarginal
 
 TEXTS = ["cauchy(0, 0.707, lower=0)", "cauchy(0.1, 2)", "studentt(3, 0, 1, upper=2)", "studentt(5, -0.2, 0.5)",
          "normal(0, 1, lower=-1, upper=2)", "point(0)", "invgamma(1, 0.15)", "invgammatau2(0.001, 0.001)",

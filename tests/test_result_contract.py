@@ -126,18 +126,6 @@ def test_one_loader_reads_every_result_without_a_model(which, re_result, hier_re
     pd.testing.assert_frame_equal(back.summary(), res.summary())
 
 
-def test_result_package_does_not_import_the_model_package():
-    import ast
-    import pathlib
-
-    import ketabayes.result as pkg
-
-    for f in pathlib.Path(pkg.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                assert not node.module.startswith("ketabayes.model"), f"{f.name} imports {node.module}"
-
-
 def test_loader_refuses_damaged_foreign_and_edited_files(re_result, tmp_path):
     good = re_result.to_netcdf(tmp_path / "good.nc")
     with pytest.raises(ResultFileError, match="no such file"):

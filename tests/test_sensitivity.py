@@ -18,11 +18,11 @@ import pytest
 from scipy import stats
 
 import ketabayes as kb
+from ketabayes.decision import Thresholds
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.inference.bayes_factor import bayes_factor
 from ketabayes.model.priors import HalfNormal, Normal
 from ketabayes.reporting.robustness_plot import plot_robustness_heatmap
-from ketabayes.result.decision import Thresholds
 from ketabayes.sensitivity import (
     TABLE_COLUMNS,
     AnalysisNotAvailableError,
@@ -343,7 +343,7 @@ def test_checkpoint_refuses_redefined_priors_subsets_and_columns(es, tmp_path):
 
 # --------------------------------------------------------------------------- reproducibility of the table
 def test_table_records_prior_specs_versions_and_hashes(es, tmp_path):
-    from ketabayes.result.provenance import package_versions
+    from ketabayes.provenance import package_versions
 
     res = sensitivity_grid(es, prior_mu="panel", prior_tau={"mine": "halfnormal(0.5)"}, mcid=1.25,
                            model=["random", "fixed"], progress=False, seed=5)
@@ -504,8 +504,8 @@ def test_heatmap_and_tornado(es, tmp_path):
 def test_nuts_power_scaling_matches_exact_with_scaled_priors(es):
     # prior^alpha of N(m, s^2) x HalfNormal(sigma) is N(m, s^2/alpha) x HalfNormal(sigma/sqrt(alpha)):
     # importance-reweighted NUTS draws must match the exact posterior under those priors
+    from ketabayes.decision import decision_probabilities
     from ketabayes.inference.exact import ExactNormalNormal
-    from ketabayes.result.decision import decision_probabilities
 
     res = sensitivity_grid(es, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", mcid=1.25, method="nuts",
                            power_scaling=(0.5, 2.0), progress=False, seed=11,

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from ketabayes.result.marginals import Marginal
+from ketabayes.marginals import Marginal
 
 _Z_LIK = np.array([-38.0, -20.0, -12.0, -8.0, -5.0, -3.0, -1.5, 0.0, 1.5, 3.0, 5.0, 8.0, 12.0, 20.0, 38.0])
 _Z_PRIOR = np.concatenate([-(4.0 ** np.arange(10, -1, -1)), [0.0], 4.0 ** np.arange(0, 11)])

@@ -47,11 +47,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ketabayes.decision import Thresholds, decision_probabilities
 from ketabayes.errors import PriorError
 from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
+from ketabayes.marginals import Marginal, MixedMarginal, MixtureMarginal, PointMass
 from ketabayes.model.priors import Normal, Prior, parse_prior
-from ketabayes.result.decision import Thresholds, decision_probabilities
-from ketabayes.result.marginals import Marginal, MixedMarginal, MixtureMarginal, PointMass
 
 __all__ = [
     "ExactPointNull",
@@ -70,21 +70,21 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def decision_probabilities_mixed(marginal: Marginal, thresholds: Thresholds) -> dict[str, float]:
     """Decision probabilities of a marginal that may have atoms (a point mass, a model average).
 
-    Same regions as :func:`~ketabayes.result.decision.decision_probabilities`
+    Same regions as :func:`~ketabayes.decision.decision_probabilities`
     -- benefit ``X <= lo`` (lower is better) or ``X > hi`` (higher is better),
     practically no effect ``lo < X <= hi``, harm the rest -- computed from the
     right-continuous CDF, so an atom at ``mu0 = 0`` counts as "practically no
     effect". "Any benefit" is the *strict* event ``X < 0`` (or ``X > 0``): for
-    lower-is-better it is ``P(X < 0) =`` :meth:`~ketabayes.result.marginals.Marginal.prob_below`
+    lower-is-better it is ``P(X < 0) =`` :meth:`~ketabayes.marginals.Marginal.prob_below`
     ``(0)``, not ``cdf(0) = P(X <= 0)``, which would count the atom at 0 as a
     benefit. For a continuous marginal the result equals
-    :func:`~ketabayes.result.decision.decision_probabilities`.
+    :func:`~ketabayes.decision.decision_probabilities`.
 
     Examples
     --------
     >>> from ketabayes.inference.bayes_factor import decision_probabilities_mixed
-    >>> from ketabayes.result.decision import Thresholds
-    >>> from ketabayes.result.marginals import PointMass
+    >>> from ketabayes.decision import Thresholds
+    >>> from ketabayes.marginals import PointMass
     >>> decision_probabilities_mixed(PointMass(0.0), Thresholds(10, "lower"))
     {'p_benefit': 0.0, 'p_trivial': 1.0, 'p_harm': 0.0, 'p_any_benefit': 0.0}
     """

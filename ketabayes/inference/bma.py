@@ -42,8 +42,8 @@ import pandas as pd
 from ketabayes.errors import PriorError
 from ketabayes.inference.bma_quadrature import fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, SMCFit, fit_smc
+from ketabayes.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
 from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal, Prior, parse_prior
-from ketabayes.result.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
 
 __all__ = ["ModelSpec", "ModelFit", "Ensemble", "fit_ensemble", "ensemble_specs", "BIAS_SETS"]
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+from ketabayes.marginals import Marginal, MixtureMarginal, PointMass
 from ketabayes.model.priors import Normal, Prior
-from ketabayes.result.marginals import Marginal, MixtureMarginal, PointMass
 
 __all__ = ["QuadratureFit", "fit_quadrature", "TruncatedNormalMixture", "GridMarginal"]
 

@@ -47,7 +47,7 @@ computed as follows.
    which suggests NUTS.
 
 The posterior of ``mu``, ``theta_i`` and ``theta_new`` is then a mixture of normals
-over the quadrature nodes (:class:`~ketabayes.result.marginals.MixtureMarginal`),
+over the quadrature nodes (:class:`~ketabayes.marginals.MixtureMarginal`),
 whose CDF and quantiles are computed exactly.
 
 Accuracy
@@ -78,9 +78,9 @@ from scipy import optimize, special
 from ketabayes.errors import DataError, ExactIntegrationError, PriorError
 from ketabayes.inference._log_scale_quadrature import QuadratureSettings, integrate_log_scale
 from ketabayes.inference._mu_grid import GridTargetMarginal, MuGrid
+from ketabayes.marginals import Marginal, MixtureMarginal, PointMass
 from ketabayes.model.priors import Flat, Normal, Prior
 from ketabayes.model.priors_extra import Point, resolve_prior
-from ketabayes.result.marginals import Marginal, MixtureMarginal, PointMass
 
 __all__ = ["ExactIntegrationError", "ExactNormalNormal", "QuadratureSettings", "prior_tau_nodes"]  # the first two re-exported
 
@@ -415,7 +415,7 @@ class ExactNormalNormal:
 
     @cached_property
     def tau(self) -> Marginal:
-        """Posterior of tau as a :class:`~ketabayes.result.marginals.Marginal` (exact)."""
+        """Posterior of tau as a :class:`~ketabayes.marginals.Marginal` (exact)."""
         return _TauMarginal(self)
 
     # ------------------------------------------------------------------

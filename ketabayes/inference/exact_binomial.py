@@ -64,8 +64,8 @@ from scipy import interpolate, special
 
 from ketabayes.errors import KetabayesError
 from ketabayes.inference.exact_hierarchical import GridSettings
+from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
-from ketabayes.result.marginals import MixtureMarginal
 
 __all__ = ["BINOMIAL_GRID", "ExactBinomial"]
 
@@ -146,7 +146,7 @@ class ExactBinomial:
     """Exact posterior of the binomial-logit random-effects model (no groupings, no moderators).
 
     Construction does the integration; target marginals are then
-    :class:`~ketabayes.result.marginals.MixtureMarginal` objects, in the same
+    :class:`~ketabayes.marginals.MixtureMarginal` objects, in the same
     form as :class:`~ketabayes.inference.exact_hierarchical.ExactHierarchical`
     (``marginal(t)``, ``component_summary(0)``, ``sample``), so that
     :class:`~ketabayes.result.hierarchical_result.HierarchicalResult` uses either.

@@ -31,8 +31,8 @@ from scipy import optimize, special
 from ketabayes.errors import KetabayesError
 from ketabayes.inference import exact_binomial as eb
 from ketabayes.inference.exact_hierarchical import GridSettings
+from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Prior
-from ketabayes.result.marginals import MixtureMarginal
 
 __all__ = ["BINOMIAL_GROUPED_GRID", "ExactBinomialGrouped", "compress"]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal
-from ketabayes.result.marginals import MixtureMarginal
 
 __all__ = ["ExactBivariate", "BivariateGrid", "bvn_cdf"]
 

@@ -51,8 +51,8 @@ import numpy as np
 from scipy import optimize, special
 
 from ketabayes.errors import KetabayesError
+from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
-from ketabayes.result.marginals import MixtureMarginal
 
 __all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"]
 
@@ -135,7 +135,7 @@ class ExactHierarchical:
     """Exact posterior of a linear Gaussian model with up to four variance components.
 
     Construction does the integration; marginals of the targets are then
-    :class:`~ketabayes.result.marginals.MixtureMarginal` objects.
+    :class:`~ketabayes.marginals.MixtureMarginal` objects.
 
     Parameters
     ----------

@@ -43,9 +43,9 @@ from scipy import optimize
 
 from ketabayes.errors import DataError, PriorError
 from ketabayes.inference.exact import ExactNormalNormal, QuadratureSettings
+from ketabayes.marginals import Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 from ketabayes.model.priors_extra import resolve_prior
-from ketabayes.result.marginals import Marginal, MixtureMarginal
 
 __all__ = ["ExactMultivariateNormal", "MultivariateFit", "rma_mv_cs"]
 

@@ -62,7 +62,7 @@ def draw_seed(seed: int | None) -> int:
 
 def make_thresholds(mcid, measure, benefit, harm):
     """Decision thresholds for ``measure`` (``None`` without an MCID)."""
-    from ketabayes.result.decision import Thresholds
+    from ketabayes.decision import Thresholds
 
     return Thresholds.for_measure(mcid, measure, benefit, harm) if mcid is not None else None
 
@@ -91,7 +91,7 @@ def fit_settings(model: str, engine: str, measure: str, *, priors: dict, thresho
     ``thresholds, seed, draws, chains, excluded_studies``, ``columns`` (if
     given), ``versions, data_hash``. The caller adds ``engine_settings``.
     """
-    from ketabayes.result.provenance import package_versions
+    from ketabayes.provenance import package_versions
 
     out = {"model": model, "engine": engine, **(head or {}), "measure": measure, **(structure or {}), **priors,
            "thresholds": thresholds.to_dict() if thresholds else None, "seed": int(seed), "draws": int(draws),

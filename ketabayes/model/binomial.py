@@ -167,7 +167,7 @@ class BinomialModel:
     _repr_html_ = HierarchicalModel._repr_html_
 
     def data_hash(self) -> str:
-        from ketabayes.result.provenance import data_hash
+        from ketabayes.provenance import data_hash
 
         labels = [f"{s}\x1e" + "\x1e".join(str(self.data[c].iloc[i]) for c in self.by + list(self.nest.values()))
                   for i, s in enumerate(self.studies)]

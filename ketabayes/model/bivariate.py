@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES, Thresholds
 from ketabayes.errors import DataError, KetabayesError
 from ketabayes.model._fit_common import check_method, draw_seed, fit_settings, prior_entry
 from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds
 
 __all__ = ["BivariateModel", "OUTCOME"]
 
@@ -226,7 +226,7 @@ class BivariateModel:
         return self.describe()
 
     def data_hash(self) -> str:
-        from ketabayes.result.provenance import data_hash
+        from ketabayes.provenance import data_hash
 
         return data_hash(np.nan_to_num(self.y.ravel(), nan=-1e300), np.nan_to_num(self.v.ravel(), nan=-1e300),
                          labels=self.studies, extra="|".join(self.measures) + "|" + ",".join(map(str, self.rho_within)))

@@ -39,7 +39,7 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         split within bias); a dict ``{"effect": p, "heterogeneity": p, "bias": p}``; or one number
         per model in the order of :attr:`BMAResult.models`.
     mcid, benefit, harm : optional
-        Decision thresholds (see :class:`~ketabayes.result.decision.Thresholds`). ``benefit`` also
+        Decision thresholds (see :class:`~ketabayes.decision.Thresholds`). ``benefit`` also
         sets the direction of small-study effects and of the one-sided p-values of the selection
         models: publication favours results on the benefit side.
     measure : str, optional

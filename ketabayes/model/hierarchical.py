@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import DataError, DataWarning, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
     check_method,
@@ -76,7 +77,6 @@ from ketabayes.model._fit_common import (
     record_sampler,
 )
 from ketabayes.model.priors import Flat, Normal, Prior, parse_prior
-from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["HierarchicalDesign", "HierarchicalModel", "Target", "Term"]
 INTERACTION = "interaction"
@@ -511,7 +511,7 @@ class HierarchicalModel:
         return html_describe(self.describe())
 
     def data_hash(self) -> str:
-        from ketabayes.result.provenance import data_hash
+        from ketabayes.provenance import data_hash
 
         labels = [f"{s}\x1e" + "\x1e".join(str(self.data[c].iloc[i]) for c in self.by + list(self.nest.values()))
                   for i, s in enumerate(self.studies)]
@@ -538,7 +538,7 @@ class HierarchicalModel:
             integrated out and non-centred group effects.
         mcid, benefit, harm : optional
             Decision thresholds stored with the result
-            (:class:`~ketabayes.result.decision.Thresholds`).
+            (:class:`~ketabayes.decision.Thresholds`).
         seed : int, optional
             Random seed (drawn and recorded if not given).
         draws, chains, tune : int

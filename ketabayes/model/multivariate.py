@@ -249,7 +249,7 @@ class MultivariateModel:
         return html_describe(self.describe())
 
     def data_hash(self) -> str:
-        from ketabayes.result.provenance import data_hash
+        from ketabayes.provenance import data_hash
 
         return data_hash(self.yi, self.S.ravel(), labels=self.labels, extra=f"{self.measure}|{self.rho!r}")
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import DataError, DataWarning, KetabayesError
 from ketabayes.model._fit_common import (
     check_method,
@@ -27,7 +28,6 @@ from ketabayes.model._fit_common import (
 )
 from ketabayes.model.priors import Flat, Prior, parse_prior
 from ketabayes.model.priors_extra import resolve_prior
-from ketabayes.result.decision import RATIO_MEASURES
 
 __all__ = ["RandomEffectsModel"]
 
@@ -167,7 +167,7 @@ class RandomEffectsModel:
         return html_describe(self.describe())
 
     def data_hash(self) -> str:
-        from ketabayes.result.provenance import data_hash
+        from ketabayes.provenance import data_hash
 
         return data_hash(self.yi, self.vi, labels=self.studies, extra=self.measure)
 
@@ -186,7 +186,7 @@ class RandomEffectsModel:
             ``"nuts"``: PyMC's NUTS on the marginalised model.
         mcid, benefit, harm : optional
             Decision thresholds stored with the result (see
-            :class:`~ketabayes.result.decision.Thresholds`).
+            :class:`~ketabayes.decision.Thresholds`).
         seed : int, optional
             Random seed; if ``None`` one is drawn and recorded, so the result is
             still reproducible.

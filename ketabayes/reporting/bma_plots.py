@@ -37,8 +37,8 @@ def plot_bma_mean(result, ax=None, grid=None):
     ...              prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", seed=1)
     >>> ax = plot_bma_mean(res)
     """
+    from ketabayes.marginals import MixtureMarginal
     from ketabayes.model.priors import Normal
-    from ketabayes.result.marginals import MixtureMarginal
 
     ax = _ax(ax)
     e = result.ensemble

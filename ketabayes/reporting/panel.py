@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ketabayes.data.published import from_published
+from ketabayes.decision import Thresholds, VerdictRule
 from ketabayes.model.priors import PriorPanel, prior_panel
-from ketabayes.result.decision import Thresholds, VerdictRule
 
 __all__ = ["PanelAnalysis", "prior_panel_analysis", "reanalyse_published"]
 
@@ -71,7 +71,7 @@ def prior_panel_analysis(data: pd.DataFrame, mcid: float, benefit: str = "lower"
     neutral_sd_factor : float
         Width of the neutral prior in MCIDs.
     verdict_cutoff : float
-        Probability cut-off of the conclusion categories (:class:`~ketabayes.result.decision.VerdictRule`).
+        Probability cut-off of the conclusion categories (:class:`~ketabayes.decision.VerdictRule`).
 
     Returns
     -------

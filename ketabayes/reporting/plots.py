@@ -27,8 +27,8 @@ import numpy as np
 from scipy import stats
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES, Thresholds, decision_probabilities
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds, decision_probabilities
 
 __all__ = ["plot_forest", "plot_decision", "plot_benefit_curve", "format_probability", "REGION_COLORS"]
 

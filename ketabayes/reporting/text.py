@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds
+from ketabayes.decision import RATIO_MEASURES, Thresholds
 
 __all__ = ["format_decision_table", "explain", "format_frequentist", "format_revman"]
 

@@ -2,7 +2,7 @@
 
 Every fitted model (random effects, hierarchical, binomial, ...) returns a subclass of
 :class:`ResultBase`. A subclass supplies only its targets (:class:`TargetInfo`), the
-posterior :class:`~ketabayes.result.marginals.Marginal` of each, and its scale parameters
+posterior :class:`~ketabayes.marginals.Marginal` of each, and its scale parameters
 (``tau``, group SDs); the tables, the reporting scale, the decision probabilities, the
 machine-readable output, the HTML form and the netCDF output are written once, here.
 
@@ -27,10 +27,10 @@ import pandas as pd
 import xarray as xr
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
-from ketabayes.result.marginals import Marginal, MixtureMarginal
-from ketabayes.result.provenance import to_json
+from ketabayes.marginals import Marginal, MixtureMarginal
+from ketabayes.provenance import to_json
 
 __all__ = ["ResultBase", "SETTINGS_ATTR", "TargetInfo", "SCALES", "content_hash"]
 
@@ -199,7 +199,7 @@ class ResultBase:
         return TargetInfo(name, "study")  # pragma: no cover
 
     def marginal(self, target: str = "mean") -> Marginal:
-        """Posterior of one target as a :class:`~ketabayes.result.marginals.Marginal`.
+        """Posterior of one target as a :class:`~ketabayes.marginals.Marginal`.
 
         Parameters
         ----------

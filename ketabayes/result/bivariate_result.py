@@ -21,10 +21,10 @@ import pandas as pd
 from scipy import special
 
 from ketabayes import dims
+from ketabayes.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
 from ketabayes.errors import KetabayesError
+from ketabayes.marginals import Marginal, MixtureMarginal
 from ketabayes.result.base import ResultBase, TargetInfo
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
-from ketabayes.result.marginals import Marginal, MixtureMarginal
 
 __all__ = ["BivariateResult", "bivariate_tree"]
 
@@ -336,7 +336,7 @@ class BivariateResult(ResultBase):
         return out
 
     def to_dict(self, mcid=None, benefit=None, harm=None, scale=None) -> dict:
-        from ketabayes.result.provenance import to_json
+        from ketabayes.provenance import to_json
 
         try:
             table = self.decision_table(mcid, benefit, harm, scale=scale)

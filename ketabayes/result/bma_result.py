@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ketabayes.marginals import Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
-from ketabayes.result.marginals import Marginal
 
 __all__ = ["BMAResult"]
 

@@ -5,7 +5,7 @@
 <ketabayes.model.binomial.BinomialModel.fit>` return. Every target (overall mean,
 each drug, each condition, each drug x condition cell -- with or without trials --
 and new-trial predictions) has a posterior
-:class:`~ketabayes.result.marginals.Marginal`: an exact mixture of normals for
+:class:`~ketabayes.marginals.Marginal`: an exact mixture of normals for
 the exact engine, draws for NUTS. Settings (priors, thresholds, seed, versions,
 data hash) travel in the tree's root attributes, as for
 :class:`~ketabayes.result.result.MetaResult`.
@@ -21,8 +21,8 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
+from ketabayes.marginals import DrawsMarginal, Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
-from ketabayes.result.marginals import DrawsMarginal, Marginal
 
 __all__ = ["HierarchicalResult", "load_hierarchical_result", "target_constants"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ketabayes.marginals import DrawsMarginal, Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
-from ketabayes.result.marginals import DrawsMarginal, Marginal
 
 __all__ = ["MultivariateResult"]
 

@@ -50,9 +50,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from ketabayes.decision import RATIO_MEASURES, Thresholds
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES, Thresholds
-from ketabayes.result.marginals import MixtureMarginal
+from ketabayes.marginals import MixtureMarginal
 
 __all__ = ["next_trial", "NextTrial", "new_trial_variance"]
 
@@ -159,7 +159,7 @@ class NextTrial:
     def to_dict(self) -> dict:
         import json
 
-        from ketabayes.result.provenance import to_json
+        from ketabayes.provenance import to_json
 
         return json.loads(to_json({"which": self.which, "threshold": self.threshold,
                                    "assurance_target": self.assurance_target, "settling_n": self.settling_n,
@@ -359,7 +359,7 @@ def next_trial(result, n_per_arm, *, sd: float | None = None, baseline_risk: flo
     s2 = np.append(s2, 0.0)
     gs = _gain_sign(th)
     delta = th.delta_benefit
-    from ketabayes.result.decision import decision_probabilities
+    from ketabayes.decision import decision_probabilities
 
     now = decision_probabilities(cur, th)
     current = {"p_benefit": now["p_benefit"], "p_trivial": now["p_trivial"], "p_harm": now["p_harm"],

@@ -16,8 +16,8 @@ import pandas as pd
 import xarray as xr
 
 from ketabayes import dims
+from ketabayes.marginals import DrawsMarginal, Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
-from ketabayes.result.marginals import DrawsMarginal, Marginal
 
 __all__ = ["MetaResult", "load_result"]
 

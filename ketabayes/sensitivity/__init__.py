@@ -88,7 +88,7 @@ randomized trials. J R Stat Soc A 157(3):357-416. doi:10.2307/2983527
 
 from __future__ import annotations
 
-from ketabayes.result.decision import VERDICTS, VerdictRule, verdict
+from ketabayes.decision import VERDICTS, VerdictRule, verdict
 from ketabayes.sensitivity.analyses import (
     AnalysisNotAvailableError,
     available_analyses,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from ketabayes import dims
+from ketabayes.decision import Thresholds
 from ketabayes.errors import DataWarning, KetabayesError
-from ketabayes.result.decision import Thresholds
-from ketabayes.result.marginals import Marginal
+from ketabayes.marginals import Marginal
 from ketabayes.sensitivity.spec import Variant
 
 __all__ = ["AnalysisNotAvailableError", "normal_analysis", "binomial_analysis", "hierarchical_analysis",

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
+from ketabayes.decision import Thresholds, VerdictRule
 from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Flat, parse_prior, prior_panel
-from ketabayes.result.decision import Thresholds, VerdictRule
 from ketabayes.sensitivity.analyses import _resolve
 from ketabayes.sensitivity.checkpoint import Checkpoint
 from ketabayes.sensitivity.runner import n_workers, run_variants
@@ -297,8 +297,8 @@ class Sensitivity:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def data_hash(self) -> str:
-        """:func:`ketabayes.result.provenance.data_hash` of ``yi``, ``vi``, the study labels and all other columns."""
-        from ketabayes.result.provenance import data_hash
+        """:func:`ketabayes.provenance.data_hash` of ``yi``, ``vi``, the study labels and all other columns."""
+        from ketabayes.provenance import data_hash
 
         d = self.data
         return data_hash(d["yi"].to_numpy(float), d["vi"].to_numpy(float), labels=d[self.study].astype(str),
@@ -427,7 +427,7 @@ class Sensitivity:
         finally:
             bar.close()
         table = build_table(self, done_rows)
-        from ketabayes.result.provenance import package_versions
+        from ketabayes.provenance import package_versions
 
         table.attrs.update(seed=int(seed), config_hash=cfg, data_hash=self.data_hash(),
                            versions=package_versions(), grid=self.grid_description())

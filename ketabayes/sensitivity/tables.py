@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import KetabayesError
-from ketabayes.result.decision import RATIO_MEASURES
 from ketabayes.sensitivity.spec import FACTORS
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class SensitivityResult:
         pathlib.Path
             The CSV path.
         """
-        from ketabayes.result.provenance import to_json
+        from ketabayes.provenance import to_json
 
         path = Path(path)
         self.table.to_csv(path, index=False)

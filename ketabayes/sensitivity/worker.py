@@ -17,7 +17,7 @@ import pandas as pd
 
 from ketabayes.errors import DataWarning, KetabayesError
 from ketabayes.inference.bayes_factor import decision_probabilities_mixed
-from ketabayes.result.marginals import Marginal, WeightedDrawsMarginal
+from ketabayes.marginals import Marginal, WeightedDrawsMarginal
 from ketabayes.sensitivity.analyses import _estimable_rows, _n_studies
 from ketabayes.sensitivity.power_scaling import PARETO_K_THRESHOLD, _power_scaling, _target_draws, _target_var
 from ketabayes.sensitivity.spec import FACTORS, Variant

@@ -3,7 +3,7 @@
 The thresholds are explicit arguments (STYLE.md, convention 5): a minimal
 clinically important difference (MCID), the direction of benefit, and an
 optional separate harm threshold. Probabilities are computed from a
-:class:`~ketabayes.result.marginals.Marginal`, exactly when the marginal is
+:class:`~ketabayes.marginals.Marginal`, exactly when the marginal is
 exact. (ArviZ's ``ci_in_rope`` answers a different question: the share of a
 credible interval inside a region.)
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.errors import KetabayesError
-from ketabayes.result.marginals import Marginal
+from ketabayes.marginals import Marginal
 
 __all__ = ["Thresholds", "decision_probabilities", "benefit_curve", "verdict", "VerdictRule", "VERDICTS",
            "RATIO_MEASURES"]
@@ -47,7 +47,7 @@ class Thresholds:
 
     Examples
     --------
-    >>> from ketabayes.result.decision import Thresholds
+    >>> from ketabayes.decision import Thresholds
     >>> Thresholds(10, "lower").cuts()
     (-10.0, 10.0)
     >>> [round(c, 4) for c in Thresholds(1.25, "lower", ratio=True).cuts()]
@@ -202,7 +202,7 @@ class VerdictRule:
 
     Examples
     --------
-    >>> from ketabayes.result.decision import VerdictRule
+    >>> from ketabayes.decision import VerdictRule
     >>> rule = VerdictRule()
     >>> rule(0.85, 0.15, 0.0), rule(0.5, 0.45, 0.05), rule(0.02, 0.9, 0.08)
     ('probable benefit', 'uncertain', 'practically no effect')

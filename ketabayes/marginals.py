@@ -64,7 +64,7 @@ class Marginal:
 
         Examples
         --------
-        >>> from ketabayes.result.marginals import MixtureMarginal
+        >>> from ketabayes.marginals import MixtureMarginal
         >>> m = MixtureMarginal([1.0], [0.0], [1.0])
         >>> [round(x, 4) for x in m.hpd(0.95)]  # a normal posterior: HPD == equal-tailed
         [-1.96, 1.96]
