@@ -31,10 +31,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from ketabayes.decision import Thresholds, decision_probabilities
 from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.model import priors as P
 from ketabayes.model.random_effects import RandomEffectsModel
-from ketabayes.decision import Thresholds, decision_probabilities
 
 QS = np.array([0.025, 0.5, 0.975])
 THRESHOLDS = Thresholds.for_measure(1.25, "OR")
