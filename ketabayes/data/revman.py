@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.data._xml_guard import refuse_entities, utf8_declared_single_byte
+from ketabayes.data.revman_trials import TRIAL_COL, find_repeated_trials, repeated_trials_message
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError, DataWarning, RevManError
 
@@ -59,6 +60,7 @@ _DTYPES: dict[str, str] = {
     "group_label_1": "str",
     "group_label_2": "str",
     STUDY_COL: "str",
+    TRIAL_COL: "str",
     "year": "Int64",
     "m1i": "float64",
     "sd1i": "float64",
@@ -183,8 +185,12 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
             ``"PETO"``) and whether it used a random-effects model (boolean).
         ``group_label_1``, ``group_label_2``
             RevMan's labels of the experimental and control groups.
-        ``study``, ``year``
-            Study label (e.g. ``"Alpha 2001"``) and year (Int64).
+        ``study``, ``trial_id``, ``year``
+            Study label (e.g. ``"Alpha 2001"``), the trial's identity and year
+            (Int64). ``trial_id`` is RevMan's ``STUDY_ID`` in an ``.rm5`` file
+            (e.g. ``"STD-Alpha-2001"``), the same in every outcome, comparison
+            and subgroup the trial appears in; a CSV export has no IDs, so
+            there it is the study name (unique within a RevMan review).
         ``m1i, sd1i, n1i, m2i, sd2i, n2i``
             Continuous outcomes: mean, SD and size of groups 1 and 2.
         ``ai, n1i, ci, n2i``
@@ -219,7 +225,11 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         header row has the wrong number of fields (its group labels are left
         missing), when the file holds no analysis data at all, or when an
         ``.rm5`` file declares ISO-8859-1 (or cp1252) but is UTF-8 (it is then
-        read as UTF-8).
+        read as UTF-8), and when one outcome (over its subgroups: what RevMan
+        pools) holds the same trial in more than one row -- its patients
+        would be counted more than once. The warning names the trial, its rows
+        and subgroups, says whether the rows share one control group, and
+        points to the alternatives (:mod:`ketabayes.data.revman_trials`).
 
     Notes
     -----
@@ -310,6 +320,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
 
     df = _frame(records)
     df.attrs.update({"source_file": name, "source_path": str(path), "format": fmt, **attrs})
+    repeated = find_repeated_trials(df)
+    if repeated:
+        warnings.warn(repeated_trials_message(repeated, name), DataWarning, stacklevel=2)
     return df
 
 
@@ -334,7 +347,7 @@ def split_analyses(
         the ``measure`` to pass to the effect-size step (``"GEN"`` for generic
         inverse-variance outcomes).
     data : pandas.DataFrame
-        ``study``, ``year`` (and the subgroup columns, see above) and only the
+        ``study``, ``trial_id``, ``year`` (and the subgroup columns, see above) and only the
         data columns of the analysis' data type (:data:`DATA_COLUMNS`; for
         generic outcomes ``n1i``/``n2i`` only when given), with a fresh index.
         ``data.attrs`` holds the file attributes and the fields of
@@ -344,6 +357,15 @@ def split_analyses(
     ------
     DataError
         If ``df`` lacks columns that :func:`read_revman` provides.
+
+    Warns
+    -----
+    DataWarning
+        When a yielded analysis holds one trial (``trial_id``) in more than
+        one row, naming the trial and its rows; with ``by_subgroup=True``
+        only repeats within a subgroup count. See
+        :func:`~ketabayes.data.revman_trials.revman_contrasts` for turning arms
+        that share a control group into correlated contrasts.
 
     Examples
     --------
@@ -363,7 +385,7 @@ def split_analyses(
     for _, group in df.groupby(keys, sort=False, dropna=False):
         first = group.iloc[0]
         data_type = str(first["data_type"])
-        cols = [STUDY_COL, "year"]
+        cols = [STUDY_COL] + ([TRIAL_COL] if TRIAL_COL in group.columns else []) + ["year"]
         has_subgroups = bool(group["subgroup_no"].notna().any())
         if has_subgroups and not by_subgroup:
             cols += ["subgroup_no", "subgroup"]
@@ -387,6 +409,12 @@ def split_analyses(
         )
         data = group[cols].reset_index(drop=True)
         data.attrs = {**df.attrs, **analysis._asdict()}
+        repeated = find_repeated_trials(data) if TRIAL_COL in data.columns else []
+        if repeated:
+            where = f"{df.attrs.get('source_file', 'RevMan table')}, outcome {analysis.comparison_no}." \
+                    f"{analysis.outcome_no} {analysis.outcome!r}" + (
+                        f", subgroup {analysis.subgroup!r}" if analysis.subgroup_no is not None else "")
+            warnings.warn(repeated_trials_message(repeated, where), DataWarning, stacklevel=2)
         yield analysis, data
 
 
@@ -615,7 +643,7 @@ def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> li
                 unknown[sid] = label
             row_where = f"{block_where}, <{element.tag}> #{i} (study {label!r}, STUDY_ID {sid!r})"
             record = {**common, "subgroup_no": sno, "subgroup": sname,
-                      STUDY_COL: label, "year": year}
+                      STUDY_COL: label, TRIAL_COL: sid, "year": year}
             for col, attr, _csv, integer, required in _FIELDS[data_type]:
                 record[col] = _number(
                     element.get(attr), where=row_where,
@@ -780,6 +808,7 @@ def _read_csv(raw: bytes, name: str, encoding: str | None, notes: list[str]):
             "subgroup_no": sno or None,
             "subgroup": subgroups.get((cno, ono, sno)),
             STUDY_COL: label,
+            TRIAL_COL: label,
             "year": _year(cell("Year of study")),
         }
         for col, _attr, csv_col, integer, required in _FIELDS[data_type]:
