@@ -24,7 +24,6 @@ import math
 import os
 import re
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -32,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ketabayes.data._xml_guard import refuse_entities, utf8_declared_single_byte
+from ketabayes.data._xml_guard import parse_review
 from ketabayes.data.revman_trials import TRIAL_COL, find_repeated_trials, repeated_trials_message
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError, DataWarning, RevManError
@@ -152,7 +151,8 @@ class Analysis(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:
+def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None,
+                risk_of_bias: bool = False) -> pd.DataFrame:
     r"""Read the study-level analysis data of a RevMan 5 review.
 
     Parameters
@@ -165,6 +165,11 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         Override the text encoding. By default an ``.rm5`` file is decoded as
         its XML declaration says (RevMan 5 writes ISO-8859-1 or UTF-8) and a
         CSV export as UTF-8 with or without byte-order mark (``"utf-8-sig"``).
+    risk_of_bias : bool, default False
+        Add the review's risk-of-bias (RoB 1) judgements as columns
+        ``rob_<domain>`` (``"low"``, ``"unclear"``, ``"high"``), matched on
+        ``trial_id`` (see :mod:`ketabayes.data.revman_rob`; ``.rm5`` files
+        only: a CSV export holds no judgements).
 
     Returns
     -------
@@ -300,9 +305,12 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
     if not body.strip():
         raise RevManError(f"{name}: the file is empty")
 
+    rob = None
     if _looks_like_xml(raw):
-        records, attrs = _read_rm5(raw, name, encoding, notes)
+        records, attrs, root = _read_rm5(raw, name, encoding, notes)
         fmt = "rm5"
+        if risk_of_bias:
+            rob = _rob_columns(root, name, notes)
     elif path.suffix.lower() in (".rm5", ".xml"):
         start = body.lstrip()[:40].decode("latin-1")
         raise RevManError(
@@ -310,6 +318,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
             f"it starts with {start!r}"
         )
     else:
+        if risk_of_bias:
+            raise RevManError(f"{name}: risk-of-bias judgements are read from RevMan 5 review files (.rm5) only; "
+                              "a 'Data and analyses' CSV export does not hold them")
         records, attrs = _read_csv(raw, name, encoding, notes)
         fmt = "csv"
 
@@ -319,6 +330,11 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         warnings.warn(note, DataWarning, stacklevel=2)
 
     df = _frame(records)
+    if rob is not None:
+        merged = df[[TRIAL_COL]].merge(rob.drop(columns=STUDY_COL), on=TRIAL_COL, how="left")
+        for col in rob.columns[2:]:
+            df[col] = merged[col].to_numpy(dtype=object)
+        attrs.update({"risk_of_bias": rob.attrs["risk_of_bias"], "rob_domains": rob.attrs["rob_domains"]})
     df.attrs.update({"source_file": name, "source_path": str(path), "format": fmt, **attrs})
     repeated = find_repeated_trials(df)
     if repeated:
@@ -349,7 +365,8 @@ def split_analyses(
     data : pandas.DataFrame
         ``study``, ``trial_id``, ``year`` (and the subgroup columns, see above) and only the
         data columns of the analysis' data type (:data:`DATA_COLUMNS`; for
-        generic outcomes ``n1i``/``n2i`` only when given), with a fresh index.
+        generic outcomes ``n1i``/``n2i`` only when given) and the ``rob_``
+        risk-of-bias columns when ``df`` has them, with a fresh index.
         ``data.attrs`` holds the file attributes and the fields of
         ``analysis``.
 
@@ -393,6 +410,7 @@ def split_analyses(
             if data_type == "generic" and col in ("n1i", "n2i") and group[col].isna().all():
                 continue
             cols.append(col)
+        cols += [c for c in df.columns if str(c).startswith("rob_")]  # risk-of-bias judgements travel along
         measure = _none_if_na(first.get("effect_measure"))
         analysis = Analysis(
             comparison_no=int(first["comparison_no"]),
@@ -507,30 +525,7 @@ def _ratio_note(where: str, measure: str, extra: str = "") -> str:
 
 
 def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
-    refuse_entities(raw, name)
-    encoding = utf8_declared_single_byte(raw, name, encoding, notes)
-    try:
-        parser = ET.XMLParser(encoding=encoding) if encoding else None
-        root = ET.fromstring(raw, parser=parser)
-    except LookupError as exc:
-        raise RevManError(f"{name}: {exc}") from None
-    except ET.ParseError as exc:
-        line, column = exc.position
-        hint = " The file may be truncated: export or save it again from RevMan."
-        if "invalid token" in str(exc) and encoding is None:
-            hint = (
-                " If the file is not UTF-8 and its XML declaration does not say so, "
-                "pass encoding='ISO-8859-1'."
-            )
-        raise RevManError(
-            f"{name}: not well-formed XML at line {line}, column {column} ({exc}).{hint}"
-        ) from None
-
-    if root.tag != "COCHRANE_REVIEW":
-        raise RevManError(
-            f"{name}: unknown root element <{root.tag}>; a RevMan 5 review file has "
-            f"<COCHRANE_REVIEW>"
-        )
+    root = parse_review(raw, name, encoding, notes)
 
     studies: dict[str, tuple[str | None, int | None]] = {}
     for study in root.iter("STUDY"):
@@ -580,7 +575,19 @@ def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
             f"(only continuous, dichotomous and generic inverse variance): "
             + "; ".join(unsupported)
         )
-    return records, attrs
+    return records, attrs, root
+
+
+def _rob_columns(root, name: str, notes: list[str]) -> pd.DataFrame | None:
+    from ketabayes.data.revman_rob import rob_from_root, rob_wide
+
+    studies = {s.get("ID"): _text(s.get("NAME")) or _decode_study_id(s.get("ID") or "") for s in root.iter("STUDY")}
+    rob = rob_from_root(root, name, studies)
+    if rob.empty:
+        notes.append(f"{name}: risk_of_bias=True, but the review has no risk-of-bias judgements "
+                     "(<QUALITY_ITEM> entries); no rob_ columns added")
+        return None
+    return rob_wide(rob)
 
 
 def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> list[dict]:
