@@ -18,9 +18,6 @@ the effect-size step.
 from __future__ import annotations
 
 import codecs
-import csv
-import io
-import math
 import os
 import re
 import warnings
@@ -31,6 +28,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ketabayes.data._revman_common import _FIELDS, _RATIO_MEASURES, _number, _ratio_note, _text, _year
+from ketabayes.data._revman_csv import _read_csv
 from ketabayes.data._xml_guard import parse_review
 from ketabayes.data.revman_trials import TRIAL_COL, find_repeated_trials, repeated_trials_message
 from ketabayes.dims import STUDY_COL
@@ -79,35 +78,6 @@ COLUMNS: tuple[str, ...] = tuple(_DTYPES)
 # RevMan 5 outcome element prefix -> data type
 _XML_TYPES = {"CONT": "continuous", "DICH": "dichotomous", "IV": "generic"}
 
-# (metafor column, XML attribute, CSV column, integer?, required?) per data type
-_FIELDS: dict[str, tuple[tuple[str, str, str, bool, bool], ...]] = {
-    "continuous": (
-        ("m1i", "MEAN_1", "Mean 1", False, True),
-        ("sd1i", "SD_1", "SD 1", False, True),
-        ("n1i", "TOTAL_1", "Total 1", True, True),
-        ("m2i", "MEAN_2", "Mean 2", False, True),
-        ("sd2i", "SD_2", "SD 2", False, True),
-        ("n2i", "TOTAL_2", "Total 2", True, True),
-    ),
-    "dichotomous": (
-        ("ai", "EVENTS_1", "Events 1", True, True),
-        ("n1i", "TOTAL_1", "Total 1", True, True),
-        ("ci", "EVENTS_2", "Events 2", True, True),
-        ("n2i", "TOTAL_2", "Total 2", True, True),
-    ),
-    "generic": (
-        ("yi", "EFFECT_SIZE", "Effect Estimate", False, True),
-        ("sei", "SE", "SE", False, True),
-        ("n1i", "TOTAL_1", "Total 1", True, False),
-        ("n2i", "TOTAL_2", "Total 2", True, False),
-    ),
-}
-
-# CSV "Data Type" code -> data type
-_CSV_TYPES = {"CON": "continuous", "DIC": "dichotomous", "IV": "generic", "GIV": "generic"}
-
-_CSV_REQUIRED = ("Comparison Number", "Outcome Number", "Subgroup Number", "Name", "Data Type")
-
 # RevMan 5 spells some effect measures out in an <EFFECT_MEASURE> element
 _MEASURE_NAMES = {
     "odds ratio": "OR",
@@ -119,13 +89,9 @@ _MEASURE_NAMES = {
     "standardized mean difference": "SMD",
     "hazard ratio": "HR",
 }
-_RATIO_MEASURES = {"OR", "PETO_OR", "RR", "HR"}
 _ESCALC_MEASURES = {"MD", "SMD", "OR", "RR", "RD"}
 
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_MAX_COUNT = 2**53  # the largest whole number a float64 holds exactly (2^63 would overflow Int64)
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_YEAR = re.compile(r"\s*(\d{4})")
 _YEAR_AT_END = re.compile(r"(?:^|\D)(\d{4})[a-z]?$")
 
 
@@ -466,57 +432,11 @@ def _looks_like_xml(raw: bytes) -> bool:
     return head.lstrip("\ufeff \t\r\n").startswith("<")
 
 
-def _number(text: str | None, *, where: str, field: str, integer: bool, required: bool = True):
-    """Parse one number; raise RevManError naming ``where`` and ``field``."""
-    if text is None or not text.strip():
-        if required:
-            raise RevManError(f"{where}: {field} is missing")
-        return None
-    s = text.strip()
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
-    try:
-        value = float(s)
-    except ValueError:
-        raise RevManError(f"{where}: {field} = {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise RevManError(f"{where}: {field} = {text!r} is not a finite number")
-    if integer:
-        if not value.is_integer():
-            raise RevManError(f"{where}: {field} = {text!r} is not a whole number")
-        if abs(value) >= _MAX_COUNT:
-            raise RevManError(f"{where}: {field} = {text!r} is too large for a count (overflow; counts must be "
-                              f"below 2^53 = {_MAX_COUNT:,})")
-        return int(value)
-    return value
-
-
-def _year(text: str | None) -> int | None:
-    match = _YEAR.match(text or "")
-    return int(match.group(1)) if match else None
-
-
-def _text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = " ".join(value.split())
-    return value or None
-
-
 def _decode_study_id(study_id: str) -> str:
     """Study label from a RevMan study ID: ``STD-Gamma_x002d_A-2010`` -> ``Gamma-A 2010``."""
     label = study_id[4:] if study_id.startswith("STD-") else study_id
     label = label.replace("-", " ")
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), label)
-
-
-def _ratio_note(where: str, measure: str, extra: str = "") -> str:
-    return (
-        f"{where}: generic inverse-variance outcome with ratio measure {measure}; "
-        f"yi is taken as stored in the file{extra}. RevMan may store the ratio or its "
-        f"logarithm depending on how the data were entered: check that yi is a log "
-        f"{measure} before pooling"
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -662,179 +582,3 @@ def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> li
 
 
 # ---------------------------------------------------------------------------
-# RevMan 5 "Data and analyses" CSV export
-# ---------------------------------------------------------------------------
-
-
-def _read_csv(raw: bytes, name: str, encoding: str | None, notes: list[str]):
-    enc = encoding or "utf-8-sig"
-    try:
-        text = raw.decode(enc)
-    except LookupError as exc:
-        raise RevManError(f"{name}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RevManError(
-            f"{name}, line {line}: cannot be decoded as {enc} ({exc.reason}); "
-            f"pass the file's encoding, e.g. encoding='cp1252'"
-        ) from None
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-
-    header: list[str] | None = None
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip().lstrip("\ufeff") for cell in row]
-            break
-    if header is None:  # pragma: no cover - an empty file is caught earlier
-        raise RevManError(f"{name}: the file is empty")
-    header_line = reader.line_num
-    missing = [c for c in _CSV_REQUIRED if c not in header]
-    if missing:
-        hint = ""
-        if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-            hint = " The file seems to use ';' or tabs as separator; RevMan 5 writes commas."
-        raise RevManError(
-            f"{name}, line {header_line}: the header lacks the column(s) "
-            f"{', '.join(map(repr, missing))} of a RevMan 5 'Data and analyses' export "
-            f"(found {header[:8]}{'...' if len(header) > 8 else ''}). Export again "
-            f"with these fields selected.{hint}"
-        )
-    index = {col: i for i, col in enumerate(header)}
-
-    comparisons: dict[int, str | None] = {}
-    outcomes: dict[tuple[int, int], dict] = {}
-    subgroups: dict[tuple[int, int, int], str | None] = {}
-    unsupported: list[str] = []
-    records: list[dict] = []
-
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        line = reader.line_num
-        where = f"{name}, line {line}"
-        raw_row = row
-        misaligned = len(row) != len(header)
-        if misaligned:
-            row = (row + [""] * len(header))[: len(header)]
-
-        def cell(col: str, row=row) -> str:
-            return row[index[col]].strip() if col in index else ""
-
-        nums = [
-            _number(cell(col), where=where, field=f"column {col!r}", integer=True)
-            for col in ("Comparison Number", "Outcome Number", "Subgroup Number")
-        ]
-        cno, ono, sno = nums
-        label = _text(cell("Name"))
-        code = cell("Data Type")
-
-        if ono == 0:  # comparison header
-            comparisons[cno] = label
-            continue
-        if code:  # outcome or subgroup header
-            if misaligned and code.upper() not in _CSV_TYPES:
-                raise RevManError(
-                    f"{where}: row {label!r} has {len(raw_row)} fields but the header line "
-                    f"has {len(header)}, and its Data Type field holds {code!r}: its values "
-                    f"cannot be matched to columns"
-                )
-            if misaligned:
-                # The leading fields (numbers, name, type, method, measure, model) come
-                # first in RevMan's column order; the group labels near the end of the
-                # row cannot be placed when a field is missing or extra.
-                notes.append(
-                    f"{where}: header row {label!r} has {len(raw_row)} fields but the "
-                    f"header line has {len(header)}; its group labels cannot be placed "
-                    f"reliably and are left missing"
-                )
-            if sno == 0:
-                if cno not in comparisons:
-                    raise RevManError(
-                        f"{where}: outcome {cno}.{ono} {label!r} comes before the header row "
-                        f"of comparison {cno} (Outcome Number 0)"
-                    )
-                if (cno, ono) in outcomes:
-                    raise RevManError(
-                        f"{where}: a second header row for outcome {cno}.{ono} ({label!r})"
-                    )
-                data_type = _CSV_TYPES.get(code.upper())
-                measure = _text(cell("Effect Measure"))
-                outcomes[(cno, ono)] = {
-                    "comparison_no": cno,
-                    "comparison": comparisons[cno],
-                    "outcome_no": ono,
-                    "outcome": label,
-                    "data_type": data_type,
-                    "effect_measure": measure,
-                    "method": _text(cell("Statistical Method")),
-                    "random": {"RANDOM": True, "FIXED": False}.get(cell("Analysis Model").upper()),
-                    "group_label_1": None if misaligned else _text(cell("Group Label 1")),
-                    "group_label_2": None if misaligned else _text(cell("Group Label 2")),
-                }
-                if data_type is None:
-                    unsupported.append(f"{cno}.{ono} {label!r} (Data Type {code!r}, line {line})")
-                elif data_type == "generic" and measure in _RATIO_MEASURES:
-                    notes.append(_ratio_note(f"{where}: outcome {cno}.{ono} {label!r}", measure))
-            else:
-                if (cno, ono) not in outcomes:
-                    raise RevManError(
-                        f"{where}: subgroup {cno}.{ono}.{sno} {label!r} comes before the header "
-                        f"row of outcome {cno}.{ono}"
-                    )
-                if (cno, ono, sno) in subgroups:
-                    raise RevManError(
-                        f"{where}: a second header row for subgroup {cno}.{ono}.{sno} ({label!r})"
-                    )
-                subgroups[(cno, ono, sno)] = label
-            continue
-
-        # study row
-        if misaligned:
-            raise RevManError(
-                f"{where}: study row {label!r} has {len(raw_row)} fields but the header line "
-                f"has {len(header)}, so its values cannot be matched to columns (a 'Risk of "
-                f"bias tables' field in the export, or an unquoted comma in a name?)"
-            )
-        if (cno, ono) not in outcomes:
-            raise RevManError(
-                f"{where}: study row {label!r} comes before any header row of outcome "
-                f"{cno}.{ono} (a row with its Name and Data Type)"
-            )
-        if sno != 0 and (cno, ono, sno) not in subgroups:
-            raise RevManError(
-                f"{where}: study row {label!r} comes before the header row of subgroup "
-                f"{cno}.{ono}.{sno}"
-            )
-        outcome = outcomes[(cno, ono)]
-        data_type = outcome["data_type"]
-        if data_type is None:
-            continue
-        row_where = f"{where} (outcome {cno}.{ono}, study {label!r})"
-        record = {
-            **outcome,
-            "subgroup_no": sno or None,
-            "subgroup": subgroups.get((cno, ono, sno)),
-            STUDY_COL: label,
-            TRIAL_COL: label,
-            "year": _year(cell("Year of study")),
-        }
-        for col, _attr, csv_col, integer, required in _FIELDS[data_type]:
-            if csv_col not in index:
-                if not required:
-                    continue
-                raise RevManError(
-                    f"{row_where}: the header lacks column {csv_col!r}, needed for "
-                    f"{data_type} outcomes"
-                )
-            record[col] = _number(
-                cell(csv_col), where=row_where, field=f"value in column {csv_col!r}",
-                integer=integer, required=required,
-            )
-        records.append(record)
-
-    if unsupported:
-        notes.append(
-            f"{name}: skipped outcome(s) of a type ketabayes does not import "
-            f"(only CON, DIC and IV data): " + "; ".join(unsupported)
-        )
-    return records, {}
