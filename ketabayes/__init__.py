@@ -73,6 +73,7 @@ _LAZY = {
     "bma": "ketabayes.model.bma",
     "BiasPrior": "ketabayes.model.bias_priors",
     "meta_epidemiological_prior": "ketabayes.model.bias_priors",
+    "bias_prior_table": "ketabayes.model.bias_priors",
     "adjust_for_elicited_bias": "ketabayes.model.bias_priors",
     "ExactMultivariateNormal": "ketabayes.inference.exact_multivariate",
     # result
