@@ -19,10 +19,10 @@ as columns of a table, checked by :func:`~ketabayes.data.risk_of_bias.check_risk
 (``rob_<domain>``), ready to merge with an analysis on ``trial_id``;
 ``read_revman(path, risk_of_bias=True)`` does the merge.
 
-References
-----------
-Higgins JPT, Altman DG, Gøtzsche PC, et al. (2011). The Cochrane Collaboration's tool for
-assessing risk of bias in randomised trials. BMJ 343:d5928. doi:10.1136/bmj.d5928
+References:
+
+* Higgins JPT, Altman DG, Gøtzsche PC, et al. (2011). The Cochrane Collaboration's tool for
+  assessing risk of bias in randomised trials. BMJ 343:d5928. doi:10.1136/bmj.d5928
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ the rows are recognised as arms sharing one control group, and :func:`revman_arm
 known within-trial covariance (Gleser & Olkin 2009), ready for
 :meth:`ketabayes.MultivariateModel.from_contrasts`.
 
-References
-----------
-Higgins JPT, Eldridge S, Li T (2023). Chapter 23: Including variants on randomized trials. In
-Higgins JPT et al. (eds), *Cochrane Handbook for Systematic Reviews of Interventions* version 6.4,
-section 23.3.4 (multi-arm studies). Cochrane.
+References:
+
+* Higgins JPT, Eldridge S, Li T (2023). Chapter 23: Including variants on randomized trials. In
+  Higgins JPT et al. (eds), *Cochrane Handbook for Systematic Reviews of Interventions* version 6.4,
+  section 23.3.4 (multi-arm studies). Cochrane.
 """
 
 from __future__ import annotations

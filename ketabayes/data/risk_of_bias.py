@@ -15,12 +15,12 @@ concerns"`` -> ``"some concerns"``; RevMan 5's stored codes ``YES`` / ``NO`` / `
 RoB 1 and RoB 2 levels in one column -- is a :class:`~ketabayes.errors.DataError` naming the study
 and the column. Missing judgements are errors unless ``missing="keep"``.
 
-References
-----------
-Higgins JPT, Altman DG, Gøtzsche PC, et al. (2011). The Cochrane Collaboration's tool for
-assessing risk of bias in randomised trials. BMJ 343:d5928. doi:10.1136/bmj.d5928
-Sterne JAC, Savović J, Page MJ, et al. (2019). RoB 2: a revised tool for assessing risk of bias
-in randomised trials. BMJ 366:l4898. doi:10.1136/bmj.l4898
+References:
+
+* Higgins JPT, Altman DG, Gøtzsche PC, et al. (2011). The Cochrane Collaboration's tool for
+  assessing risk of bias in randomised trials. BMJ 343:d5928. doi:10.1136/bmj.d5928
+* Sterne JAC, Savović J, Page MJ, et al. (2019). RoB 2: a revised tool for assessing risk of bias
+  in randomised trials. BMJ 366:l4898. doi:10.1136/bmj.l4898
 """
 
 from __future__ import annotations

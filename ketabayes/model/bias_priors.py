@@ -44,22 +44,22 @@ Tables (every number as printed in the cited table; the tests check them):
 elicited on the analysis scale (signed: ``y_i = theta_i + delta_i + error``), enters as
 ``y_i - m_i`` with variance ``v_i + s_i^2`` (:func:`adjust_for_elicited_bias`), for any model.
 
-References
-----------
-Savović J, Turner RM, Mawdsley D, Jones HE, Beynon R, Higgins JPT, Sterne JAC (2018). Association
-between risk-of-bias assessments and results of randomized trials in Cochrane reviews: the ROBES
-meta-epidemiologic study. Am J Epidemiol 187(5):1113-1122. doi:10.1093/aje/kwx344
-Savović J, Jones HE, Altman DG, et al. (2012). Influence of reported study design characteristics
-on intervention effect estimates from randomized, controlled trials. Ann Intern Med
-157(6):429-438. doi:10.7326/0003-4819-157-6-201209180-00537
-Page MJ, Higgins JPT, Clayton G, Sterne JAC, Hróbjartsson A, Savović J (2016). Empirical evidence
-of study design biases in randomized trials: systematic review of meta-epidemiological studies.
-PLoS One 11(7):e0159267. doi:10.1371/journal.pone.0159267
-Welton NJ, Ades AE, Carlin JB, Altman DG, Sterne JAC (2009). Models for potentially biased
-evidence in meta-analysis using empirically based priors. J R Stat Soc A 172(1):119-136.
-doi:10.1111/j.1467-985X.2008.00548.x
-Turner RM, Spiegelhalter DJ, Smith GCS, Thompson SG (2009). Bias modelling in evidence synthesis.
-J R Stat Soc A 172(1):21-47. doi:10.1111/j.1467-985X.2008.00547.x
+References:
+
+* Savović J, Turner RM, Mawdsley D, Jones HE, Beynon R, Higgins JPT, Sterne JAC (2018). Association
+  between risk-of-bias assessments and results of randomized trials in Cochrane reviews: the ROBES
+  meta-epidemiologic study. Am J Epidemiol 187(5):1113-1122. doi:10.1093/aje/kwx344
+* Savović J, Jones HE, Altman DG, et al. (2012). Influence of reported study design characteristics
+  on intervention effect estimates from randomized, controlled trials. Ann Intern Med
+  157(6):429-438. doi:10.7326/0003-4819-157-6-201209180-00537
+* Page MJ, Higgins JPT, Clayton G, Sterne JAC, Hróbjartsson A, Savović J (2016). Empirical evidence
+  of study design biases in randomized trials: systematic review of meta-epidemiological studies.
+  PLoS One 11(7):e0159267. doi:10.1371/journal.pone.0159267
+* Welton NJ, Ades AE, Carlin JB, Altman DG, Sterne JAC (2009). Models for potentially biased
+  evidence in meta-analysis using empirically based priors. J R Stat Soc A 172(1):119-136.
+  doi:10.1111/j.1467-985X.2008.00548.x
+* Turner RM, Spiegelhalter DJ, Smith GCS, Thompson SG (2009). Bias modelling in evidence synthesis.
+  J R Stat Soc A 172(1):21-47. doi:10.1111/j.1467-985X.2008.00547.x
 """
 
 from __future__ import annotations
