@@ -28,6 +28,9 @@ __version__ = "0.1.0"
 _LAZY = {
     # data
     "effect_sizes": "ketabayes.data.effect_sizes",
+    "check_risk_of_bias": "ketabayes.data.risk_of_bias",
+    "read_revman_rob": "ketabayes.data.revman_rob",
+    "revman_contrasts": "ketabayes.data.revman_trials",
     "read_revman": "ketabayes.data.revman",
     "read_csv_table": "ketabayes.data.csv_table",
     "list_datasets": "ketabayes.data.datasets",
@@ -68,6 +71,10 @@ _LAZY = {
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     "bma": "ketabayes.model.bma",
+    "BiasPrior": "ketabayes.model.bias_priors",
+    "meta_epidemiological_prior": "ketabayes.model.bias_priors",
+    "bias_prior_table": "ketabayes.model.bias_priors",
+    "adjust_for_elicited_bias": "ketabayes.model.bias_priors",
     "ExactMultivariateNormal": "ketabayes.inference.exact_multivariate",
     # result
     "MetaResult": "ketabayes.result.result",
@@ -86,6 +93,7 @@ _LAZY = {
     # reporting
     "prior_panel_analysis": "ketabayes.reporting.panel",
     "reanalyse_published": "ketabayes.reporting.panel",
+    "compare_decisions": "ketabayes.reporting.compare",
     # sensitivity (above result/ and model/)
     "sensitivity_grid": "ketabayes.sensitivity",
     "Sensitivity": "ketabayes.sensitivity",

@@ -418,8 +418,11 @@ def test_risk_of_bias_shift_model(tmp_path):
     assert res.inclusion_bf("RoB")["prior_prob"] == pytest.approx(0.5)
     back = kb.load_result(res.to_netcdf(tmp_path / "rob.nc"))
     pd.testing.assert_frame_equal(back.models, res.models)
-    with pytest.raises(KetabayesError, match="column 'rob'"):
+    with pytest.raises(KetabayesError, match="missing risk-of-bias judgement") as err:
         kb.bma(df.assign(rob=[None] + ["low"] * 6), prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)",
-               bias="RoB", rob="rob")
-    with pytest.raises(PriorError, match="rob="):
-        kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB")
+               bias="RoB", rob="rob", prior_rob="halfnormal(0.4)")
+    assert err.value.column == "rob" and err.value.study == "S0"
+    with pytest.raises(PriorError, match="rob="):   # no rob column given
+        kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB", prior_rob="halfnormal(0.4)")
+    with pytest.raises(PriorError, match="needs prior_rob"):   # no uncited default prior of the bias
+        kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB", rob="rob")

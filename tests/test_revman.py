@@ -242,7 +242,9 @@ def test_csv_with_bom_equals_rm5():
     assert BOM_CSV.read_bytes().startswith(codecs.BOM_UTF8)  # the fixture really has a BOM
     from_csv = read_revman(BOM_CSV)
     from_rm5 = read_revman(UTF8_RM5)
-    pd.testing.assert_frame_equal(from_csv, from_rm5)
+    # a CSV export has no STUDY_IDs: its trial_id is the study name (unique within a review)
+    assert from_csv["trial_id"].tolist() == from_csv["study"].tolist()
+    pd.testing.assert_frame_equal(from_csv.drop(columns="trial_id"), from_rm5.drop(columns="trial_id"))
     assert from_csv.attrs["format"] == "csv"
     assert from_csv.attrs["source_file"] == "review_export_bom.csv"
 
@@ -339,7 +341,7 @@ def test_bundled_examples_agree_on_shared_outcomes():
     # labels (misaligned in the CSV, see the test above).
     cols = [
         "comparison_no", "outcome_no", "outcome", "subgroup_no", "subgroup", "data_type",
-        "effect_measure", "method", "random", "study", "year", *COLUMNS[14:],
+        "effect_measure", "method", "random", "study", "year", *COLUMNS[COLUMNS.index("year") + 1:],
     ]
     pd.testing.assert_frame_equal(_rows(csv, 1, 2)[cols], _rows(rm5, 1, 2)[cols])
     # Outcome 1 (continuous): the CSV has no subgroups and no Gamma-A 2010 row; the
@@ -512,10 +514,10 @@ def test_split_by_outcome():
         ("dichotomous", "RR", "RR"), ("generic", "MD", "GEN"),
     ]
     cols = [list(d.columns) for _, d in parts]
-    assert cols[0] == ["study", "year", "subgroup_no", "subgroup", *DATA_COLUMNS["continuous"]]
-    assert cols[1] == ["study", "year", "ai", "n1i", "ci", "n2i"]
-    assert cols[2] == ["study", "year", "yi", "sei", "n1i", "n2i"]
-    assert cols[4] == ["study", "year", "yi", "sei"]  # no group sizes given
+    assert cols[0] == ["study", "trial_id", "year", "subgroup_no", "subgroup", *DATA_COLUMNS["continuous"]]
+    assert cols[1] == ["study", "trial_id", "year", "ai", "n1i", "ci", "n2i"]
+    assert cols[2] == ["study", "trial_id", "year", "yi", "sei", "n1i", "n2i"]
+    assert cols[4] == ["study", "trial_id", "year", "yi", "sei"]  # no group sizes given
     first, data = parts[0]
     assert first.subgroup_no is None and first.outcome == "Pain, 0 to 10 scale, end of treatment"
     assert data["study"].tolist() == STUDIES_1_1 and list(data.index) == [0, 1, 2, 3]

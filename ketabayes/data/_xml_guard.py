@@ -8,11 +8,12 @@ file that declares ISO-8859-1 but holds multi-byte UTF-8 (re-saved by another to
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from xml.parsers import expat
 
 from ketabayes.errors import RevManError
 
-__all__ = ["refuse_entities", "utf8_declared_single_byte"]
+__all__ = ["refuse_entities", "utf8_declared_single_byte", "parse_review"]
 
 # declared encodings that RevMan 5 writes besides UTF-8; a file declaring one of them but holding valid
 # multi-byte UTF-8 was re-saved as UTF-8 by another tool
@@ -79,3 +80,23 @@ def utf8_declared_single_byte(raw: bytes, name: str, encoding: str | None, notes
                  "UTF-8 (its non-ASCII bytes form valid UTF-8 sequences); it was read as UTF-8. Pass "
                  "encoding=... to override")
     return "utf-8"
+
+
+def parse_review(raw: bytes, name: str, encoding: str | None, notes: list[str]) -> ET.Element:
+    """The ``<COCHRANE_REVIEW>`` root of a RevMan 5 file, after the guards above; clear errors otherwise."""
+    refuse_entities(raw, name)
+    encoding = utf8_declared_single_byte(raw, name, encoding, notes)
+    try:
+        parser = ET.XMLParser(encoding=encoding) if encoding else None
+        root = ET.fromstring(raw, parser=parser)
+    except LookupError as exc:
+        raise RevManError(f"{name}: {exc}") from None
+    except ET.ParseError as exc:
+        line, column = exc.position
+        hint = " The file may be truncated: export or save it again from RevMan."
+        if "invalid token" in str(exc) and encoding is None:
+            hint = " If the file is not UTF-8 and its XML declaration does not say so, pass encoding='ISO-8859-1'."
+        raise RevManError(f"{name}: not well-formed XML at line {line}, column {column} ({exc}).{hint}") from None
+    if root.tag != "COCHRANE_REVIEW":
+        raise RevManError(f"{name}: unknown root element <{root.tag}>; a RevMan 5 review file has <COCHRANE_REVIEW>")
+    return root

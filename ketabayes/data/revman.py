@@ -18,13 +18,9 @@ the effect-size step.
 from __future__ import annotations
 
 import codecs
-import csv
-import io
-import math
 import os
 import re
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -32,7 +28,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ketabayes.data._xml_guard import refuse_entities, utf8_declared_single_byte
+from ketabayes.data._revman_common import _FIELDS, _RATIO_MEASURES, _number, _ratio_note, _text, _year
+from ketabayes.data._revman_csv import _read_csv
+from ketabayes.data._xml_guard import parse_review
+from ketabayes.data.revman_trials import TRIAL_COL, find_repeated_trials, repeated_trials_message
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError, DataWarning, RevManError
 
@@ -59,6 +58,7 @@ _DTYPES: dict[str, str] = {
     "group_label_1": "str",
     "group_label_2": "str",
     STUDY_COL: "str",
+    TRIAL_COL: "str",
     "year": "Int64",
     "m1i": "float64",
     "sd1i": "float64",
@@ -78,35 +78,6 @@ COLUMNS: tuple[str, ...] = tuple(_DTYPES)
 # RevMan 5 outcome element prefix -> data type
 _XML_TYPES = {"CONT": "continuous", "DICH": "dichotomous", "IV": "generic"}
 
-# (metafor column, XML attribute, CSV column, integer?, required?) per data type
-_FIELDS: dict[str, tuple[tuple[str, str, str, bool, bool], ...]] = {
-    "continuous": (
-        ("m1i", "MEAN_1", "Mean 1", False, True),
-        ("sd1i", "SD_1", "SD 1", False, True),
-        ("n1i", "TOTAL_1", "Total 1", True, True),
-        ("m2i", "MEAN_2", "Mean 2", False, True),
-        ("sd2i", "SD_2", "SD 2", False, True),
-        ("n2i", "TOTAL_2", "Total 2", True, True),
-    ),
-    "dichotomous": (
-        ("ai", "EVENTS_1", "Events 1", True, True),
-        ("n1i", "TOTAL_1", "Total 1", True, True),
-        ("ci", "EVENTS_2", "Events 2", True, True),
-        ("n2i", "TOTAL_2", "Total 2", True, True),
-    ),
-    "generic": (
-        ("yi", "EFFECT_SIZE", "Effect Estimate", False, True),
-        ("sei", "SE", "SE", False, True),
-        ("n1i", "TOTAL_1", "Total 1", True, False),
-        ("n2i", "TOTAL_2", "Total 2", True, False),
-    ),
-}
-
-# CSV "Data Type" code -> data type
-_CSV_TYPES = {"CON": "continuous", "DIC": "dichotomous", "IV": "generic", "GIV": "generic"}
-
-_CSV_REQUIRED = ("Comparison Number", "Outcome Number", "Subgroup Number", "Name", "Data Type")
-
 # RevMan 5 spells some effect measures out in an <EFFECT_MEASURE> element
 _MEASURE_NAMES = {
     "odds ratio": "OR",
@@ -118,13 +89,9 @@ _MEASURE_NAMES = {
     "standardized mean difference": "SMD",
     "hazard ratio": "HR",
 }
-_RATIO_MEASURES = {"OR", "PETO_OR", "RR", "HR"}
 _ESCALC_MEASURES = {"MD", "SMD", "OR", "RR", "RD"}
 
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_MAX_COUNT = 2**53  # the largest whole number a float64 holds exactly (2^63 would overflow Int64)
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_YEAR = re.compile(r"\s*(\d{4})")
 _YEAR_AT_END = re.compile(r"(?:^|\D)(\d{4})[a-z]?$")
 
 
@@ -150,7 +117,8 @@ class Analysis(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:
+def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None,
+                risk_of_bias: bool = False) -> pd.DataFrame:
     r"""Read the study-level analysis data of a RevMan 5 review.
 
     Parameters
@@ -163,6 +131,11 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         Override the text encoding. By default an ``.rm5`` file is decoded as
         its XML declaration says (RevMan 5 writes ISO-8859-1 or UTF-8) and a
         CSV export as UTF-8 with or without byte-order mark (``"utf-8-sig"``).
+    risk_of_bias : bool, default False
+        Add the review's risk-of-bias (RoB 1) judgements as columns
+        ``rob_<domain>`` (``"low"``, ``"unclear"``, ``"high"``), matched on
+        ``trial_id`` (see :mod:`ketabayes.data.revman_rob`; ``.rm5`` files
+        only: a CSV export holds no judgements).
 
     Returns
     -------
@@ -183,8 +156,12 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
             ``"PETO"``) and whether it used a random-effects model (boolean).
         ``group_label_1``, ``group_label_2``
             RevMan's labels of the experimental and control groups.
-        ``study``, ``year``
-            Study label (e.g. ``"Alpha 2001"``) and year (Int64).
+        ``study``, ``trial_id``, ``year``
+            Study label (e.g. ``"Alpha 2001"``), the trial's identity and year
+            (Int64). ``trial_id`` is RevMan's ``STUDY_ID`` in an ``.rm5`` file
+            (e.g. ``"STD-Alpha-2001"``), the same in every outcome, comparison
+            and subgroup the trial appears in; a CSV export has no IDs, so
+            there it is the study name (unique within a RevMan review).
         ``m1i, sd1i, n1i, m2i, sd2i, n2i``
             Continuous outcomes: mean, SD and size of groups 1 and 2.
         ``ai, n1i, ci, n2i``
@@ -219,7 +196,11 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         header row has the wrong number of fields (its group labels are left
         missing), when the file holds no analysis data at all, or when an
         ``.rm5`` file declares ISO-8859-1 (or cp1252) but is UTF-8 (it is then
-        read as UTF-8).
+        read as UTF-8), and when one outcome (over its subgroups: what RevMan
+        pools) holds the same trial in more than one row -- its patients
+        would be counted more than once. The warning names the trial, its rows
+        and subgroups, says whether the rows share one control group, and
+        points to the alternatives (:mod:`ketabayes.data.revman_trials`).
 
     Notes
     -----
@@ -290,9 +271,12 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
     if not body.strip():
         raise RevManError(f"{name}: the file is empty")
 
+    rob = None
     if _looks_like_xml(raw):
-        records, attrs = _read_rm5(raw, name, encoding, notes)
+        records, attrs, root = _read_rm5(raw, name, encoding, notes)
         fmt = "rm5"
+        if risk_of_bias:
+            rob = _rob_columns(root, name, notes)
     elif path.suffix.lower() in (".rm5", ".xml"):
         start = body.lstrip()[:40].decode("latin-1")
         raise RevManError(
@@ -300,6 +284,9 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
             f"it starts with {start!r}"
         )
     else:
+        if risk_of_bias:
+            raise RevManError(f"{name}: risk-of-bias judgements are read from RevMan 5 review files (.rm5) only; "
+                              "a 'Data and analyses' CSV export does not hold them")
         records, attrs = _read_csv(raw, name, encoding, notes)
         fmt = "csv"
 
@@ -309,7 +296,15 @@ def read_revman(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         warnings.warn(note, DataWarning, stacklevel=2)
 
     df = _frame(records)
+    if rob is not None:
+        merged = df[[TRIAL_COL]].merge(rob.drop(columns=STUDY_COL), on=TRIAL_COL, how="left")
+        for col in rob.columns[2:]:
+            df[col] = merged[col].to_numpy(dtype=object)
+        attrs.update({"risk_of_bias": rob.attrs["risk_of_bias"], "rob_domains": rob.attrs["rob_domains"]})
     df.attrs.update({"source_file": name, "source_path": str(path), "format": fmt, **attrs})
+    repeated = find_repeated_trials(df)
+    if repeated:
+        warnings.warn(repeated_trials_message(repeated, name), DataWarning, stacklevel=2)
     return df
 
 
@@ -334,9 +329,10 @@ def split_analyses(
         the ``measure`` to pass to the effect-size step (``"GEN"`` for generic
         inverse-variance outcomes).
     data : pandas.DataFrame
-        ``study``, ``year`` (and the subgroup columns, see above) and only the
+        ``study``, ``trial_id``, ``year`` (and the subgroup columns, see above) and only the
         data columns of the analysis' data type (:data:`DATA_COLUMNS`; for
-        generic outcomes ``n1i``/``n2i`` only when given), with a fresh index.
+        generic outcomes ``n1i``/``n2i`` only when given) and the ``rob_``
+        risk-of-bias columns when ``df`` has them, with a fresh index.
         ``data.attrs`` holds the file attributes and the fields of
         ``analysis``.
 
@@ -344,6 +340,15 @@ def split_analyses(
     ------
     DataError
         If ``df`` lacks columns that :func:`read_revman` provides.
+
+    Warns
+    -----
+    DataWarning
+        When a yielded analysis holds one trial (``trial_id``) in more than
+        one row, naming the trial and its rows; with ``by_subgroup=True``
+        only repeats within a subgroup count. See
+        :func:`~ketabayes.data.revman_trials.revman_contrasts` for turning arms
+        that share a control group into correlated contrasts.
 
     Examples
     --------
@@ -363,7 +368,7 @@ def split_analyses(
     for _, group in df.groupby(keys, sort=False, dropna=False):
         first = group.iloc[0]
         data_type = str(first["data_type"])
-        cols = [STUDY_COL, "year"]
+        cols = [STUDY_COL] + ([TRIAL_COL] if TRIAL_COL in group.columns else []) + ["year"]
         has_subgroups = bool(group["subgroup_no"].notna().any())
         if has_subgroups and not by_subgroup:
             cols += ["subgroup_no", "subgroup"]
@@ -371,6 +376,7 @@ def split_analyses(
             if data_type == "generic" and col in ("n1i", "n2i") and group[col].isna().all():
                 continue
             cols.append(col)
+        cols += [c for c in df.columns if str(c).startswith("rob_")]  # risk-of-bias judgements travel along
         measure = _none_if_na(first.get("effect_measure"))
         analysis = Analysis(
             comparison_no=int(first["comparison_no"]),
@@ -387,6 +393,12 @@ def split_analyses(
         )
         data = group[cols].reset_index(drop=True)
         data.attrs = {**df.attrs, **analysis._asdict()}
+        repeated = find_repeated_trials(data) if TRIAL_COL in data.columns else []
+        if repeated:
+            where = f"{df.attrs.get('source_file', 'RevMan table')}, outcome {analysis.comparison_no}." \
+                    f"{analysis.outcome_no} {analysis.outcome!r}" + (
+                        f", subgroup {analysis.subgroup!r}" if analysis.subgroup_no is not None else "")
+            warnings.warn(repeated_trials_message(repeated, where), DataWarning, stacklevel=2)
         yield analysis, data
 
 
@@ -420,57 +432,11 @@ def _looks_like_xml(raw: bytes) -> bool:
     return head.lstrip("\ufeff \t\r\n").startswith("<")
 
 
-def _number(text: str | None, *, where: str, field: str, integer: bool, required: bool = True):
-    """Parse one number; raise RevManError naming ``where`` and ``field``."""
-    if text is None or not text.strip():
-        if required:
-            raise RevManError(f"{where}: {field} is missing")
-        return None
-    s = text.strip()
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
-    try:
-        value = float(s)
-    except ValueError:
-        raise RevManError(f"{where}: {field} = {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise RevManError(f"{where}: {field} = {text!r} is not a finite number")
-    if integer:
-        if not value.is_integer():
-            raise RevManError(f"{where}: {field} = {text!r} is not a whole number")
-        if abs(value) >= _MAX_COUNT:
-            raise RevManError(f"{where}: {field} = {text!r} is too large for a count (overflow; counts must be "
-                              f"below 2^53 = {_MAX_COUNT:,})")
-        return int(value)
-    return value
-
-
-def _year(text: str | None) -> int | None:
-    match = _YEAR.match(text or "")
-    return int(match.group(1)) if match else None
-
-
-def _text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = " ".join(value.split())
-    return value or None
-
-
 def _decode_study_id(study_id: str) -> str:
     """Study label from a RevMan study ID: ``STD-Gamma_x002d_A-2010`` -> ``Gamma-A 2010``."""
     label = study_id[4:] if study_id.startswith("STD-") else study_id
     label = label.replace("-", " ")
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), label)
-
-
-def _ratio_note(where: str, measure: str, extra: str = "") -> str:
-    return (
-        f"{where}: generic inverse-variance outcome with ratio measure {measure}; "
-        f"yi is taken as stored in the file{extra}. RevMan may store the ratio or its "
-        f"logarithm depending on how the data were entered: check that yi is a log "
-        f"{measure} before pooling"
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -479,30 +445,7 @@ def _ratio_note(where: str, measure: str, extra: str = "") -> str:
 
 
 def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
-    refuse_entities(raw, name)
-    encoding = utf8_declared_single_byte(raw, name, encoding, notes)
-    try:
-        parser = ET.XMLParser(encoding=encoding) if encoding else None
-        root = ET.fromstring(raw, parser=parser)
-    except LookupError as exc:
-        raise RevManError(f"{name}: {exc}") from None
-    except ET.ParseError as exc:
-        line, column = exc.position
-        hint = " The file may be truncated: export or save it again from RevMan."
-        if "invalid token" in str(exc) and encoding is None:
-            hint = (
-                " If the file is not UTF-8 and its XML declaration does not say so, "
-                "pass encoding='ISO-8859-1'."
-            )
-        raise RevManError(
-            f"{name}: not well-formed XML at line {line}, column {column} ({exc}).{hint}"
-        ) from None
-
-    if root.tag != "COCHRANE_REVIEW":
-        raise RevManError(
-            f"{name}: unknown root element <{root.tag}>; a RevMan 5 review file has "
-            f"<COCHRANE_REVIEW>"
-        )
+    root = parse_review(raw, name, encoding, notes)
 
     studies: dict[str, tuple[str | None, int | None]] = {}
     for study in root.iter("STUDY"):
@@ -552,7 +495,19 @@ def _read_rm5(raw: bytes, name: str, encoding: str | None, notes: list[str]):
             f"(only continuous, dichotomous and generic inverse variance): "
             + "; ".join(unsupported)
         )
-    return records, attrs
+    return records, attrs, root
+
+
+def _rob_columns(root, name: str, notes: list[str]) -> pd.DataFrame | None:
+    from ketabayes.data.revman_rob import rob_from_root, rob_wide
+
+    studies = {s.get("ID"): _text(s.get("NAME")) or _decode_study_id(s.get("ID") or "") for s in root.iter("STUDY")}
+    rob = rob_from_root(root, name, studies)
+    if rob.empty:
+        notes.append(f"{name}: risk_of_bias=True, but the review has no risk-of-bias judgements "
+                     "(<QUALITY_ITEM> entries); no rob_ columns added")
+        return None
+    return rob_wide(rob)
 
 
 def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> list[dict]:
@@ -615,7 +570,7 @@ def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> li
                 unknown[sid] = label
             row_where = f"{block_where}, <{element.tag}> #{i} (study {label!r}, STUDY_ID {sid!r})"
             record = {**common, "subgroup_no": sno, "subgroup": sname,
-                      STUDY_COL: label, "year": year}
+                      STUDY_COL: label, TRIAL_COL: sid, "year": year}
             for col, attr, _csv, integer, required in _FIELDS[data_type]:
                 record[col] = _number(
                     element.get(attr), where=row_where,
@@ -627,178 +582,3 @@ def _rm5_outcome(outcome, kind, cno, cname, name, studies, unknown, notes) -> li
 
 
 # ---------------------------------------------------------------------------
-# RevMan 5 "Data and analyses" CSV export
-# ---------------------------------------------------------------------------
-
-
-def _read_csv(raw: bytes, name: str, encoding: str | None, notes: list[str]):
-    enc = encoding or "utf-8-sig"
-    try:
-        text = raw.decode(enc)
-    except LookupError as exc:
-        raise RevManError(f"{name}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RevManError(
-            f"{name}, line {line}: cannot be decoded as {enc} ({exc.reason}); "
-            f"pass the file's encoding, e.g. encoding='cp1252'"
-        ) from None
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-
-    header: list[str] | None = None
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip().lstrip("\ufeff") for cell in row]
-            break
-    if header is None:  # pragma: no cover - an empty file is caught earlier
-        raise RevManError(f"{name}: the file is empty")
-    header_line = reader.line_num
-    missing = [c for c in _CSV_REQUIRED if c not in header]
-    if missing:
-        hint = ""
-        if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-            hint = " The file seems to use ';' or tabs as separator; RevMan 5 writes commas."
-        raise RevManError(
-            f"{name}, line {header_line}: the header lacks the column(s) "
-            f"{', '.join(map(repr, missing))} of a RevMan 5 'Data and analyses' export "
-            f"(found {header[:8]}{'...' if len(header) > 8 else ''}). Export again "
-            f"with these fields selected.{hint}"
-        )
-    index = {col: i for i, col in enumerate(header)}
-
-    comparisons: dict[int, str | None] = {}
-    outcomes: dict[tuple[int, int], dict] = {}
-    subgroups: dict[tuple[int, int, int], str | None] = {}
-    unsupported: list[str] = []
-    records: list[dict] = []
-
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        line = reader.line_num
-        where = f"{name}, line {line}"
-        raw_row = row
-        misaligned = len(row) != len(header)
-        if misaligned:
-            row = (row + [""] * len(header))[: len(header)]
-
-        def cell(col: str, row=row) -> str:
-            return row[index[col]].strip() if col in index else ""
-
-        nums = [
-            _number(cell(col), where=where, field=f"column {col!r}", integer=True)
-            for col in ("Comparison Number", "Outcome Number", "Subgroup Number")
-        ]
-        cno, ono, sno = nums
-        label = _text(cell("Name"))
-        code = cell("Data Type")
-
-        if ono == 0:  # comparison header
-            comparisons[cno] = label
-            continue
-        if code:  # outcome or subgroup header
-            if misaligned and code.upper() not in _CSV_TYPES:
-                raise RevManError(
-                    f"{where}: row {label!r} has {len(raw_row)} fields but the header line "
-                    f"has {len(header)}, and its Data Type field holds {code!r}: its values "
-                    f"cannot be matched to columns"
-                )
-            if misaligned:
-                # The leading fields (numbers, name, type, method, measure, model) come
-                # first in RevMan's column order; the group labels near the end of the
-                # row cannot be placed when a field is missing or extra.
-                notes.append(
-                    f"{where}: header row {label!r} has {len(raw_row)} fields but the "
-                    f"header line has {len(header)}; its group labels cannot be placed "
-                    f"reliably and are left missing"
-                )
-            if sno == 0:
-                if cno not in comparisons:
-                    raise RevManError(
-                        f"{where}: outcome {cno}.{ono} {label!r} comes before the header row "
-                        f"of comparison {cno} (Outcome Number 0)"
-                    )
-                if (cno, ono) in outcomes:
-                    raise RevManError(
-                        f"{where}: a second header row for outcome {cno}.{ono} ({label!r})"
-                    )
-                data_type = _CSV_TYPES.get(code.upper())
-                measure = _text(cell("Effect Measure"))
-                outcomes[(cno, ono)] = {
-                    "comparison_no": cno,
-                    "comparison": comparisons[cno],
-                    "outcome_no": ono,
-                    "outcome": label,
-                    "data_type": data_type,
-                    "effect_measure": measure,
-                    "method": _text(cell("Statistical Method")),
-                    "random": {"RANDOM": True, "FIXED": False}.get(cell("Analysis Model").upper()),
-                    "group_label_1": None if misaligned else _text(cell("Group Label 1")),
-                    "group_label_2": None if misaligned else _text(cell("Group Label 2")),
-                }
-                if data_type is None:
-                    unsupported.append(f"{cno}.{ono} {label!r} (Data Type {code!r}, line {line})")
-                elif data_type == "generic" and measure in _RATIO_MEASURES:
-                    notes.append(_ratio_note(f"{where}: outcome {cno}.{ono} {label!r}", measure))
-            else:
-                if (cno, ono) not in outcomes:
-                    raise RevManError(
-                        f"{where}: subgroup {cno}.{ono}.{sno} {label!r} comes before the header "
-                        f"row of outcome {cno}.{ono}"
-                    )
-                if (cno, ono, sno) in subgroups:
-                    raise RevManError(
-                        f"{where}: a second header row for subgroup {cno}.{ono}.{sno} ({label!r})"
-                    )
-                subgroups[(cno, ono, sno)] = label
-            continue
-
-        # study row
-        if misaligned:
-            raise RevManError(
-                f"{where}: study row {label!r} has {len(raw_row)} fields but the header line "
-                f"has {len(header)}, so its values cannot be matched to columns (a 'Risk of "
-                f"bias tables' field in the export, or an unquoted comma in a name?)"
-            )
-        if (cno, ono) not in outcomes:
-            raise RevManError(
-                f"{where}: study row {label!r} comes before any header row of outcome "
-                f"{cno}.{ono} (a row with its Name and Data Type)"
-            )
-        if sno != 0 and (cno, ono, sno) not in subgroups:
-            raise RevManError(
-                f"{where}: study row {label!r} comes before the header row of subgroup "
-                f"{cno}.{ono}.{sno}"
-            )
-        outcome = outcomes[(cno, ono)]
-        data_type = outcome["data_type"]
-        if data_type is None:
-            continue
-        row_where = f"{where} (outcome {cno}.{ono}, study {label!r})"
-        record = {
-            **outcome,
-            "subgroup_no": sno or None,
-            "subgroup": subgroups.get((cno, ono, sno)),
-            STUDY_COL: label,
-            "year": _year(cell("Year of study")),
-        }
-        for col, _attr, csv_col, integer, required in _FIELDS[data_type]:
-            if csv_col not in index:
-                if not required:
-                    continue
-                raise RevManError(
-                    f"{row_where}: the header lacks column {csv_col!r}, needed for "
-                    f"{data_type} outcomes"
-                )
-            record[col] = _number(
-                cell(csv_col), where=row_where, field=f"value in column {csv_col!r}",
-                integer=integer, required=required,
-            )
-        records.append(record)
-
-    if unsupported:
-        notes.append(
-            f"{name}: skipped outcome(s) of a type ketabayes does not import "
-            f"(only CON, DIC and IV data): " + "; ".join(unsupported)
-        )
-    return records, {}

@@ -40,10 +40,12 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.errors import PriorError
+from ketabayes.inference.bias_adjusted import fit_bias_shift
 from ketabayes.inference.bma_quadrature import fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, SMCFit, fit_smc
 from ketabayes.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
-from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal, Prior, parse_prior
+from ketabayes.model.bias_priors import BiasPrior
+from ketabayes.model.priors import HalfCauchy, Normal, Prior, parse_prior
 
 __all__ = ["ModelSpec", "ModelFit", "Ensemble", "fit_ensemble", "ensemble_specs", "BIAS_SETS"]
 
@@ -191,6 +193,8 @@ class Ensemble:
             return np.array([f.spec.heterogeneity for f in self.fits])
         if component == "bias":
             return np.array([f.spec.bias != "none" for f in self.fits])
+        if component == "no bias":
+            return np.array([f.spec.bias == "none" for f in self.fits])
         if component in ("PET", "PEESE", "RoB", *WEIGHT_FUNCTIONS):
             return np.array([f.spec.bias == component for f in self.fits])
         if component == "selection":
@@ -271,8 +275,14 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         ``label -> SMCFit`` of selection models already fitted (used when a saved result is loaded).
     rob : array_like of bool, optional
         Trials at high risk of bias, for the ``"RoB"`` bias model: ``y_i ~ N(mu + delta rob_i, v_i +
-        tau**2)``, the trials at high risk shifted by ``delta`` towards benefit (``|delta| ~ prior_rob``,
-        default ``HalfNormal(0.5)``); ``mu`` is then the effect in trials at low risk of bias.
+        tau**2)``, the trials at high risk shifted by ``delta``; ``mu`` is then the effect in trials at
+        low risk of bias.
+    prior_rob : BiasPrior or Prior
+        Required with ``"RoB"`` (no default). A :class:`~ketabayes.model.bias_priors.BiasPrior`:
+        ``delta = b + e_i`` with ``b ~ N(shift, sd^2)`` shared and ``e_i ~ N(0, kappa^2)`` per trial,
+        integrated in closed form (:func:`~ketabayes.inference.bias_adjusted.fit_bias_shift`); or a
+        prior of ``|delta|`` on ``(0, inf)`` (e.g. ``HalfNormal(0.4)``), the shift then fixed towards
+        benefit and integrated by quadrature.
 
     Returns
     -------
@@ -331,7 +341,16 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         elif spec.bias == "RoB":
             if rob is None:
                 raise PriorError("the 'RoB' bias model needs the trials at high risk of bias (rob=...)")
-            x, prior_b = np.asarray(rob, dtype=float), prior_rob or HalfNormal(0.5)
+            if prior_rob is None:
+                raise PriorError("the 'RoB' bias model needs a prior for the bias (prior_rob=...): a BiasPrior "
+                                 "(e.g. ketabayes.meta_epidemiological_prior('blinding')) or a prior of its size")
+            if isinstance(prior_rob, BiasPrior):
+                q = fit_bias_shift(y, v, np.asarray(rob, dtype=float), shift_mean=prior_rob.shift(benefit),
+                                   shift_sd=prior_rob.sd, kappa=prior_rob.kappa, prior_mu=pm_, prior_tau=pt_,
+                                   mu_sign=mu_sign)
+                fits.append(ModelFit(spec, q.log_ml, 0.0, q.mu, _tau_marginal(q), seconds=time.perf_counter() - t0))
+                continue
+            x, prior_b = np.asarray(rob, dtype=float), prior_rob
         q = fit_quadrature(y, v, prior_mu=pm_, prior_tau=pt_, x=x, prior_beta=prior_b, beta_sign=sign,
                            mu_sign=mu_sign)
         beta = WeightedDrawsMarginal(q.beta_nodes, q.beta_weights) if q.beta_nodes is not None else None

@@ -18,7 +18,7 @@ __all__ = ["bma"]
 def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None, mcid: float | None = None,
         benefit: str = "lower", harm: float | None = None, measure: str | None = None,
         mu_truncation: str | None = None, prior_pet=None, prior_peese=None, smc_draws: int = 500,
-        smc_chains: int = 4, seed: int | None = None, rob: str | None = None, rob_high=("high",), prior_rob=None,
+        smc_chains: int = 4, seed: int | None = None, rob: str | None = None, rob_high=None, prior_rob=None,
         study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
     """Fit the ensemble fixed/random x effect/no effect (x bias) and average over it.
 
@@ -53,12 +53,27 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     seed : int, optional
         Seed of the SMC runs (recorded).
     rob : str, optional
-        Column with each trial's risk of bias (e.g. ``"low"``, ``"some concerns"``, ``"high"``), for the
-        ``"RoB"`` bias model (``bias=["RoB", ...]``): trials whose value is in ``rob_high`` are shifted
-        by ``delta`` towards benefit, ``|delta| ~ prior_rob`` (default ``halfnormal(0.5)``, on the
-        analysis scale); ``mu`` is then the effect in the other trials.
-    rob_high : sequence
-        Values of ``rob`` that count as high risk of bias (compared case-insensitively as text).
+        Column with each trial's risk-of-bias judgement for one domain or overall (RoB 1: ``"low"``,
+        ``"unclear"``, ``"high"``; RoB 2: ``"low"``, ``"some concerns"``, ``"high"``; spellings as
+        :func:`~ketabayes.data.risk_of_bias.check_risk_of_bias` accepts them, anything else is an
+        error naming the study), for the ``"RoB"`` bias model (``bias=["RoB", ...]``): trials judged
+        one of ``rob_high`` are shifted by a bias ``delta`` (see ``prior_rob``); ``mu`` is then the
+        effect in the other trials.
+    rob_high : sequence of str, optional
+        Judgements that count as high risk. Default: the levels the bias prior was estimated for
+        (``("high", "unclear")`` for the meta-epidemiological priors), else ``("high",)``. A RoB 2
+        column with a prior estimated from RoB 1 judgements needs it explicitly (which RoB 2 levels
+        correspond to "high or unclear" is an assumption to state).
+    prior_rob : BiasPrior, str or Prior, optional
+        Prior of the bias (:mod:`ketabayes.model.bias_priors`): a ``BiasPrior`` (published, e.g.
+        :func:`~ketabayes.model.bias_priors.meta_epidemiological_prior`, or elicited on the analysis
+        scale); a string ``"ROBES 2018:<domain>[:<outcome type>]"`` / ``"BRANDO 2012:..."``; or a
+        prior of the bias' size ``|delta|`` (e.g. ``"halfnormal(0.4)"``, the shift then always
+        towards benefit). Default, for odds-ratio analyses only: the ROBES 2018 prior of the domain
+        named by ``rob`` (a column ``rob_allocation_concealment`` of
+        :func:`~ketabayes.data.revman.read_revman`, or ``allocation_concealment``...), all outcomes.
+        Any other case has no cited default and needs ``prior_rob``. Log-OR priors are refused for
+        other measures.
 
     Returns
     -------
@@ -78,6 +93,7 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
 
     from ketabayes.inference.bma import _resolve_bias, fit_ensemble
     from ketabayes.model._fit_common import draw_seed, fit_settings, make_thresholds, prior_entry
+    from ketabayes.model.bias_priors import BiasPrior
     from ketabayes.model.priors import HalfCauchy, parse_prior
     from ketabayes.model.random_effects import RandomEffectsModel
     from ketabayes.result.bma_result import BMAResult
@@ -85,8 +101,12 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     m = RandomEffectsModel(data, prior_mu=prior_mu, prior_tau=prior_tau, measure=measure, study=study, yi=yi,
                            vi=vi, sei=sei)
     seed = draw_seed(seed)
+    prior_rob = _bias_prior(prior_rob, rob, m.measure, "RoB" in _resolve_bias(bias))
+    if rob_high is None:
+        rob_high = prior_rob.levels if isinstance(prior_rob, BiasPrior) else ("high",)
+        if isinstance(prior_rob, BiasPrior) and "unclear" in rob_high and rob is not None:
+            _refuse_rob2_with_rob1_prior(m, rob, prior_rob)
     rob_x = _rob_indicator(m, rob, rob_high) if rob is not None else None
-    prior_rob = parse_prior(prior_rob) if prior_rob is not None else None
     prior_pet = parse_prior(prior_pet) if prior_pet is not None else HalfCauchy(1.0)
     prior_peese = parse_prior(prior_peese) if prior_peese is not None else HalfCauchy(5.0)
     ens = fit_ensemble(m.yi, m.vi, prior_mu=m.prior_mu, prior_tau=m.prior_tau, bias=bias, prior_probs=prior_probs,
@@ -104,7 +124,9 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         "bias": biases, "prior_probs": [f.spec.prior_prob for f in ens.fits], "bias_direction": benefit,
         "mu_truncation": mu_truncation, "prior_pet": prior_entry(prior_pet), "prior_peese": prior_entry(prior_peese),
         "smc_draws": int(smc_draws), "smc_chains": int(smc_chains), "rob": rob,
-        "prior_rob": prior_entry(prior_rob)}
+        "rob_high": [str(h) for h in rob_high] if rob is not None else None,
+        "prior_rob": prior_entry(prior_rob) if not isinstance(prior_rob, BiasPrior) else None,
+        "bias_prior": prior_rob.to_dict() if isinstance(prior_rob, BiasPrior) else None}
     tree = az.from_dict({"posterior": {}, "observed_data": {"y": m.yi}, "constant_data": {"vi": m.vi}},
                         dims={"y": [dims.STUDY], "vi": [dims.STUDY]}, coords={dims.STUDY: m.studies})
     tree = _add_model_groups(tree, ens)
@@ -117,18 +139,59 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
 
 
 def _rob_indicator(m, column: str, high) -> np.ndarray:
-    """1.0 for the trials at high risk of bias, 0.0 otherwise; a missing value raises a DataError."""
-    from ketabayes.errors import DataError
+    """1.0 for the trials judged one of ``high``, 0.0 otherwise; a missing or unknown judgement is a DataError."""
+    from ketabayes.data.risk_of_bias import high_risk_indicator
+    from ketabayes.data.validation import require_column
+
+    require_column(m.data, column, purpose="the risk-of-bias judgements (rob=)")
+    if isinstance(high, str):
+        high = (high,)
+    return high_risk_indicator(m.data[column].tolist(), list(m.studies), column, high)
+
+
+def _refuse_rob2_with_rob1_prior(m, column, prior) -> None:
+    from ketabayes.data.risk_of_bias import normalise_judgements
+    from ketabayes.errors import PriorError
 
     if column not in m.data.columns:
-        raise DataError(f"column {column!r} (risk of bias) not found; columns: {', '.join(map(str, m.data.columns))}")
-    vals = m.data[column]
-    missing = vals.isna()
-    if missing.any():
-        raise DataError(f"study {m.studies[int(np.flatnonzero(missing)[0])]!r}, column {column!r}: risk of bias is "
-                        "missing; give every trial a value (e.g. 'low', 'some concerns', 'high')")
-    levels = {str(h).strip().lower() for h in high}
-    return np.array([str(v).strip().lower() in levels for v in vals], dtype=float)
+        return
+    _, tool = normalise_judgements(m.data[column].tolist(), list(m.studies), column, missing="keep")
+    if tool == "RoB 2":
+        raise PriorError(f"column {column!r} holds RoB 2 judgements, but the bias prior {prior.label!r} was estimated "
+                         "for RoB 1 judgements (high or unclear vs low). Say which RoB 2 judgements it applies to: "
+                         "rob_high=('high',) or rob_high=('high', 'some concerns')")
+
+
+def _bias_prior(prior_rob, rob, measure, needed: bool):
+    """The prior of the risk-of-bias shift: given, parsed from a source string, or the cited default."""
+    from ketabayes.errors import PriorError
+    from ketabayes.model.bias_priors import LOG_OR_MEASURES, BiasPrior, meta_epidemiological_prior
+    from ketabayes.model.priors import parse_prior
+
+    if prior_rob is None:
+        if not needed:
+            return None
+        if rob is not None and (measure or "").upper() in LOG_OR_MEASURES:
+            try:
+                prior_rob = meta_epidemiological_prior(str(rob), "all")
+            except PriorError:
+                prior_rob = None
+        if prior_rob is None:
+            raise PriorError(
+                f"the 'RoB' bias model needs prior_rob: a cited default exists only for odds-ratio analyses whose "
+                f"rob column names a domain of the ROBES study (sequence_generation, allocation_concealment, "
+                f"blinding, incomplete_outcome_data); here measure={measure!r}, rob={rob!r}. Pass "
+                "prior_rob=meta_epidemiological_prior(domain, outcome) (log OR scale) or an elicited "
+                "BiasPrior(mean, sd, kappa) on the analysis scale")
+    elif isinstance(prior_rob, str) and ":" in prior_rob:
+        source, _, rest = prior_rob.partition(":")
+        domain, _, outcome = rest.partition(":")
+        prior_rob = meta_epidemiological_prior(domain.strip(), outcome.strip() or "all", source=source)
+    elif not isinstance(prior_rob, BiasPrior):
+        prior_rob = parse_prior(prior_rob)
+    if isinstance(prior_rob, BiasPrior):
+        prior_rob.check_measure(measure)
+    return prior_rob
 
 
 def _add_model_groups(tree, ens):

@@ -20,6 +20,8 @@ from ketabayes.result.base import ResultBase, TargetInfo
 __all__ = ["BMAResult"]
 
 _MODEL = "mean|model="
+#: the unadjusted and the bias-adjusted average effect: averaged over the models without / with a bias component
+_BIAS_TARGETS = {"mean|no bias": "no bias", "mean|bias": "bias"}
 
 
 class BMAResult(ResultBase):
@@ -44,8 +46,14 @@ class BMAResult(ResultBase):
     @property
     def targets(self) -> list[TargetInfo]:
         n = len(self.studies)
-        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n)]
+        bias = [TargetInfo(t, "mean", n_trials=n) for t in _BIAS_TARGETS] if self._has_bias else []
+        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n)] + bias
                 + [TargetInfo(f"{_MODEL}{lab}", "model", n_trials=n) for lab in self.ensemble.labels])
+
+    @property
+    def _has_bias(self) -> bool:
+        biases = {f.spec.bias for f in self.ensemble.fits if f.spec.prior_prob > 0}
+        return "none" in biases and len(biases) > 1
 
     @property
     def scale_names(self) -> list[str]:
@@ -57,6 +65,8 @@ class BMAResult(ResultBase):
             return e.averaged("mu")
         if name == "mean|effect":
             return e.averaged("mu", "effect")
+        if name in _BIAS_TARGETS and self._has_bias:
+            return e.averaged("mu", _BIAS_TARGETS[name])
         if name == "tau":
             return e.averaged("tau")
         if name.startswith(_MODEL):
@@ -91,6 +101,27 @@ class BMAResult(ResultBase):
         ``"selection"``, a weight function): posterior over prior inclusion odds, with ``log_bf_se``,
         the Monte-Carlo error of ``log_bf`` propagated from the SMC estimates."""
         return self.ensemble.inclusion_bf(component)
+
+    def adjustment_table(self, mcid: float | None = None, benefit: str | None = None, harm: float | None = None,
+                         prob: float = 0.95, scale: str | None = None) -> pd.DataFrame:
+        """Unadjusted and bias-adjusted decision probabilities side by side.
+
+        One row each for ``"mean|no bias"`` (averaged over the models without a bias component: the
+        unadjusted answer), ``"mean|bias"`` (over the bias models: the adjusted answer) and
+        ``"mean"`` (averaged over all, weighted by the posterior probability of bias), with an
+        ``analysis`` column naming them and the columns of :meth:`decision_table`. Needs an ensemble
+        fitted with ``bias=``.
+        """
+        if not self._has_bias:
+            from ketabayes.errors import KetabayesError
+
+            raise KetabayesError("adjustment_table needs an ensemble with and without bias models (kb.bma(..., "
+                                 "bias=...)); this one has none")
+        df = self.decision_table(mcid, benefit, harm, targets=["mean|no bias", "mean|bias", "mean"], prob=prob,
+                                 scale=scale)
+        df.insert(0, "analysis", ["unadjusted (models without bias)", "bias-adjusted (models with bias)",
+                                  "model-averaged"])
+        return df
 
     def inclusion_table(self) -> pd.DataFrame:
         """Inclusion Bayes factors of every component the ensemble varies."""
@@ -135,5 +166,13 @@ class BMAResult(ResultBase):
                            prior_peese=_prior(es["prior_peese"]), smc_draws=es["smc_draws"],
                            smc_chains=es["smc_chains"], seed=settings["seed"], smc_cache=cache,
                            rob=(tree["constant_data"]["rob_high"].values if "rob_high" in tree["constant_data"] else None),
-                           prior_rob=_prior(es.get("prior_rob")))
+                           prior_rob=_bias_prior_entry(es))
         return cls(tree, settings, ens, diagnostics=diagnostics)
+
+
+def _bias_prior_entry(es: dict):
+    """The stored prior of the risk-of-bias shift: a BiasPrior (``bias_prior``) or a Prior (``prior_rob``)."""
+    from ketabayes.inference.bias_adjusted import bias_prior_from_dict
+    from ketabayes.inference.restore import _prior
+
+    return bias_prior_from_dict(es["bias_prior"]) if es.get("bias_prior") else _prior(es.get("prior_rob"))
