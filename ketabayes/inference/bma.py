@@ -288,7 +288,7 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         Marginal likelihoods of the selection models: ``"importance"`` (importance sampling on
         randomised quasi-Monte Carlo points, :func:`~ketabayes.inference.bma_selection_is.fit_selection_is`),
         ``"smc"`` (PyMC's sequential Monte Carlo) or ``"auto"`` (importance sampling, SMC where its
-        Monte-Carlo error exceeds ``selection_max_se``).
+        Monte-Carlo error exceeds ``selection_max_se``; ``"importance"`` raises there).
     selection_points : int
         Points per randomised QMC replicate (a power of 2; 8 replicates).
     selection_cutoffs : Cutoffs, optional
@@ -346,9 +346,12 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
             if s is None and selection != "smc":
                 f_is = fit_selection_is(y, v, prior_mu=pm_, prior_tau=pt_, wf=wf, sign=sign, mu_sign=mu_sign,
                                         cutoffs=selection_cutoffs, points=selection_points, seed=seed + 7919 * k)
-                if selection == "importance" or f_is.log_ml_se <= selection_max_se:
+                if f_is.log_ml_se <= selection_max_se:
                     fits.append(_is_fit(spec, f_is, time.perf_counter() - t0))
                     continue
+                if selection == "importance":
+                    raise PriorError(f"{spec.label}: importance sampling did not converge (Monte-Carlo error of "
+                                     f"log_ml {f_is.log_ml_se:.3g} > {selection_max_se}); use selection='smc' or 'auto'")
             if s is None:
                 s = fit_smc(y, v, prior_mu=pm_, prior_tau=pt_, wf=wf, sign=sign, mu_sign=mu_sign, draws=smc_draws,
                             chains=smc_chains, seed=seed + 7919 * k, cutoffs=selection_cutoffs)
