@@ -18,7 +18,7 @@ from ketabayes.inference.bma_quadrature import TruncatedNormalMixture, fit_quadr
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, weight_function_logpdf
 from ketabayes.inference.exact import ExactNormalNormal
 from ketabayes.marginals import PointMass
-from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal
+from ketabayes.model.priors import HalfCauchy, HalfNormal, InvGamma, Normal, StudentT
 
 REF = json.loads((Path(__file__).parent / "reference" / "metabma_towels.json").read_text())
 Y = np.array(REF["data"]["logOR"])
@@ -306,58 +306,30 @@ def test_cli_analyse_bma_json(tmp_path):
 
 
 # ---------------------------------------------------------------- published: RoBMA / Bartoš et al. 2021 (Poulsen 2006)
-from dataclasses import dataclass as _dataclass  # noqa: E402
-
-from ketabayes.model.priors import Prior  # noqa: E402
-
-
-@_dataclass(frozen=True)
-class _StudentT(Prior):
-    """Test-local Student-t prior of mu (the library's own arrives with issue #14 item 1)."""
-
-    loc: float = 0.0
-    scale: float = 1.0
-    df: float = 5.0
-
-    def logpdf(self, x):
-        return stats.t.logpdf(x, self.df, self.loc, self.scale)
-
-
-@_dataclass(frozen=True)
-class _InvGamma(Prior):
-    """Test-local inverse-gamma prior of tau (RoBMA's heterogeneity prior)."""
-
-    support = "positive"
-    shape: float = 1.0
-    scale: float = 0.15
-
-    def logpdf(self, x):
-        return stats.invgamma.logpdf(x, self.shape, scale=self.scale)
-
-
 POUL = json.loads((Path(__file__).parent / "reference" / "robma_poulsen2006.json").read_text())
 
 
 @pytest.mark.slow
 def test_student_t_prior_log_ml_against_dblquad():
     y, se = np.array(POUL["data"]["d"]), np.array(POUL["data"]["se"])
-    pm_, pt_ = _StudentT(0, 0.51, 5), _InvGamma(1.79, 0.28)
+    pm_, pt_ = StudentT(5, 0, 0.51), InvGamma(1.79, 0.28)
     f = fit_quadrature(y, se**2, prior_mu=pm_, prior_tau=pt_)
 
     def integrand(mu, tau):
-        return math.exp(stats.norm.logpdf(y, mu, np.sqrt(se**2 + tau**2)).sum() + pm_.logpdf(mu) + pt_.logpdf(tau))
+        return math.exp(stats.norm.logpdf(y, mu, np.sqrt(se**2 + tau**2)).sum() + stats.t.logpdf(mu, 5, 0, 0.51)
+                        + stats.invgamma.logpdf(tau, 1.79, scale=0.28))
 
     val = sum(integrate.dblquad(integrand, a, b, -2, 4, epsabs=1e-14, epsrel=1e-10)[0] for a, b in ((0, 1), (1, 30)))
     assert f.log_ml == pytest.approx(math.log(val), abs=1e-6)
     f_fe = fit_quadrature(y, se**2, prior_mu=pm_, prior_tau=None)
-    g = lambda mu: math.exp(stats.norm.logpdf(y, mu, se).sum() + pm_.logpdf(mu))  # noqa: E731
+    g = lambda mu: math.exp(stats.norm.logpdf(y, mu, se).sum() + stats.t.logpdf(mu, 5, 0, 0.51))  # noqa: E731
     assert f_fe.log_ml == pytest.approx(math.log(integrate.quad(g, -2, 4, epsabs=1e-15, points=[1.1])[0]), abs=1e-9)
 
 
 def test_robma_poulsen2006_informed_bma():
     """Bartoš et al. (2021) dentine hypersensitivity: BF10 = 218.53, BF_rf = 3.52, mu = 1.082 [0.686, 1.412]."""
     y, se = np.array(POUL["data"]["d"]), np.array(POUL["data"]["se"])
-    ens = fit_ensemble(y, se**2, prior_mu=_StudentT(0, 0.51, 5), prior_tau=_InvGamma(1.79, 0.28))
+    ens = fit_ensemble(y, se**2, prior_mu=StudentT(5, 0, 0.51), prior_tau=InvGamma(1.79, 0.28))
     paper, vig = POUL["paper"], POUL["vignette_mcmc"]
     bf = ens.inclusion_bf("effect")["bf"]
     # the two published values differ by RoBMA's bridge-sampling error (0.5%); ours must lie within 1% of both
@@ -381,7 +353,7 @@ def test_robma_poulsen2006_informed_bma():
 def test_student_t_posterior_against_brute_force_grid():
     """Conditional posterior of mu (FE-H1 + RE-H1) by a plain 2-D trapezoid grid over (mu, tau)."""
     y, se = np.array(POUL["data"]["d"]), np.array(POUL["data"]["se"])
-    ens = fit_ensemble(y, se**2, prior_mu=_StudentT(0, 0.51, 5), prior_tau=_InvGamma(1.79, 0.28))
+    ens = fit_ensemble(y, se**2, prior_mu=StudentT(5, 0, 0.51), prior_tau=InvGamma(1.79, 0.28))
     mu = np.linspace(-1.0, 3.0, 1601)
     tau = np.linspace(1e-9, 5.0, 2501)
     lp_mu = stats.t.logpdf(mu, 5, 0, 0.51)

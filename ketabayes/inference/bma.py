@@ -12,7 +12,9 @@ The ensemble crosses
 Marginal likelihoods: normal, PET and PEESE models by quadrature with ``mu`` integrated in closed
 form (:mod:`ketabayes.inference.bma_quadrature`; without slope and truncation this equals
 :attr:`ExactNormalNormal.log_evidence <ketabayes.inference.exact.ExactNormalNormal>`, tested),
-selection models by PyMC's sequential Monte Carlo with the Monte-Carlo error of each estimate.
+selection models by importance sampling on randomised quasi-Monte Carlo points
+(:mod:`ketabayes.inference.bma_selection_is`) or PyMC's sequential Monte Carlo, each with the
+Monte-Carlo error of its estimate.
 Posterior model probabilities are ``p(M_k | y) ∝ p(y | M_k) P(M_k)``; inclusion Bayes factors
 compare the summed posterior to prior odds of the models with and without a component (Hinne et
 al. 2020); the model-averaged posterior of the average effect is the probability-weighted mixture
@@ -42,7 +44,8 @@ import pandas as pd
 from ketabayes.errors import PriorError
 from ketabayes.inference.bias_adjusted import fit_bias_shift
 from ketabayes.inference.bma_quadrature import fit_quadrature
-from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, SMCFit, fit_smc
+from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, Cutoffs, SMCFit, fit_smc
+from ketabayes.inference.bma_selection_is import fit_selection_is
 from ketabayes.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
 from ketabayes.model.bias_priors import BiasPrior
 from ketabayes.model.priors import HalfCauchy, Normal, Prior, parse_prior
@@ -92,10 +95,12 @@ class ModelFit:
     omega: np.ndarray | None = None
     seconds: float = 0.0
     smc: SMCFit | None = field(default=None, repr=False)
+    engine: str | None = None
 
     @property
     def method(self) -> str:
-        return self.spec.method
+        """``"quadrature"``, ``"importance"`` (randomised QMC) or ``"smc"``: how ``log_ml`` was computed."""
+        return self.engine or self.spec.method
 
 
 def _resolve_bias(bias) -> tuple:
@@ -242,10 +247,20 @@ def _tau_marginal(fit_q) -> Marginal:
     return WeightedDrawsMarginal(fit_q.tau_nodes, fit_q.tau_weights)
 
 
+def _is_fit(spec: ModelSpec, f, seconds: float) -> ModelFit:
+    """A :class:`ModelFit` from importance-sampling output: weighted points, omega resampled for plots."""
+    mu = WeightedDrawsMarginal(f.mu, f.weights) if f.mu is not None else PointMass(0.0)
+    tau = WeightedDrawsMarginal(f.tau, f.weights) if f.tau is not None else PointMass(0.0)
+    return ModelFit(spec, f.log_ml, f.log_ml_se, mu, tau, omega=f.omega[f.resample()], seconds=seconds,
+                    engine="importance")
+
+
 def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, benefit: str = "higher",
                  mu_truncation: str | None = None, prior_pet: Prior | None = None, prior_peese: Prior | None = None,
                  smc_draws: int = 500, smc_chains: int = 4, seed: int = 0, smc_cache: dict | None = None,
-                 rob=None, prior_rob: Prior | None = None) -> Ensemble:
+                 rob=None, prior_rob: Prior | None = None, selection: str = "auto",
+                 selection_points: int = 2**13, selection_cutoffs: Cutoffs | None = None,
+                 selection_max_se: float = 0.05) -> Ensemble:
     """Fit every model of the ensemble.
 
     Parameters
@@ -273,6 +288,16 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         SMC settings of the selection models.
     smc_cache : dict, optional
         ``label -> SMCFit`` of selection models already fitted (used when a saved result is loaded).
+    selection : {"auto", "importance", "smc"}
+        Marginal likelihoods of the selection models: ``"importance"`` (importance sampling on
+        randomised quasi-Monte Carlo points, :func:`~ketabayes.inference.bma_selection_is.fit_selection_is`),
+        ``"smc"`` (PyMC's sequential Monte Carlo) or ``"auto"`` (importance sampling, SMC where its
+        Monte-Carlo error exceeds ``selection_max_se``; ``"importance"`` raises there).
+    selection_points : int
+        Points per randomised QMC replicate (a power of 2; 8 replicates).
+    selection_cutoffs : Cutoffs, optional
+        How each study's p-value maps to its estimate (default: the z-test of ``y / se``;
+        ``Cutoffs.correlation(n)`` for Fisher's z of correlations tested by t with ``n - 2`` df, as RoBMA).
     rob : array_like of bool, optional
         Trials at high risk of bias, for the ``"RoB"`` bias model: ``y_i ~ N(mu + delta rob_i, v_i +
         tau**2)``, the trials at high risk shifted by ``delta``; ``mu`` is then the effect in trials at
@@ -308,6 +333,8 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         raise PriorError(f"model averaging needs a proper prior for tau, got {prior_tau}; e.g. 'halfnormal(0.5)'")
     if benefit not in ("higher", "lower"):
         raise PriorError(f"benefit must be 'higher' or 'lower', got {benefit!r}")
+    if selection not in ("auto", "importance", "smc"):
+        raise PriorError(f"selection must be 'auto', 'importance' or 'smc', got {selection!r}")
     if mu_truncation not in (None, "positive", "negative"):
         raise PriorError(f"mu_truncation must be None, 'positive' or 'negative', got {mu_truncation!r}")
     sign = 1 if benefit == "higher" else -1
@@ -324,14 +351,24 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
         pm_ = prior_mu if spec.effect else None
         pt_ = prior_tau if spec.heterogeneity else None
         if spec.bias in WEIGHT_FUNCTIONS:
+            wf = WEIGHT_FUNCTIONS[spec.bias]
             s = smc_cache.get(spec.label)
+            if s is None and selection != "smc":
+                f_is = fit_selection_is(y, v, prior_mu=pm_, prior_tau=pt_, wf=wf, sign=sign, mu_sign=mu_sign,
+                                        cutoffs=selection_cutoffs, points=selection_points, seed=seed + 7919 * k)
+                if f_is.log_ml_se <= selection_max_se:
+                    fits.append(_is_fit(spec, f_is, time.perf_counter() - t0))
+                    continue
+                if selection == "importance":
+                    raise PriorError(f"{spec.label}: importance sampling did not converge (Monte-Carlo error of "
+                                     f"log_ml {f_is.log_ml_se:.3g} > {selection_max_se}); use selection='smc' or 'auto'")
             if s is None:
-                s = fit_smc(y, v, prior_mu=pm_, prior_tau=pt_, wf=WEIGHT_FUNCTIONS[spec.bias], sign=sign,
-                            mu_sign=mu_sign, draws=smc_draws, chains=smc_chains, seed=seed + 7919 * k)
+                s = fit_smc(y, v, prior_mu=pm_, prior_tau=pt_, wf=wf, sign=sign, mu_sign=mu_sign, draws=smc_draws,
+                            chains=smc_chains, seed=seed + 7919 * k, cutoffs=selection_cutoffs)
             mu = DrawsMarginal(s.mu) if s.mu is not None else PointMass(0.0)
             tau = DrawsMarginal(s.tau) if s.tau is not None else PointMass(0.0)
             fits.append(ModelFit(spec, s.log_ml, s.log_ml_se, mu, tau, omega=s.omega,
-                                 seconds=time.perf_counter() - t0, smc=s))
+                                 seconds=time.perf_counter() - t0, smc=s, engine="smc"))
             continue
         x = prior_b = None
         if spec.bias == "PET":

@@ -35,7 +35,8 @@ from scipy import special
 
 from ketabayes.model.priors import Normal, Prior
 
-__all__ = ["WEIGHT_FUNCTIONS", "WeightFunction", "SMCFit", "fit_smc", "interval_index", "weight_function_logpdf"]
+__all__ = ["WEIGHT_FUNCTIONS", "WeightFunction", "Cutoffs", "NORMAL_CUTOFFS", "SMCFit", "fit_smc", "interval_index",
+           "interval_probabilities", "selection_bounds", "weight_function_logpdf"]
 
 
 @dataclass(frozen=True)
@@ -65,45 +66,103 @@ WEIGHT_FUNCTIONS = {
 }
 
 
-def _pvalue(y, se, sign, sided):
-    p1 = special.ndtr(-sign * np.asarray(y) / np.asarray(se))   # one-sided, small when y is on the benefit side
-    return p1 if sided == "one" else 2.0 * np.minimum(p1, 1.0 - p1)
+@dataclass(frozen=True)
+class Cutoffs:
+    """How a study's p-value maps to its effect estimate: critical values of ``y`` per study.
+
+    ``critical(alpha)`` returns, for one-sided levels ``alpha`` (shape ``(m,)``), the values
+    ``c[i, l]`` of ``sign * y_i`` at which study ``i``'s one-sided p-value equals ``alpha[l]``
+    (a two-sided level ``a`` is the one-sided ``a / 2`` on ``|y|``).
+
+    * ``kind="normal"`` (the default): the z-test of ``y / se``, ``c = se * z_{1-alpha}``
+      (RoBMA's rule for log odds ratios and unstandardised effects);
+    * ``kind="correlation"`` with per-study sample sizes ``n``: ``y`` is Fisher's z of a
+      correlation and the p-value is that of the study's t-test of the correlation with
+      ``n - 2`` degrees of freedom, ``c = atanh(t / sqrt(n - 2 + t**2))``, ``t = t_{n-2, 1-alpha}``
+      (RoBMA's rule for correlations, ``.get_cutoffs`` in RoBMA's ``R/transformations.R``).
+    """
+
+    kind: str = "normal"
+    n: tuple | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("normal", "correlation"):
+            raise ValueError(f"Cutoffs kind must be 'normal' or 'correlation', got {self.kind!r}")
+        if self.kind == "correlation" and (self.n is None or min(self.n) <= 3):
+            raise ValueError("correlation cut-offs need every study's sample size n > 3")
+
+    @classmethod
+    def correlation(cls, n) -> Cutoffs:
+        """Cut-offs of Fisher's z from the t-test of a correlation with ``n - 2`` degrees of freedom."""
+        return cls("correlation", tuple(float(x) for x in np.ravel(n)))
+
+    def critical(self, se, alpha) -> np.ndarray:
+        se = np.asarray(se, dtype=float)
+        a = np.atleast_1d(np.asarray(alpha, dtype=float))
+        if self.kind == "normal":
+            return se[:, None] * special.ndtri(1.0 - a)[None, :]
+        from scipy import stats
+
+        n = np.asarray(self.n, dtype=float)
+        if n.shape != se.shape:
+            raise ValueError(f"correlation cut-offs: {n.size} sample sizes for {se.size} studies")
+        t = stats.t.isf(a[None, :], (n - 2.0)[:, None])
+        return np.arctanh(t / np.sqrt(n[:, None] - 2.0 + t * t))
 
 
-def interval_index(y, se, wf: WeightFunction, sign: int) -> np.ndarray:
+NORMAL_CUTOFFS = Cutoffs()
+
+
+def selection_bounds(se, wf: WeightFunction, cutoffs: Cutoffs | None = None) -> np.ndarray:
+    """Critical values of each interval's upper end: shape ``(k, J - 1)``, decreasing along the row.
+
+    One-sided functions: on ``sign * y`` (interval ``j`` is ``c[j] < sign*y <= c[j-1]``, with
+    ``c[-1] = inf`` and ``c[J-1] = -inf``); two-sided: on ``|y|`` (the same with ``c[J-1] = 0``).
+    """
+    a = np.asarray(wf.steps, dtype=float) / (1.0 if wf.sided == "one" else 2.0)
+    return (cutoffs or NORMAL_CUTOFFS).critical(se, a)
+
+
+def interval_index(y, se, wf: WeightFunction, sign: int, cutoffs: Cutoffs | None = None) -> np.ndarray:
     """Index ``j`` (0 = most significant) of the weight-function interval of each study's p-value."""
-    return np.searchsorted(np.asarray(wf.steps), _pvalue(y, se, sign, wf.sided), side="right")
+    c = selection_bounds(se, wf, cutoffs)
+    s = sign * np.asarray(y, dtype=float) if wf.sided == "one" else np.abs(np.asarray(y, dtype=float))
+    return np.sum(c >= s[:, None], axis=1)   # p == step (s == c) falls in the less significant interval
 
 
-def _z_cuts(wf: WeightFunction):
-    """For each interval, list of (lo, hi) bounds of ``z = sign * y / se``."""
-    edges = [0.0, *wf.steps, 1.0]
-    out = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        if wf.sided == "one":   # p in [a, b) <=> z in (z_{1-b}, z_{1-a}]
-            out.append([(special.ndtri(1 - b) if b < 1 else -np.inf, special.ndtri(1 - a) if a > 0 else np.inf)])
-        else:                   # two-sided p in [a, b) <=> |z| in (z_{1-b/2}, z_{1-a/2}]
-            lo = special.ndtri(1 - b / 2) if b < 1 else 0.0
-            hi = special.ndtri(1 - a / 2) if a > 0 else np.inf
-            out.append([(lo, hi), (-hi, -lo)])
-    return out
+def interval_probabilities(mu, sd, c, wf: WeightFunction, sign: int, xp=np):
+    """``P(study i's p-value in interval j | mu, sd)`` for every interval, as a list of ``J`` arrays.
+
+    ``c`` are the bounds of :func:`selection_bounds`; ``mu`` and ``sd`` broadcast against them
+    (``xp`` is numpy or pytensor.tensor).
+    """
+    n_cut = c.shape[1]
+    if wf.sided == "one":
+        m = sign * mu
+        # upper tail beyond each cut-point, P(sign*y > c_l), accurate in both tails
+        tails = [_ndtr(xp, (m - c[:, l]) / sd) for l in range(n_cut)]
+    else:
+        tails = [_ndtr(xp, (mu - c[:, l]) / sd) + _ndtr(xp, (-c[:, l] - mu) / sd) for l in range(n_cut)]
+    probs = [tails[0]]
+    probs += [tails[l] - tails[l - 1] for l in range(1, n_cut)]
+    probs.append(1.0 - tails[-1])
+    return probs
 
 
-def weight_function_logpdf(y, se, mu, tau, omega, wf: WeightFunction, sign: int, xp=np):
-    """Log likelihood of the weighted normal model (summed over studies), in numpy or pytensor (``xp``)."""
+def weight_function_logpdf(y, se, mu, tau, omega, wf: WeightFunction, sign: int, xp=np,
+                           cutoffs: Cutoffs | None = None):
+    """Log likelihood of the weighted normal model (summed over studies), in numpy or pytensor (``xp``).
+
+    ``omega[j]`` is the relative publication probability of interval ``j`` (0 = most significant);
+    ``cutoffs`` maps p-values to critical values of ``y`` (default: the z-test of ``y / se``).
+    """
     y = np.asarray(y, dtype=float)
     se = np.asarray(se, dtype=float)
-    idx = interval_index(y, se, wf, sign)
+    c = selection_bounds(se, wf, cutoffs)
+    idx = interval_index(y, se, wf, sign, cutoffs)
     sd = xp.sqrt(se**2 + tau**2)
-    loc = sign * mu / se                      # mean of z = sign * y / se
-    scale = sd / se
     denom = 0.0
-    for j, pieces in enumerate(_z_cuts(wf)):
-        pj = 0.0
-        for lo, hi in pieces:
-            up = 1.0 if np.isinf(hi) else _ndtr(xp, (hi - loc) / scale)
-            down = 0.0 if np.isinf(lo) else _ndtr(xp, (lo - loc) / scale)
-            pj = pj + up - down
+    for j, pj in enumerate(interval_probabilities(mu, sd, c, wf, sign, xp)):
         denom = denom + omega[j] * pj
     norm_ll = -0.5 * math.log(2 * math.pi) - xp.log(sd) - 0.5 * ((y - mu) / sd) ** 2
     log_om = xp.log(xp.stack([omega[j] for j in range(wf.n_weights)]))[idx] if xp is not np else \
@@ -149,7 +208,7 @@ class SMCFit:
 
 def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: WeightFunction | None,
             sign: int = 1, mu_sign: int = 0, alpha=None, draws: int = 1000, chains: int = 4,
-            seed: int = 0, smc_kwargs: dict | None = None) -> SMCFit:
+            seed: int = 0, smc_kwargs: dict | None = None, cutoffs: Cutoffs | None = None) -> SMCFit:
     """Fit a (selection) model with :func:`pymc.sample_smc` and return its log marginal likelihood.
 
     Parameters
@@ -169,6 +228,8 @@ def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: Wei
         Dirichlet parameters (default all ones).
     draws, chains, seed
         SMC particles, independent SMC runs and seed.
+    cutoffs : Cutoffs, optional
+        How p-values map to critical values of ``y`` (default: the z-test of ``y / se``).
 
     Returns
     -------
@@ -203,7 +264,7 @@ def fit_smc(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, wf: Wei
             omega = pt.cumsum(eta)[::-1]        # omega_0 = 1 (most significant), non-increasing
             pm.Deterministic("omega", omega)
             pm.Potential("loglik", weight_function_logpdf(y, se, mu, tau, [omega[j] for j in range(wf.n_weights)],
-                                                          wf, sign, xp=pt))
+                                                          wf, sign, xp=pt, cutoffs=cutoffs))
         log = logging.getLogger("pymc")
         level = log.level
         log.setLevel(logging.WARNING)  # no "Initializing SMC sampler..." lines per model

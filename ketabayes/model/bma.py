@@ -49,7 +49,9 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     prior_pet, prior_peese : Prior, optional
         Priors of ``|beta|`` (default RoBMA's half-Cauchy(1) and half-Cauchy(5)).
     smc_draws, smc_chains : int
-        Particles and independent runs of the SMC estimates of the selection models.
+        Particles and independent runs of the SMC estimates of the selection models (used where
+        importance sampling on randomised quasi-Monte Carlo points, the default engine of the
+        selection models, reports a Monte-Carlo error of ``log_ml`` above 0.05).
     seed : int, optional
         Seed of the SMC runs (recorded).
     rob : str, optional
@@ -114,7 +116,7 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
                        smc_draws=smc_draws, smc_chains=smc_chains, seed=seed, rob=rob_x, prior_rob=prior_rob)
     biases = list(_resolve_bias(bias))
     thresholds = make_thresholds(mcid, m.measure, benefit, harm)
-    engine = "quadrature+smc" if any(f.method == "smc" for f in ens.fits) else "quadrature"
+    engine = "+".join(m for m in ("quadrature", "importance", "smc") if any(f.method == m for f in ens.fits))
     settings = fit_settings("bma", engine, m.measure,
                             priors={"prior_mu": prior_entry(m.prior_mu, short=True),
                                     "prior_tau": prior_entry(m.prior_tau)},
