@@ -305,7 +305,7 @@ def test_exact_agrees_with_nuts_on_real_sparse_data():
             p = te.loc[target, col]
             assert abs(tn.loc[target, col] - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3
     ess_tau = float(summ.loc["tau", "ess_bulk"])
-    t_ex = exact.scale_summary().loc["tau"]
+    t_ex = exact.scale_summary().set_index("target").loc["tau"]
     assert abs(float(nuts.tree["posterior"]["tau"].mean()) - t_ex["mean"]) < 5 * t_ex["sd"] / math.sqrt(ess_tau)
 
 
@@ -328,5 +328,5 @@ def test_grouped_exact_agrees_with_nuts():
         assert abs(tn.loc[target, "p_any_benefit"] - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3
     for comp in ("tau", "sd_drug"):
         ess = float(summ.loc[comp, "ess_bulk"])
-        s = exact.scale_summary().loc[comp]
+        s = exact.scale_summary().set_index("target").loc[comp]
         assert abs(float(nuts.tree["posterior"][comp].mean()) - s["mean"]) < 5 * s["sd"] / math.sqrt(ess)

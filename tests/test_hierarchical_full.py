@@ -23,7 +23,7 @@ def _check(model, mcid):
     assert d.divergences == 0
     nu = res.decision_table()
     summ = res.summary()
-    reported = summ.reindex(nu.target)
+    reported = summ.set_index("target").reindex(nu.target)
     assert reported["r_hat"].max() <= 1.01
     assert reported["ess_bulk"].min() >= 1000
     ess = reported["ess_bulk"].to_numpy()
