@@ -107,7 +107,8 @@ class MultivariateModel:
             if self.prior_tau.support != "positive":
                 raise PriorError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:
-            self.prior_tau = default_tau_prior_for(self.measure, pd.DataFrame({"vi": self.vi}), self.vi)
+            # unit-information default from the trials' sizes (n1i + n2i or ni columns of the table, if any)
+            self.prior_tau = default_tau_prior_for(self.measure, self.table, self.vi)
         # construct the engine's checks now, so bad input fails at build time
         from ketabayes.inference.exact_multivariate import _blocks, _check_cov
 
@@ -141,6 +142,9 @@ class MultivariateModel:
         tab = contrasts.table
         table = pd.DataFrame({"study": tab["study"].astype(str), "label": tab["arm"].astype(str),
                               "yi": tab["yi"].astype(float), "vi": tab["vi"].astype(float)})
+        for c in ("n1i", "n2i"):  # arm sizes: the default prior of tau needs them
+            if c in tab.columns:
+                table[c] = pd.to_numeric(tab[c], errors="coerce").to_numpy(dtype=float)
         multi = [s for s, n in table["study"].value_counts(sort=False).items() if n > 1]
         measure = str(tab["measure"].iloc[0]) if "measure" in tab else tab.attrs.get("measure", "GEN")
         rho = _corr(rho, "rho")
@@ -210,6 +214,9 @@ class MultivariateModel:
         order = np.lexsort((np.array([times.index(t) for t in tl]), pd.factorize(pd.Series(labels))[0]))
         table = pd.DataFrame({"study": np.array(labels)[order], "label": np.array(tl)[order],
                               "yi": y[order], "vi": v[order]})
+        for c in ("n1i", "n2i", "ni"):  # trial sizes: the default prior of tau needs them
+            if c in df.columns:
+                table[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)[order]
         se = np.sqrt(table["vi"].to_numpy())
         same = table["study"].to_numpy()[:, None] == table["study"].to_numpy()[None, :]
         S = np.where(same, rho_time * np.outer(se, se), 0.0)
