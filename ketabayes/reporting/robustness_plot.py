@@ -16,7 +16,7 @@ import pandas as pd
 
 from ketabayes.errors import KetabayesError
 
-__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES", "VERDICT_COLOURS"]
+__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES", "VERDICT_COLOURS", "TABLE_FACTORS"]
 
 #: short codes printed in heatmap cells
 VERDICT_CODES = {"probable benefit": "B", "practically no effect": "0", "uncertain": "?", "probable harm": "H",
@@ -148,15 +148,22 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     return fig
 
 
-def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_benefit",
-                 factors=("prior_mu", "prior_tau", "model", "likelihood", "subset", "method", "mcid",
-                          "power_scaling"), ax=None):
+#: factor columns of a sensitivity table, in the order of :data:`ketabayes.sensitivity.FACTORS`
+#: (reporting sits below the sensitivity package and cannot import it; a test keeps the two equal)
+TABLE_FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "r", "multiarm", "conversions",
+                 "rho_time", "rho_between", "subset", "method", "mcid", "power_scaling")
+
+
+def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_benefit", factors=TABLE_FACTORS,
+                 ax=None):
     """Tornado plot: range of ``value`` over the levels of each factor, base variant as a line.
 
     The base variant is the first row of the table for ``target``; for each factor,
     the bar spans the values of the variants that differ from the base in that
     factor only (a one-at-a-time design gives exactly these variants; a level
     ``"-"``, e.g. the tau prior of a fixed-effect model, counts as matching).
+    Each end of a bar is labelled with the level that gives it (``0.2`` for the
+    level ``r = 0.2`` of the bar ``r``).
 
     Returns
     -------
@@ -175,6 +182,11 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
         others = [g for g in factors if g != f]
         same = np.ones(len(t), dtype=bool)
         for g in others:
+            if pd.api.types.is_numeric_dtype(t[g]):  # numbers (mcid, r, rho_time): NaN = not part of the grid
+                col = t[g].to_numpy(dtype=float)
+                b = float(base[g])
+                same &= (col == b) | (np.isnan(col) & np.isnan(b))
+                continue
             col = t[g].astype(str)
             same &= ((col == str(base[g])) | (col == "-")).to_numpy()  # "-": not applicable (tau, fixed effect)
         sub = t.loc[same]
