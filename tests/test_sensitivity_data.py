@@ -418,3 +418,17 @@ def test_settings_record_every_frame_and_level(tmp_path):
     out = res.to_csv(tmp_path / "grid.csv")
     back = pd.read_csv(out)
     assert back["r"].dtype == np.float64
+
+
+def test_models_that_assume_independent_rows_refuse_correlated_estimates():
+    es = pd.concat([parallel_es(), multiarm_es()], ignore_index=True).assign(drug="ketamine")
+    with pytest.raises(KetabayesError, match=r"model 'hierarchical' takes one independent estimate per trial.*"
+                                             r"correlated estimates \(multiarm\).*multiarm='combine'"):
+        sensitivity_grid(es, prior_tau=PRIOR_TAU, model=["random", "hierarchical"], progress=False,
+                         fit_kwargs={"by": ["drug"]})
+    with pytest.raises(KetabayesError, match="model 'bma' takes one independent estimate"):
+        sensitivity_grid(es, prior_tau=PRIOR_TAU, model="bma", multiarm=["correlated", "split"], progress=False)
+    # a level without correlated contrasts everywhere is fine
+    t = sensitivity_grid(es, prior_mu=PRIOR_MU, prior_tau=PRIOR_TAU, model="bma", multiarm=["combine", "split"],
+                         targets=("mean",), progress=False).table
+    assert (t["error"] == "").all()

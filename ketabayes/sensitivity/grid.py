@@ -250,7 +250,16 @@ class Sensitivity:
 
         self._rho_time = float_levels(rho_time, "rho_time", _corr01)
         self._rho_between = float_levels(rho_between, "rho_between", _corr01)
-        timed = [k for k, f in self._frames.frames.items() if structure_of(f, study) == "time"]
+        kinds = {k: structure_of(f, study) for k, f in self._frames.frames.items()}
+        timed = [k for k, kind in kinds.items() if kind == "time"]
+        correlated = [k for k, kind in kinds.items() if kind is not None]
+        one_per_trial = [m for m in self._model_levels.values() if not callable(m) and m not in ("random", "fixed")]
+        if correlated and (one_per_trial or set(self._lik_levels.values()) != {"normal"}):
+            what = repr(one_per_trial[0]) if one_per_trial else "likelihood='binomial'"
+            raise KetabayesError(f"model {what} takes one independent estimate per trial, but the data has correlated "
+                                 f"estimates ({kinds[correlated[0]]}) [{self._frames.key_label(correlated[0])}]: "
+                                 "use model 'random' or 'fixed' (they use the covariance), or multiarm='combine' / "
+                                 "'split' for a level without correlated contrasts")
         if self._rho_time and not timed:
             raise KetabayesError(f"rho_time={list(self._rho_time.values())}: the data has no estimates at several time "
                                  "windows (a 'time' column with several rows per study)")
