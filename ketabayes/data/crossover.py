@@ -228,7 +228,7 @@ def crossover(
         )
         fail(
             f"no way to compute the paired estimate ({missing}). A correlation for 'periods' comes from "
-            "ri or r=... (no silent default)",
+            "ri or r=... (CLI: --r; no silent default)",
             labels,
             none,
             col("mdi") if method in ("auto", "differences", "t", "p") else col(_NEEDS[method][0]),

@@ -181,7 +181,7 @@ def correlations(cols, measure: str, r: float | None):
         fail(
             f"measure {measure!r} needs the correlation between the two measurements, which "
             f"{where}; there is no silent default: give an ri column (ri='column') or an "
-            "assumed value r=... and vary it in a sensitivity analysis",
+            "assumed value r=... (CLI: --r) and vary it in a sensitivity analysis",
             labels,
             missing,
             ri_col if ri_col is not None else "ri",
