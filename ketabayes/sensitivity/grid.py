@@ -549,6 +549,22 @@ def sensitivity_grid(data: pd.DataFrame, *, seed: int = 0, executor: cf.Executor
     36
     >>> len(res.table[res.table.mcid == 1.25])  # numbers stay numbers
     18
+
+    Two SIMULATED crossover trials, one of which reports only the period means and SDs: its
+    within-patient correlation ``r`` is an assumption, and a factor of the grid.
+
+    >>> import pandas as pd
+    >>> reports = pd.DataFrame({"study": ["SIM-A", "SIM-B"], "m1i": [2.4, None], "sd1i": [2.1, None],
+    ...                         "m2i": [4.0, None], "sd2i": [2.3, None], "ni": [24, 18],
+    ...                         "mdi": [None, -1.1], "sddi": [None, 1.9]})
+    >>> es = kb.crossover(reports, r=0.5)
+    >>> grid = kb.sensitivity_grid(es, r=[0.5, 0.2, 0.8], prior_mu="normal(0, 10)", mcid=1.0,
+    ...                            targets=["mean"], progress=False)
+    >>> grid.table[["r", "label", "k"]]
+         r  label  k
+    0  0.5  r=0.5  2
+    1  0.2  r=0.2  2
+    2  0.8  r=0.8  2
     """
     return Sensitivity(data, **grid).run(seed=seed, executor=executor, batch_size=batch_size, progress=progress,
                                          checkpoint=checkpoint, keep_results=keep_results, timeout=timeout)
