@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ketabayes.errors import DataError, KetabayesError, PriorError
+from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.marginals import Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, HalfNormal, Normal, Prior, parse_prior
 
@@ -139,27 +139,8 @@ def _multivariate_model(data: pd.DataFrame, variant, kind: str, measure: str, st
         rb = 0.5 if variant.rho_between is None else variant.rho_between
         return MultivariateModel.from_time_points(data, rho_time=variant.rho_time, rho_between=rb, study=study,
                                                   prior_mu=variant.prior_mu, prior_tau=prior_tau, measure=measure)
-    trials = data[study].astype(str).to_numpy()
-    label = data["arm"].astype(str).where(data["arm"].notna(), "-").to_numpy() if "arm" in data.columns \
-        else np.full(len(data), "-")
-    table = pd.DataFrame({"study": trials, "label": label, "yi": data["yi"].to_numpy(float),
-                          "vi": data["vi"].to_numpy(float)})
-    shared = pd.to_numeric(data["vi_control"], errors="coerce").to_numpy(float)
-    S = np.diag(table["vi"].to_numpy())
-    for s in dict.fromkeys(trials):
-        idx = np.flatnonzero(trials == s)
-        if idx.size < 2:
-            continue
-        cov = shared[idx]
-        if not (np.all(np.isfinite(cov)) and np.allclose(cov, cov[0], rtol=1e-12, atol=0.0)):
-            raise DataError("the contrasts of this multi-arm trial need one shared control variance (column "
-                            f"'vi_control'), got {cov.tolist()}", study=s, column="vi_control")
-        S[np.ix_(idx, idx)] = cov[0]
-        S[idx, idx] = table["vi"].to_numpy()[idx]
-    return MultivariateModel(table, S, np.zeros(len(table), int), ["all"], rho=MULTIARM_RHO,
-                             prior_mu=variant.prior_mu, prior_tau=prior_tau, measure=measure,
-                             assumptions={"rho": MULTIARM_RHO, "multiarm_trials": [
-                                 s for s in dict.fromkeys(trials) if (trials == s).sum() > 1]})
+    return MultivariateModel.from_effect_sizes(data, prior_mu=variant.prior_mu, prior_tau=prior_tau,
+                                               rho=MULTIARM_RHO, study=study, measure=measure)
 
 
 class _CorrelatedFit:
