@@ -232,3 +232,10 @@ def test_with_assumed_r_errors_name_the_study_and_column():
         with_assumed_r(renamed, 0.3)
     with pytest.raises(DataError, match="r must be a correlation"):
         with_assumed_r(mixed_table(), 1.5)
+
+
+def test_a_route_column_with_another_meaning_is_not_overwritten():
+    with pytest.raises(DataError, match="study 'Example', column 'route'.*holds 'IV'.*rename your column"):
+        crossover(handbook().assign(route="IV"), r=0.5)
+    again = crossover(crossover(handbook(), r=0.5), r=0.3)  # its own output: the same meaning
+    assert again.loc[0, "route"] == "periods"

@@ -183,6 +183,14 @@ def crossover(
     if r is not None:
         r = check_correlation(r)
     labels = study_labels(df, study)
+    if "route" in df.columns:  # the output's 'route' is the crossover route: never overwrite another meaning
+        other = [i for i, x in enumerate(df["route"].tolist())
+                 if not (x is None or (isinstance(x, float) and np.isnan(x)) or str(x) in CROSSOVER_ROUTES)]
+        if other:
+            raise DataError(f"column 'route' holds {df['route'].iloc[other[0]]!r}, but crossover() writes the crossover "
+                            "route (how the paired estimate was built) into 'route'; rename your column (e.g. "
+                            "'administration' for the route of administration)", study=labels[other[0]],
+                            column="route")
     check_unique_labels(labels, study)
     k = len(labels)
 
