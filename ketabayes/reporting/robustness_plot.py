@@ -128,7 +128,9 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     cmap = ListedColormap([VERDICT_COLOURS[v] for v in _ORDER]).with_extremes(bad=VERDICT_COLOURS["failed"])
     ax.imshow(np.ma.masked_invalid(idx), cmap=cmap, vmin=-0.5, vmax=len(_ORDER) - 0.5, aspect="auto",
               interpolation="nearest")
-    ax.set_xticks(np.arange(len(targets)), labels=targets)
+    long_names = max(len(str(tg)) for tg in targets) > 12
+    ax.set_xticks(np.arange(len(targets)), labels=targets, rotation=25 if long_names else 0,
+                  ha="right" if long_names else "center", rotation_mode="anchor")
     ax.set_yticks(np.arange(len(rows)), labels=rows, fontsize=7 if len(rows) > 20 else 9)
     ax.set_xlabel("target")
     ax.set_ylabel("variant")
@@ -142,9 +144,15 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
                     ax.text(j, i, f"{VERDICT_CODES.get(c, c[:1])} {p:.2f}", ha="center", va="center", fontsize=8)
     ax.legend(handles=legend, title=f"verdict (cells: code {label})", loc="upper left", bbox_to_anchor=(1.01, 1),
               fontsize=8, title_fontsize=8)
-    robust = {tg: t.loc[t["target"] == tg, verdict].nunique() == 1 for tg in targets}
-    flag = ", ".join(f"{tg}: {'robust' if r else 'changes'}" for tg, r in robust.items())
-    ax.set_title(f"Verdicts across the sensitivity grid\n({flag})", fontsize=10)
+    changed = [tg for tg in targets if t.loc[t["target"] == tg, verdict].nunique() > 1]
+    kept = [tg for tg in targets if tg not in changed]
+    if not changed:
+        flag = "every verdict robust"
+    else:
+        flag = f"verdict changes for {', '.join(changed)}"
+        if kept:
+            flag += f"; robust for {', '.join(kept)}" if len(kept) <= 2 else f"; robust for the other {len(kept)}"
+    ax.set_title(f"Verdicts across the sensitivity grid\n({flag})", fontsize=10, wrap=True)
     return fig
 
 
