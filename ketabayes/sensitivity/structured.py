@@ -22,10 +22,8 @@ the variant is bias-adjusted:
 :func:`bma_analysis` is the ``model="bma"`` level: the averaged mean of :func:`ketabayes.bma`
 (with the ``"RoB"`` bias models when the variant is bias-adjusted).
 
-References
-----------
-Higgins JPT, Whitehead A (1996). Borrowing strength from external trials in a meta-analysis.
-Stat Med 15:2733-2749. doi:10.1002/(SICI)1097-0258(19961230)15:24<2733::AID-SIM562>3.0.CO;2-0
+Sources: Higgins JPT, Whitehead A (1996). Borrowing strength from external trials in a meta-analysis.
+Stat Med 15:2733-2749. doi:10.1002/(SICI)1097-0258(19961230)15:24<2733::AID-SIM562>3.0.CO;2-0.
 Turner RM, Spiegelhalter DJ, Smith GCS, Thompson SG (2009). Bias modelling in evidence
 synthesis. J R Stat Soc A 172(1):21-47. doi:10.1111/j.1467-985X.2008.00547.x
 """
