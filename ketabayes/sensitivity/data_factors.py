@@ -175,24 +175,36 @@ def has_assumed_r(frame: pd.DataFrame) -> bool:
         np.isfinite(pd.to_numeric(frame["assumed_r"], errors="coerce").to_numpy(dtype=float)).any())
 
 
-def build_frame(frame: pd.DataFrame, *, r: float | None, multiarm: str | None, conversions: str | None,
-                study: str) -> pd.DataFrame:
-    """A variant's frame: ``frame`` with the data factors' levels applied (a new table)."""
+def _with_r(frame: pd.DataFrame, r: float | None, study: str) -> pd.DataFrame:
     from ketabayes.data.crossover import with_assumed_r
+
+    if r is not None and not math.isnan(r) and has_assumed_r(frame):
+        return with_assumed_r(frame, r, study=study)
+    return frame
+
+
+def _with_multiarm(frame: pd.DataFrame, multiarm: str | None, study: str) -> pd.DataFrame:
     from ketabayes.data.multiarm import handle_multiarm, multiarm_trials
 
-    out = frame
-    if r is not None and not math.isnan(r) and has_assumed_r(out):
-        out = with_assumed_r(out, r, study=study)
-    if multiarm is not None and multiarm_trials(out, study=study):
-        out = handle_multiarm(out, multiarm, study=study)
+    if multiarm is not None and multiarm_trials(frame, study=study):
+        return handle_multiarm(frame, multiarm, study=study)
+    return frame
+
+
+def _with_conversions(frame: pd.DataFrame, conversions: str | None) -> pd.DataFrame:
     if conversions == "excluded":
-        conv = converted_rows(out)
+        conv = converted_rows(frame)
         if conv.all():
             raise DataError("conversions='excluded' leaves no trial: every trial's values were converted "
                             "(column 'converted')", column="converted")
-        out = out.loc[~conv]
-    return out.reset_index(drop=True)
+        frame = frame.loc[~conv]
+    return frame.reset_index(drop=True)
+
+
+def build_frame(frame: pd.DataFrame, *, r: float | None, multiarm: str | None, conversions: str | None,
+                study: str) -> pd.DataFrame:
+    """A variant's frame: ``frame`` with the data factors' levels applied in order (a new table)."""
+    return _with_conversions(_with_multiarm(_with_r(frame, r, study), multiarm, study), conversions)
 
 
 def _prepare(df: pd.DataFrame, study: str) -> pd.DataFrame:
@@ -264,11 +276,15 @@ class FrameSet:
             raise KetabayesError("conversions='excluded': no trial's values were converted (column 'converted' is "
                                  "missing or all False), so there is nothing to leave out")
         self.frames: dict[tuple, pd.DataFrame] = {}
+        stages: dict[tuple, pd.DataFrame] = {}  # each step once per prefix of levels (build_frame, staged)
         for key in itertools.product(*self.levels().values()):
             dlab, rlab, mlab, clab = key
             try:
-                self.frames[key] = build_frame(self.data[dlab], r=self.r.get(rlab), multiarm=mlab if self.multiarm
-                                               else None, conversions=clab, study=study)
+                if key[:2] not in stages:
+                    stages[key[:2]] = _with_r(self.data[dlab], self.r.get(rlab), study)
+                if key[:3] not in stages:
+                    stages[key[:3]] = _with_multiarm(stages[key[:2]], mlab if self.multiarm else None, study)
+                self.frames[key] = _with_conversions(stages[key[:3]], clab)
             except DataError as e:
                 raise DataError(f"{e} [data factors: {self.key_label(key)}]") from e
         self.base_key = next(iter(self.frames))
