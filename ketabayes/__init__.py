@@ -44,6 +44,8 @@ _LAZY = {
     "multiarm_contrasts": "ketabayes.data.multiarm",
     "combine_arms": "ketabayes.data.multiarm",
     "split_control": "ketabayes.data.multiarm",
+    "handle_multiarm": "ketabayes.data.multiarm",
+    "with_assumed_r": "ketabayes.data.crossover",
     # model
     "priors": "ketabayes.model.priors",
     "RandomEffectsModel": "ketabayes.model.random_effects",
@@ -99,6 +101,7 @@ _LAZY = {
     "Sensitivity": "ketabayes.sensitivity",
     "SensitivityResult": "ketabayes.sensitivity",
     "register_analysis": "ketabayes.sensitivity",
+    "BiasAdjustment": "ketabayes.sensitivity",
     "plot_forest": "ketabayes.reporting.plots",
     "plot_decision": "ketabayes.reporting.plots",
     "plot_benefit_curve": "ketabayes.reporting.plots",

@@ -1,5 +1,9 @@
 """Command line: ``ketabayes demo``, ``ketabayes analyse DATA``, ``ketabayes datasets``.
 
+Trial designs other than parallel arms (``--design crossover | multiarm | time``), the per-study
+provenance and grids over an assumed correlation (``--r 0.2,0.5,0.8``) are read and run by
+:mod:`ketabayes.cli_designs`.
+
 Exit status: 0 on success; 1 for a data or convergence error (bad or unreadable input file, a
 failed strict NUTS run): one line ``ketabayes: error: ...`` on stderr, never a traceback; 2 for a
 usage error (unknown or out-of-range option, options that do not go together, a bad prior string):
@@ -14,6 +18,15 @@ from pathlib import Path
 
 import click
 
+from ketabayes.cli_designs import (
+    CROSSOVER_ROUTE_CHOICES,
+    DESIGNS,
+    assumption_grid,
+    format_provenance,
+    load_design,
+    parse_values,
+    provenance,
+)
 from ketabayes.data.effect_sizes import MEASURES as EFFECT_SIZE_MEASURES
 from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import KetabayesError, PriorError
@@ -111,11 +124,12 @@ def _parse_columns(values) -> dict[str, str]:
 
 
 def _load_table(path: Path, outcome: str | None, measure: str | None, study: str, columns=None,
-                zero_cells=None, note=click.echo):
+                zero_cells=None, note=click.echo, r: float | None = None):
     """Read a CSV of metafor-named columns or a RevMan file; return (effect sizes, measure, label).
 
     ``columns`` maps metafor's argument names to the file's columns (CSV only); ``zero_cells`` holds
-    ``add``, ``to`` and ``drop00`` for :func:`~ketabayes.data.effect_sizes.effect_sizes`.
+    ``add``, ``to`` and ``drop00`` for :func:`~ketabayes.data.effect_sizes.effect_sizes`; ``r`` is
+    the assumed correlation of the paired measures (MC, SMCC, SMCR) where ``ri`` is blank.
     """
 
     from ketabayes.data.effect_sizes import effect_sizes
@@ -193,7 +207,8 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
     if m in SCALE_ONLY:
         raise click.BadParameter(f"{m} works only with precomputed yi (log {m}) and vi or sei columns",
                                  param_hint="--measure")
-    return effect_sizes(data, m, study=study, **columns, **zero_cells), m, path.name
+    paired = {"r": r} if r is not None else {}
+    return effect_sizes(data, m, study=study, **columns, **zero_cells, **paired), m, path.name
 
 
 def _check_thresholds(mcid, measure, benefit, harm):
@@ -257,13 +272,37 @@ def _check_thresholds(mcid, measure, benefit, harm):
 @click.option("--baseline-risk", type=float, help="Assumed control-arm risk of the new trial (OR/RR/RD).")
 @click.option("--threshold", type=float, default=0.8, show_default=True,
               help="Posterior probability that settles the question (with --next-trial).")
+@click.option("--design", type=click.Choice(DESIGNS), default="parallel", show_default=True,
+              help="What the rows of DATA report: parallel arms or effect sizes; crossover trials (mdi/sddi, ti, "
+                   "pi, period means m1i/sd1i/m2i/sd2i/ni, or first-period m1i_p1...); arms of multi-arm trials "
+                   "(study, arm, mi, sdi, ni or xi, ni; with --control); estimates at time windows (study, time, "
+                   "yi, vi or sei; with --rho-time).")
+@click.option("--r", "r_text", metavar="R[,R...]",
+              help="Assumed within-patient correlation where a trial reports none (paired measures MC/SMCC/SMCR, "
+                   "crossover period means). Never defaulted. Several values: the first is the analysis, all of "
+                   "them a sensitivity grid.")
+@click.option("--route", type=click.Choice(CROSSOVER_ROUTE_CHOICES), default="auto", show_default=True,
+              help="--design crossover: how to build each trial's paired estimate (auto: the first route its row "
+                   "reports, in the order listed).")
+@click.option("--control", help="--design multiarm: label of the shared control arm.")
+@click.option("--multiarm", "multiarm", type=click.Choice(["correlated", "combine", "split"]), default="correlated",
+              show_default=True, help="--design multiarm: contrasts with their covariance, arms combined, or the "
+                                      "control split (Cochrane Handbook 23.3.4).")
+@click.option("--rho-time", "rho_time_text", metavar="RHO[,RHO...]",
+              help="--design time: assumed within-trial correlation of the estimates across time windows, in "
+                   "[0, 1). Several values: the first is the analysis, all of them a sensitivity grid.")
+@click.option("--rho-between", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="--design time: correlation of a trial's true effects across time windows.")
 def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
             to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias, next_n, sd,
-            baseline_risk, threshold):
-    """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file)."""
+            baseline_risk, threshold, design, r_text, route, control, multiarm, rho_time_text, rho_between):
+    """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file).
+
+    Every assumption is printed (per study: the crossover route, an assumed correlation, a
+    converted summary) and, with --json, recorded under "provenance".
+    """
     import pandas as pd
 
-    from ketabayes.provenance import to_json
     from ketabayes.reporting.text import format_decision_table, format_frequentist, format_revman
 
     json_stdout = json_path is not None and str(json_path) == "-"
@@ -278,15 +317,38 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
         raise click.UsageError("--fixed cannot be combined with --by (a hierarchical model has random effects)")
     if prior_sds and not by:
         raise click.UsageError("--prior-sd needs --by")
-    es, m, label = _load_table(data, outcome, measure, study, columns,
-                               {"add": add, "to": to, "drop00": drop00}, note=out)
+    r_values = parse_values(r_text, "--r")
+    rt_values = parse_values(rho_time_text, "--rho-time", low=0.0, high=1.0, high_open=True)
+    _check_design_options(design, r_values, rt_values, measure, outcome, control, multiarm, route, by, fixed, bma,
+                          next_n, method)
+    multivariate = None
+    if design == "parallel":
+        es, m, label = _load_table(data, outcome, measure, study, columns,
+                                   {"add": add, "to": to, "drop00": drop00}, note=out,
+                                   r=r_values[0] if r_values else None)
+    else:
+        es, m, label, multivariate = load_design(data, design, measure=measure, study=study, columns=columns,
+                                                 r=r_values[0] if r_values else None, route=route, control=control,
+                                                 multiarm=multiarm, rho_time=rt_values[0] if rt_values else None,
+                                                 rho_between=rho_between)
     _check_thresholds(mcid, m, benefit, harm)
+    prov = provenance(es, "study" if "study" in es.columns else study)
+    prov_text = format_provenance(prov)
+    if prov_text:
+        out("Per-study provenance (what was derived or assumed for each trial):")
+        out(prov_text)
+        out("")
     if bias and not bma:
         raise click.UsageError("--bias needs --bma")
     if bma:
         if by or fixed or prior_sd:
             raise click.UsageError("--bma cannot be combined with --by, --fixed or --prior-sd")
-        _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out)
+        _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out,
+                     extra={"provenance": prov.to_dict(orient="records")})
+        return
+    if multivariate is not None:
+        _analyse_multivariate(multivariate(prior_mu, prior_tau), label, m, mcid, benefit, harm, seed, draws, chains,
+                              json_path, out, prov, es, rt_values, study)
         return
     if by:
         from ketabayes.model.hierarchical import HierarchicalModel
@@ -328,22 +390,100 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
         out("\nFrequentist analysis as RevMan reports it:")
         out(format_revman(model.yi, model.vi, m))
     payload = res.to_dict()
+    payload["provenance"] = prov.to_dict(orient="records")
     if next_n:
         payload["next_trial"] = _next_trial_block(res, next_n, sd, baseline_risk, threshold, by, out)
-    if json_path is not None:
-        text = to_json(payload, indent=2)
-        if json_stdout:
-            click.echo(text)
-        else:
-            json_path.write_text(text)
-            out(f"\nJSON written to {json_path}")
+    if len(r_values) > 1:
+        text, payload["sensitivity"] = assumption_grid(
+            es, "r", r_values, measure=m, prior_mu=prior_mu, prior_tau=model.prior_tau, fixed=fixed, mcid=mcid,
+            benefit=benefit, harm=harm, seed=seed, study="study", targets=("mean", "predictive"))
+        out("")
+        out(text)
+    _write_json(payload, json_path, out)
 
 
-def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out):
+def _write_json(payload: dict, json_path, out) -> None:
+    from ketabayes.provenance import to_json
+
+    if json_path is None:
+        return
+    text = to_json(payload, indent=2)
+    if str(json_path) == "-":
+        click.echo(text)
+    else:
+        json_path.write_text(text)
+        out(f"\nJSON written to {json_path}")
+
+
+def _check_design_options(design, r_values, rt_values, measure, outcome, control, multiarm, route, by, fixed, bma,
+                          next_n, method):
+    """Options that belong to another design, or that a design cannot use, are usage errors."""
+    from ketabayes.data.paired import PAIRED_MEASURES
+
+    if design != "parallel" and outcome is not None:
+        raise click.UsageError(f"--design {design} reads a plain CSV; --outcome chooses an outcome of a RevMan file")
+    if r_values and not (design == "crossover" or (design == "parallel" and (measure or "").upper()
+                                                   in PAIRED_MEASURES)):
+        raise click.UsageError("--r is the assumed within-patient correlation of paired measures (--measure MC, "
+                               "SMCC, SMCR) and crossover trials (--design crossover)")
+    if rt_values and design != "time":
+        raise click.UsageError("--rho-time belongs to --design time")
+    if design != "crossover" and route != "auto":
+        raise click.UsageError("--route belongs to --design crossover")
+    if design != "multiarm" and (control is not None or multiarm != "correlated"):
+        raise click.UsageError("--control and --multiarm belong to --design multiarm")
+    grid = len(r_values) > 1 or len(rt_values) > 1
+    if grid and (by or bma):
+        raise click.UsageError("a grid over --r / --rho-time runs the normal-normal model: drop --by / --bma")
+    correlated = design == "time" or (design == "multiarm" and multiarm == "correlated")
+    if correlated and (by or fixed or bma or next_n or method != "exact"):
+        raise click.UsageError(f"--design {design}{' --multiarm correlated' if design == 'multiarm' else ''} is "
+                               "fitted by the exact multivariate model: it takes no --by, --fixed, --bma, "
+                               "--next-trial or --method nuts (combine the arms or split the control with "
+                               "--multiarm for those)")
+
+
+def _analyse_multivariate(model, label, m, mcid, benefit, harm, seed, draws, chains, json_path, out, prov, data,
+                          rt_values, study):
+    """Multi-arm contrasts with their covariance, or estimates at several time windows (exact)."""
+    import pandas as pd
+
+    from ketabayes.reporting.text import format_decision_table
+
+    out(f"Data: {label}")
+    out(model.describe())
+    res = model.fit(mcid=mcid, benefit=benefit, harm=harm, seed=seed, draws=draws, chains=chains)
+    labels = ("target", "time") if model.factor == "time" else ("target",)
+    if mcid is not None:
+        out("")
+        out(f"Decision table ({res.thresholds.describe(m)}):")
+        out(format_decision_table(res.decision_table(), m, label_cols=labels))
+    else:
+        out("\n(give --mcid to get the probabilities of benefit, practically no effect and harm)")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        out("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
+        cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
+        out(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        freq = res.frequentist_table()
+        if len(freq):
+            out("\nFrequentist reference (metafor rma.mv with the same covariance):")
+            out(freq.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    payload = res.to_dict()
+    payload["provenance"] = prov.to_dict(orient="records")
+    if len(rt_values) > 1:
+        targets = tuple(f"mean|time={t}" for t in model.coef_names)
+        text, payload["sensitivity"] = assumption_grid(
+            data, "rho_time", rt_values, measure=m, prior_mu=model.prior_mu, prior_tau=model.prior_tau, fixed=False,
+            mcid=mcid, benefit=benefit, harm=harm, seed=seed, study=study, targets=targets)
+        out("")
+        out(text)
+    _write_json(payload, json_path, out)
+
+
+def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out, extra=None):
     import pandas as pd
 
     from ketabayes.model.bma import bma
-    from ketabayes.provenance import to_json
     from ketabayes.reporting.text import format_decision_table
 
     if bias and "," in bias:
@@ -359,13 +499,7 @@ def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, s
     if mcid is not None:
         out(f"\nDecision table, model-averaged ({res.thresholds.describe(m)}):")
         out(format_decision_table(res.decision_table(), m, label_cols=("target",)))
-    if json_path is not None:
-        text = to_json(res.to_dict(), indent=2)
-        if str(json_path) == "-":
-            click.echo(text)
-        else:
-            json_path.write_text(text)
-            out(f"\nJSON written to {json_path}")
+    _write_json({**res.to_dict(), **(extra or {})}, json_path, out)
 
 
 def _next_trial_block(res, next_n, sd, baseline_risk, threshold, by, out) -> dict:

@@ -20,7 +20,7 @@ import ketabayes
 ROOT = pathlib.Path(ketabayes.__file__).parent
 FOUNDATION = {"__init__", "errors", "dims", "_compat", "provenance", "marginals", "decision"}
 RANK = {**dict.fromkeys(FOUNDATION, 0), "data": 1, "model": 2, "inference": 3, "result": 4, "reporting": 5,
-        "sensitivity": 6, "cli": 7, "demo": 7, "demo_benefit_harm": 7}
+        "sensitivity": 6, "cli": 7, "cli_designs": 7, "demo": 7, "demo_benefit_harm": 7}
 
 
 def _imports(tree: ast.Module):

@@ -142,3 +142,84 @@ def test_bad_input():
     with pytest.raises(DataError, match="unknown measure"):
         multiarm_contrasts(df, "SMD", control="placebo")
     assert math.isfinite(multiarm_contrasts(df, "md", control="placebo").table["vi"].sum())
+
+
+# --------------------------------------------------------------------------- arm data, combine / split from contrasts
+def test_contrast_table_carries_arm_data_and_the_shared_variance():
+    res = multiarm_contrasts(continuous(), "MD", control="placebo")
+    t = res.table
+    assert t[["m1i", "sd1i", "n1i"]].iloc[1].tolist() == [4.5, 2.5, 25]
+    assert t[["m2i", "sd2i", "n2i"]].iloc[0].tolist() == [1.0, 3.0, 30]
+    assert t["vi_control"].iloc[0] == pytest.approx(9 / 30, rel=1e-15)
+    assert res.covariance["T1"][0, 1] == t["vi_control"].iloc[0]
+    tb = multiarm_contrasts(binary(), "OR", control="ctl").table
+    assert tb["vi_control"].iloc[0] == pytest.approx(1 / 5 + 1 / 36, rel=1e-14)
+    assert tb[["ai", "n1i", "ci", "n2i"]].iloc[1].tolist() == [9, 38, 5, 41]
+
+
+def _sample(mean, sd, n):
+    """An explicit sample with exactly this mean and SD (ddof=1)."""
+    z = np.linspace(-1.0, 1.0, int(n))
+    z = (z - z.mean()) / z.std(ddof=1)
+    return mean + sd * z
+
+
+def test_handle_multiarm_combine_equals_a_pooled_sample_and_keeps_other_trials():
+    from ketabayes.data.multiarm import handle_multiarm
+
+    arms = continuous().assign(dose=[0.5, 1.0, 0.0, 1.0, 0.0], route="iv")
+    tab = multiarm_contrasts(arms, "MD", control="placebo").table
+    before = tab.copy(deep=True)
+    out = handle_multiarm(tab, "combine")
+    pd.testing.assert_frame_equal(tab, before)
+    assert out["study"].tolist() == ["T1", "T2"]
+    pooled = np.concatenate([_sample(3.0, 2.0, 20), _sample(4.5, 2.5, 25)])
+    row = out.iloc[0]
+    assert row["yi"] == pytest.approx(pooled.mean() - 1.0, rel=1e-13)
+    assert row["vi"] == pytest.approx(pooled.std(ddof=1) ** 2 / 45 + 9 / 30, rel=1e-12)
+    assert row["arm"] == "low + high" and "combined" in row["note"]
+    assert np.isnan(row["dose"]) and row["route"] == "iv"  # differing doses cannot be merged; equal routes can
+    pd.testing.assert_series_equal(out.iloc[1][tab.columns], tab.iloc[2], check_names=False)
+
+
+def test_handle_multiarm_combine_binary_adds_events():
+    from ketabayes.data.multiarm import handle_multiarm
+
+    out = handle_multiarm(multiarm_contrasts(binary(), "OR", control="ctl").table, "combine")
+    row = out.iloc[0]
+    assert row["yi"] == pytest.approx(math.log(21 / 57) - math.log(5 / 36), rel=1e-13)
+    assert row["vi"] == pytest.approx(1 / 21 + 1 / 57 + 1 / 5 + 1 / 36, rel=1e-13)
+
+
+def test_handle_multiarm_split_divides_the_control():
+    from ketabayes.data.multiarm import handle_multiarm
+
+    out = handle_multiarm(multiarm_contrasts(continuous(), "MD", control="placebo").table, "split")
+    assert out["study"].tolist() == ["T1: low", "T1: high", "T2"]
+    assert out["trial"].iloc[0] == "T1" and np.isnan(out["vi_control"].iloc[0])
+    assert out["vi"].iloc[0] == pytest.approx(4 / 20 + 9 / 15, rel=1e-14)
+    assert out["vi"].iloc[2] == pytest.approx(1.5**2 / 12 + 4 / 14, rel=1e-14)  # two-arm trial unchanged
+
+
+def test_handle_multiarm_errors():
+    from ketabayes.data.multiarm import handle_multiarm
+
+    tab = multiarm_contrasts(binary(), "OR", control="ctl").table
+    with pytest.raises(DataError, match="study 'B1', column 'measure'.*split.*MD"):
+        handle_multiarm(tab, "split")
+    with pytest.raises(DataError, match="no multi-arm trial"):
+        handle_multiarm(tab[tab["study"] == "B2"], "combine")
+    with pytest.raises(DataError, match="how='merge'"):
+        handle_multiarm(tab, "merge")
+    with pytest.raises(DataError, match="study 'B1', column 'ci'.*missing"):
+        handle_multiarm(tab.drop(columns=["ci"]), "combine")
+
+
+def test_multivariate_default_tau_prior_uses_the_arm_sizes():
+    from ketabayes.model.multivariate import MultivariateModel
+
+    res = multiarm_contrasts(continuous(), "MD", control="placebo")
+    v = res.table["vi"].to_numpy()
+    n = np.array([20 + 30, 25 + 30, 12 + 14])
+    got = MultivariateModel.from_contrasts(res).prior_tau
+    assert got.sigma == pytest.approx(0.5 * math.sqrt(n.sum() / (1 / v).sum()), rel=5e-4)

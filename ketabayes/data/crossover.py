@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ketabayes.data._cells import ProvenanceTable, check_where, fail, optional_numeric
-from ketabayes.data.paired import check_correlation
+from ketabayes.data.paired import PAIRED_MEASURES, assumed_r_note, check_correlation, paired_effect
 from ketabayes.data.validation import (
     as_dataframe,
     check_not_empty,
@@ -34,7 +34,7 @@ from ketabayes.data.validation import (
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError
 
-__all__ = ["crossover", "CROSSOVER_ROUTES"]
+__all__ = ["crossover", "with_assumed_r", "CROSSOVER_ROUTES"]
 
 #: The routes, in the order ``method="auto"`` tries them for each trial.
 CROSSOVER_ROUTES: tuple[str, ...] = ("differences", "t", "p", "periods", "first_period")
@@ -126,6 +126,10 @@ def crossover(
         ``estimable``, ``note``, ``measure`` (``"MD"``, also in
         ``attrs["measure"]``) and the provenance columns
 
+        * ``ni`` (float): the number of patients the estimate uses -- the
+          reported ``ni``, or ``n1i_p1 + n2i_p1`` for ``"first_period"``
+          where ``ni`` is blank (NaN when neither is reported); the default
+          prior of tau (unit-information SD) needs it;
         * ``route`` (str): the route used for the trial;
         * ``assumed_r`` (float): the correlation assumed by ``"periods"`` (NaN
           for other routes or when ``ri`` was reported);
@@ -179,6 +183,14 @@ def crossover(
     if r is not None:
         r = check_correlation(r)
     labels = study_labels(df, study)
+    if "route" in df.columns:  # the output's 'route' is the crossover route: never overwrite another meaning
+        other = [i for i, x in enumerate(df["route"].tolist())
+                 if not (x is None or (isinstance(x, float) and np.isnan(x)) or str(x) in CROSSOVER_ROUTES)]
+        if other:
+            raise DataError(f"column 'route' holds {df['route'].iloc[other[0]]!r}, but crossover() writes the crossover "
+                            "route (how the paired estimate was built) into 'route'; rename your column (e.g. "
+                            "'administration' for the route of administration)", study=labels[other[0]],
+                            column="route")
     check_unique_labels(labels, study)
     k = len(labels)
 
@@ -224,7 +236,7 @@ def crossover(
         )
         fail(
             f"no way to compute the paired estimate ({missing}). A correlation for 'periods' comes from "
-            "ri or r=... (no silent default)",
+            "ri or r=... (CLI: --r; no silent default)",
             labels,
             none,
             col("mdi") if method in ("auto", "differences", "t", "p") else col(_NEEDS[method][0]),
@@ -283,6 +295,7 @@ def crossover(
     out["estimable"] = estimable
     out["note"] = pd.Series(notes, index=df.index, dtype=str)
     out["measure"] = pd.Series(["MD"] * k, index=df.index, dtype=str)
+    out["ni"] = np.where(np.isnan(vals["ni"]) & is_["first_period"], vals["n1i_p1"] + vals["n2i_p1"], vals["ni"])
     out["route"] = pd.Series(list(routes), index=df.index, dtype=str)
     out["assumed_r"] = np.where(assumed, corr, np.nan)
     out.attrs["measure"] = "MD"
@@ -301,3 +314,110 @@ def _label(arg: str, col) -> str:
     if arg == "r":
         return "correlation (ri or r=)"
     return repr(str(col(arg)))
+
+
+#: columns :func:`with_assumed_r` reads, as :func:`crossover` and :func:`~ketabayes.effect_sizes` name them
+_REDERIVE = {"periods": ("m1i", "sd1i", "m2i", "sd2i", "ni"), "MC": ("m1i", "m2i", "sd1i", "sd2i", "ni"),
+             "SMCC": ("m1i", "m2i", "sd1i", "sd2i", "ni"), "SMCR": ("m1i", "m2i", "sd1i", "ni")}
+
+
+def with_assumed_r(table: pd.DataFrame, r: float, *, study: Hashable = STUDY_COL) -> pd.DataFrame:
+    """The same effect-size table with every *assumed* within-patient correlation replaced by ``r``.
+
+    The rows whose correlation was assumed rather than reported are those with a finite
+    ``assumed_r``: crossover trials analysed by route ``"periods"`` without ``ri``
+    (:func:`crossover`) and paired measures ``MC``, ``SMCC``, ``SMCR`` without ``ri``
+    (:func:`~ketabayes.effect_sizes` with ``r=``). Each is re-derived by the same code at the
+    new ``r`` (``yi`` changes for ``SMCC``, ``vi``/``sei`` for all); ``assumed_r``,
+    ``note`` and ``conversion`` say so. Every other row -- reported correlations, other
+    routes, parallel trials -- is returned unchanged. This is what the ``r`` factor of
+    :class:`~ketabayes.sensitivity.Sensitivity` does to each variant's data.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`crossover` or of paired :func:`~ketabayes.effect_sizes`, possibly
+        concatenated with other effect sizes. It must keep the inputs under the names these
+        functions read (``m1i, sd1i, m2i, sd2i, ni``; ``SMCR`` without ``sd2i``). Not modified.
+    r : float
+        The correlation to assume, in [-1, 1].
+    study : str, default ``"study"``
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    DataError
+        When no row has an assumed correlation (column ``assumed_r``), or a row that has one
+        lacks an input column (naming the study and the column).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> trial = pd.DataFrame({"study": ["Example"], "m1i": [7.0], "sd1i": [2.38],
+    ...                       "m2i": [6.5], "sd2i": [2.21], "ni": [10]})
+    >>> at68 = crossover(trial, r=0.68)
+    >>> round(float(with_assumed_r(at68, 0.0)["sei"].iloc[0]), 4)  # r = 0: periods as independent groups
+    1.0271
+    """
+    r = check_correlation(r)
+    df = as_dataframe(table)
+    if "assumed_r" not in df.columns:
+        raise DataError("no study has an assumed correlation (there is no 'assumed_r' column: crossover() "
+                        "and paired effect_sizes() record one per study when r= was used)", column="assumed_r")
+    old = pd.to_numeric(df["assumed_r"], errors="coerce").to_numpy(dtype=float)
+    rows = np.flatnonzero(np.isfinite(old))
+    if rows.size == 0:
+        raise DataError("no study has an assumed correlation (column 'assumed_r' is empty: every correlation "
+                        "was reported, or no study needed one)", column="assumed_r")
+    labels = [str(x) for x in df[study]] if study in df.columns else [f"row {i + 1}" for i in range(len(df))]
+    out = df.copy(deep=True)
+    out.attrs = dict(df.attrs)
+    route = df["route"].astype(str).to_numpy() if "route" in df.columns else np.full(len(df), "")
+    measure = df["measure"].astype(str).str.upper().to_numpy() if "measure" in df.columns else np.full(len(df), "")
+    for i in rows:
+        kind = "periods" if route[i] == "periods" else measure[i]
+        if kind not in _REDERIVE:
+            raise DataError(f"the correlation {old[i]:g} is recorded as assumed (column 'assumed_r') but the row "
+                            f"is neither a crossover trial of route 'periods' nor a paired measure "
+                            f"({', '.join(PAIRED_MEASURES)}), so it cannot be re-derived", study=labels[i],
+                            column="assumed_r")
+        got = {}
+        for c in _REDERIVE[kind]:
+            if c not in df.columns:
+                raise DataError(f"the {kind} estimate is re-derived at another r from {', '.join(_REDERIVE[kind])} "
+                                f"(the names crossover()/effect_sizes() read); column {c!r} is missing",
+                                study=labels[i], column=c)
+            got[c] = optional_numeric(df.iloc[[i]], c, [labels[i]], what=c)[0]
+            if np.isnan(got[c]):
+                fail("is blank, so the estimate cannot be re-derived at another r", [labels[i]], [True], c)
+        if kind == "periods":
+            one = {STUDY_COL: [labels[i]], **{c: [got[c]] for c in got}}
+            if "mdi" in df.columns and not pd.isna(df["mdi"].iloc[i]):
+                one["mdi"] = [df["mdi"].iloc[i]]
+            new = crossover(pd.DataFrame(one), method="periods", r=r).iloc[0]
+            was = crossover(pd.DataFrame(one), method="periods", r=float(old[i])).iloc[0]
+            yi, vi, note_old, note_new = new["yi"], new["vi"], was["note"], new["note"]
+            text_old, text_new = was["conversion"], new["conversion"]
+        else:
+            y, v = paired_effect([got["m1i"]], [got["m2i"]], [got["sd1i"]], [got.get("sd2i", np.nan)],
+                                 [got["ni"]], [r], kind)
+            yi, vi = float(y[0]), float(v[0])
+            note_old, note_new = assumed_r_note(float(old[i])), assumed_r_note(r)
+            text_old = text_new = None
+        if not (np.isfinite(vi) and vi > 0):
+            fail(f"at the assumed r = {r:g} the variance is {vi:g} (r = 1 and equal SDs?): not estimable",
+                 [labels[i]], [True], "assumed_r")
+        out.iloc[i, out.columns.get_loc("yi")] = yi
+        out.iloc[i, out.columns.get_loc("vi")] = vi
+        if "sei" in out.columns:
+            out.iloc[i, out.columns.get_loc("sei")] = float(np.sqrt(vi))
+        out.iloc[i, out.columns.get_loc("assumed_r")] = r
+        for col, a, b in (("note", note_old, note_new), ("conversion", text_old, text_new)):
+            if a is not None and col in out.columns:
+                cell = "" if pd.isna(out[col].iloc[i]) else str(out[col].iloc[i])
+                out.iloc[i, out.columns.get_loc(col)] = cell.replace(a, b) if a in cell else (
+                    f"{cell}; {b}" if cell else b)
+    return out

@@ -431,7 +431,11 @@ def effect_sizes(
           ``"0.5 added to each cell (zero cell)"`` or ``"no events in either
           arm: not estimable on the log scale (drop00=True)"``;
         * ``measure`` : str, the canonical measure name, also stored in
-          ``out.attrs["measure"]``.
+          ``out.attrs["measure"]``;
+        * ``assumed_r`` : float (MC, SMCC, SMCR only), the correlation assumed
+          from ``r=`` for the study, NaN where ``ri`` was reported; the
+          sensitivity grid's ``r`` factor re-derives these studies
+          (:func:`~ketabayes.data.crossover.with_assumed_r`).
 
     Raises
     ------
@@ -557,12 +561,13 @@ def effect_sizes(
     measure_from_column(df, m, labels)  # a 'measure' column mixing OR and MD rows, or naming another measure
     cols = _Columns(df, dict(columns), labels)
 
+    assumed_r = None
     if m in ("OR", "RR", "RD"):
         yi, vi, notes = _dichotomous(cols, m, add, to, bool(drop00))
     elif m in ("MD", "SMD"):
         yi, vi, notes = _continuous(cols, m)
     elif m in PAIRED_MEASURES:
-        yi, vi, notes = paired_from_columns(cols, m, r)
+        yi, vi, notes, assumed_r = paired_from_columns(cols, m, r)
     else:
         yi, vi, notes = _generic(cols)
 
@@ -591,6 +596,8 @@ def effect_sizes(
     out["estimable"] = estimable
     out["note"] = pd.Series(["; ".join(n) for n in notes], index=df.index, dtype=str)
     out["measure"] = pd.Series([m] * len(df), index=df.index, dtype=str)
+    if assumed_r is not None:  # paired measures: the correlation assumed per study (NaN: ri reported)
+        out["assumed_r"] = np.asarray(assumed_r, dtype=float)
     out.attrs["measure"] = m  # attrs of the deep copy, not the caller's
 
     if not estimable.all():

@@ -47,7 +47,11 @@ from ketabayes.data.validation import (
 from ketabayes.dims import STUDY_COL
 from ketabayes.errors import DataError
 
-__all__ = ["Contrasts", "multiarm_contrasts", "combine_groups", "combine_arms", "split_control"]
+__all__ = ["Contrasts", "multiarm_contrasts", "combine_groups", "combine_arms", "split_control", "multiarm_trials",
+           "handle_multiarm", "MULTIARM_HANDLING"]
+
+#: the ways :func:`handle_multiarm` treats a multi-arm trial (Cochrane Handbook 23.3.4)
+MULTIARM_HANDLING = ("correlated", "combine", "split")
 
 _MEASURES = ("MD", "OR", "RR", "RD")
 
@@ -60,7 +64,11 @@ class Contrasts:
     ----------
     table : pandas.DataFrame
         One row per contrast: ``study``, ``arm``, ``control``, ``yi``, ``vi``,
-        ``sei``, ``measure``, ``note``.
+        ``sei``, ``measure``, ``note``; the two arms' data under metafor's names
+        (``m1i, sd1i, n1i`` treatment and ``m2i, sd2i, n2i`` control for MD;
+        ``ai, n1i, ci, n2i`` for OR/RR/RD); ``vi_control``, the sampling variance
+        of the shared control arm's estimate (the covariance of two contrasts of
+        one trial); and the other columns of the treatment arm's row.
     covariance : dict of str to numpy.ndarray
         Per trial, the covariance matrix of its contrasts, in table order.
     """
@@ -135,6 +143,9 @@ def multiarm_contrasts(
     Returns
     -------
     Contrasts
+        Its ``table`` carries every contrast's arm-level data and ``vi_control``, so the
+        covariance can be rebuilt from the table alone and :func:`handle_multiarm` can
+        combine the arms or split the control later (e.g. in a sensitivity grid).
 
     Raises
     ------
@@ -168,6 +179,8 @@ def multiarm_contrasts(
     else:
         cols = {"x": (xi, "the number of events in the arm"), "n": (ni, "the arm size")}
     df, trials, arms, v = _arm_table(data, study, arm, m, cols)
+    used = {study, arm, *(c for c, _ in cols.values())}
+    extra = [c for c in df.columns if c not in used]
     if not isinstance(control, str):
         raise DataError(f"control must be the label of the control arm (a string); got {control!r}")
     rows, cov = [], {}
@@ -209,9 +222,19 @@ def multiarm_contrasts(
         k = len(others)
         sigma = np.full((k, k), var[c]) + np.diag([var[j] for j in others])
         cov[t] = sigma
+        i0 = idx[c]
         for r, j in enumerate(others):
-            rows.append({STUDY_COL: t, "arm": arms[idx[j]], "control": control, "yi": yi[r],
-                         "vi": sigma[r, r], "sei": float(np.sqrt(sigma[r, r])), "measure": m, "note": note})
+            i1 = idx[j]
+            if m == "MD":
+                arm_data = {"m1i": v["m"][i1], "sd1i": v["sd"][i1], "n1i": v["n"][i1],
+                            "m2i": v["m"][i0], "sd2i": v["sd"][i0], "n2i": v["n"][i0]}
+            else:
+                arm_data = {"ai": v["x"][i1], "n1i": v["n"][i1], "ci": v["x"][i0], "n2i": v["n"][i0]}
+            row = {STUDY_COL: t, "arm": arms[i1], "control": control, "yi": yi[r], "vi": sigma[r, r],
+                   "sei": float(np.sqrt(sigma[r, r])), "measure": m, "note": note, **arm_data,
+                   "vi_control": float(var[c])}
+            row.update({col: df[col].iloc[i1] for col in extra if col not in row})
+            rows.append(row)
     table = pd.DataFrame(rows)
     if not np.all(np.isfinite(table["yi"]) & np.isfinite(table["vi"])):
         bad = table[~(np.isfinite(table["yi"]) & np.isfinite(table["vi"]))].iloc[0]
@@ -355,3 +378,190 @@ def split_control(
                 "note": f"shared control {control!r} (n={v['n'][c]:g}) split among {k} comparisons" if k > 1 else "",
             })
     return pd.DataFrame(rows)
+
+
+def multiarm_trials(table: pd.DataFrame, *, study: Hashable = STUDY_COL) -> list[str]:
+    """Trials of an effect-size table with several contrasts against one shared control.
+
+    They are the studies with more than one row carrying a ``control`` label and a
+    ``vi_control`` (as :func:`multiarm_contrasts` writes them); two-arm trials, crossover
+    trials and parallel trials from :func:`~ketabayes.effect_sizes` are not.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> arms = pd.DataFrame({"study": ["T1"] * 3 + ["T2"] * 2, "arm": ["low", "high", "pbo", "high", "pbo"],
+    ...                      "mi": [3.0, 4.0, 1.0, 2.0, 1.0], "sdi": 2.0, "ni": 20})
+    >>> multiarm_trials(multiarm_contrasts(arms, "MD", control="pbo").table)
+    ['T1']
+    """
+    if not {"control", "vi_control"} <= set(table.columns) or study not in table.columns:
+        return []
+    has = table["control"].notna() & pd.to_numeric(table["vi_control"], errors="coerce").notna()
+    counts = table.loc[has, study].astype(str).value_counts(sort=False)
+    return [s for s, n in counts.items() if n > 1]
+
+
+def handle_multiarm(table: pd.DataFrame, how: str, *, study: Hashable = STUDY_COL) -> pd.DataFrame:
+    """Treat the multi-arm trials of an effect-size table one of the Cochrane Handbook's ways.
+
+    ``table`` holds the contrasts of :func:`multiarm_contrasts` (``Contrasts.table``),
+    possibly concatenated with other effect sizes; rows of other trials are returned unchanged.
+
+    * ``"correlated"``: every contrast kept, with the covariance of contrasts sharing the
+      control (``vi_control``): the exact handling, fitted by the multivariate model
+      (:class:`~ketabayes.MultivariateModel`, or the sensitivity grid's normal analyses);
+    * ``"combine"``: the treatment arms of each multi-arm trial merged into one arm
+      (:func:`combine_arms`; for OR/RR/RD events and sizes added) and compared with the
+      control: one row per trial, arm label ``"low + high"``. Columns other than the effect
+      sizes that differ between the merged rows (e.g. a dose) become blank;
+    * ``"split"`` (continuous outcomes, MD): the shared control's size divided among the
+      comparisons (:func:`split_control`): one independent row per contrast, labelled
+      ``"<trial>: <arm>"``, with the trial in column ``trial``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Not modified.
+    how : {"correlated", "combine", "split"}
+    study : str, default ``"study"``
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``note`` says what was done to each changed trial.
+
+    Raises
+    ------
+    DataError
+        ``how`` unknown; no multi-arm trial in the table; ``"split"`` of a dichotomous
+        outcome (dividing events would make fractional counts); missing arm-level columns.
+
+    References
+    ----------
+    Higgins JPT, Eldridge S, Li T (eds) (2023). Chapter 23: Including variants on randomized
+    trials, section 23.3.4. Cochrane Handbook for Systematic Reviews of Interventions 6.4.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> arms = pd.DataFrame({"study": ["T1"] * 3, "arm": ["low", "high", "placebo"],
+    ...                      "mi": [3.0, 4.0, 1.0], "sdi": [2.0, 2.0, 3.0], "ni": [20, 20, 30]})
+    >>> tab = multiarm_contrasts(arms, "MD", control="placebo").table
+    >>> handle_multiarm(tab, "combine")[["study", "arm", "yi", "n1i", "n2i"]]
+      study         arm   yi   n1i   n2i
+    0    T1  low + high  2.5  40.0  30.0
+    >>> handle_multiarm(tab, "split")[["study", "trial", "yi", "n2i"]]
+          study trial   yi   n2i
+    0   T1: low    T1  2.0  15.0
+    1  T1: high    T1  3.0  15.0
+    """
+    from ketabayes.data.effect_sizes import effect_sizes
+
+    if how not in MULTIARM_HANDLING:
+        raise DataError(f"how={how!r} is not one of {', '.join(map(repr, MULTIARM_HANDLING))}")
+    df = as_dataframe(table)
+    multi = multiarm_trials(df, study=study)
+    if not multi:
+        raise DataError("no multi-arm trial in the table (a study with several contrasts against one shared "
+                        "control: columns 'control' and 'vi_control', as multiarm_contrasts() writes them)",
+                        column="vi_control")
+    out = df.copy(deep=True)
+    out.attrs = dict(df.attrs)
+    if how == "correlated":
+        return out
+    labels = df[study].astype(str)
+    pieces, done = [], set()
+    for i in range(len(df)):
+        s = labels.iloc[i]
+        if s not in multi:
+            pieces.append(out.iloc[[i]])
+            continue
+        if s in done:
+            continue
+        done.add(s)
+        rows = df[labels == s]
+        pieces.append(_combine_rows(rows, study, effect_sizes) if how == "combine"
+                      else _split_rows(rows, study, effect_sizes))
+    res = pd.concat(pieces, ignore_index=True)
+    res.attrs = dict(df.attrs)
+    return res
+
+
+def _arm_rows(rows: pd.DataFrame, study, measure: str) -> tuple[pd.DataFrame, str]:
+    """The arm-level table of one multi-arm trial's contrast rows (treatment arms, then the control)."""
+    need = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i") if measure == "MD" else ("ai", "n1i", "ci", "n2i")
+    trial = str(rows[study].iloc[0])
+    for c in need:
+        if c not in rows.columns:
+            raise DataError(f"the arm-level column {c!r} of the contrasts is missing (multiarm_contrasts() writes "
+                            "it), so the arms cannot be combined or the control split", study=trial, column=c)
+    controls = rows["control"].astype(str).unique()
+    if len(controls) != 1:
+        raise DataError(f"the contrasts name {len(controls)} different control arms", study=trial, column="control")
+    control = controls[0]
+    if measure == "MD":
+        arms = [{study: trial, "arm": str(r["arm"]), "mi": r["m1i"], "sdi": r["sd1i"], "ni": r["n1i"]}
+                for _, r in rows.iterrows()]
+        first = rows.iloc[0]
+        arms.append({study: trial, "arm": control, "mi": first["m2i"], "sdi": first["sd2i"], "ni": first["n2i"]})
+    else:
+        arms = [{study: trial, "arm": str(r["arm"]), "xi": r["ai"], "ni": r["n1i"]} for _, r in rows.iterrows()]
+        first = rows.iloc[0]
+        arms.append({study: trial, "arm": control, "xi": first["ci"], "ni": first["n2i"]})
+    return pd.DataFrame(arms), control
+
+
+def _shared_columns(rows: pd.DataFrame, skip) -> dict:
+    """Columns (other than ``skip``) of a trial's rows: their common value, blank where the rows differ."""
+    out = {}
+    for c in rows.columns:
+        if c in skip:
+            continue
+        vals = rows[c]
+        same = vals.isna().all() or (vals.notna().all() and vals.astype(str).nunique() == 1)
+        out[c] = vals.iloc[0] if same else np.nan
+    return out
+
+
+def _combine_rows(rows: pd.DataFrame, study, effect_sizes) -> pd.DataFrame:
+    measure = str(rows["measure"].iloc[0]).upper() if "measure" in rows.columns else "MD"
+    arms, control = _arm_rows(rows, study, measure)
+    treat = [a for a in arms["arm"] if a != control]
+    label = " + ".join(treat)
+    if measure == "MD":
+        merged = combine_arms(arms, treat, label=label, study=study)
+        new = multiarm_contrasts(merged, "MD", control=control, study=study).table
+    else:
+        merged = combine_arms(arms, treat, label=label, study=study, xi="xi", mi=None, sdi=None)
+        new = multiarm_contrasts(merged, measure, control=control, study=study, xi="xi").table
+    keep = _shared_columns(rows, skip=set(new.columns))
+    row = new.iloc[0].to_dict()
+    row.update(keep)
+    row["note"] = "; ".join(x for x in (f"multi-arm trial: arms {', '.join(map(repr, treat))} combined "
+                                        f"(Cochrane Handbook 23.3.4)", row.get("note", "")) if x)
+    return pd.DataFrame([row])
+
+
+def _split_rows(rows: pd.DataFrame, study, effect_sizes) -> pd.DataFrame:
+    measure = str(rows["measure"].iloc[0]).upper() if "measure" in rows.columns else "MD"
+    trial = str(rows[study].iloc[0])
+    if measure != "MD":
+        raise DataError(f"splitting the shared control is implemented for continuous outcomes (MD), not "
+                        f"{measure}: dividing the control's events would give fractional counts; use 'combine' or "
+                        "'correlated'", study=trial, column="measure")
+    arms, control = _arm_rows(rows, study, measure)
+    split = split_control(arms, control=control, study=study)
+    es = effect_sizes(split.drop(columns=["note"]), "MD")
+    out = []
+    for (_, orig), (_, new), note in zip(rows.iterrows(), es.iterrows(), split["note"]):
+        row = orig.to_dict()
+        for c in ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", "yi", "vi", "sei"):
+            row[c] = new[c]
+        row[STUDY_COL if study == STUDY_COL else study] = new[STUDY_COL]
+        row["trial"] = trial
+        row["vi_control"] = np.nan
+        row["note"] = "; ".join(x for x in (f"multi-arm trial: {note}" if note else "", str(orig.get("note", "") or ""))
+                                if x)
+        out.append(row)
+    return pd.DataFrame(out)

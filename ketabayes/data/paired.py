@@ -21,7 +21,7 @@ from ketabayes.data._cells import check_where, fail, optional_numeric
 from ketabayes.data.validation import check_positive
 from ketabayes.errors import DataError
 
-__all__ = ["PAIRED_MEASURES", "paired_effect", "check_correlation"]
+__all__ = ["PAIRED_MEASURES", "paired_effect", "check_correlation", "assumed_r_note"]
 
 #: metafor's measures for paired designs.
 PAIRED_MEASURES: tuple[str, ...] = ("MC", "SMCC", "SMCR")
@@ -146,11 +146,23 @@ def paired_effect(m1i, m2i, sd1i, sd2i, ni, ri, measure: str = "MC", vtype: str 
     return yi, vi
 
 
+def assumed_r_note(r: float) -> str:
+    """The ``note`` recorded for a study whose correlation was assumed (``r=``), e.g. for :func:`with_assumed_r`.
+
+    Examples
+    --------
+    >>> assumed_r_note(0.5)
+    'correlation r=0.5 assumed (r= argument; no ri reported)'
+    """
+    return f"correlation r={r:g} assumed (r= argument; no ri reported)"
+
+
 def correlations(cols, measure: str, r: float | None):
-    """The ``ri`` of every study (from the data, else ``r=``) and one note per study.
+    """The ``ri`` of every study (from the data, else ``r=``), one note per study and the assumed ``r``.
 
     ``cols`` is effect_sizes' column resolver. A study without a correlation
-    is a DataError naming it and the ``ri`` column.
+    is a DataError naming it and the ``ri`` column. The third value is the
+    correlation assumed for each study (NaN where ``ri`` was reported).
     """
     labels = cols.labels
     ri_col = cols.name("ri")
@@ -158,9 +170,10 @@ def correlations(cols, measure: str, r: float | None):
     check_where(ri, np.abs(ri) <= 1, labels, ri_col, "correlation ri must be in [-1, 1]")
     notes: list[list[str]] = [[] for _ in labels]
     missing = np.isnan(ri)
+    assumed = np.where(missing, np.nan if r is None else r, np.nan)
     if r is not None and missing.any():
         for i in np.flatnonzero(missing):
-            notes[i].append(f"correlation r={r:g} assumed (r= argument; no ri reported)")
+            notes[i].append(assumed_r_note(r))
         ri = np.where(missing, r, ri)
         missing = np.zeros(len(labels), dtype=bool)
     if missing.any():
@@ -168,16 +181,16 @@ def correlations(cols, measure: str, r: float | None):
         fail(
             f"measure {measure!r} needs the correlation between the two measurements, which "
             f"{where}; there is no silent default: give an ri column (ri='column') or an "
-            "assumed value r=... and vary it in a sensitivity analysis",
+            "assumed value r=... (CLI: --r) and vary it in a sensitivity analysis",
             labels,
             missing,
             ri_col if ri_col is not None else "ri",
         )
-    return ri, notes
+    return ri, notes, assumed
 
 
 def paired_from_columns(cols, measure: str, r: float | None):
-    """yi, vi and notes for effect_sizes() (``cols`` is its column resolver)."""
+    """yi, vi, notes and the assumed correlations for effect_sizes() (``cols`` is its column resolver)."""
     labels = cols.labels
     got = {}
     for arg in PAIRED_USES[measure]:
@@ -197,7 +210,7 @@ def paired_from_columns(cols, measure: str, r: float | None):
         n_col,
         f"measure {measure!r} needs at least {least} people measured twice (ni >= {least})",
     )
-    ri, notes = correlations(cols, measure, r)
+    ri, notes, assumed = correlations(cols, measure, r)
     if measure == "SMCC":
         s1, s2 = got["sd1i"][1], got["sd2i"][1]
         check_where(
@@ -210,4 +223,4 @@ def paired_from_columns(cols, measure: str, r: float | None):
         )
     sd2 = got["sd2i"][1] if "sd2i" in got else None
     yi, vi = paired_effect(got["m1i"][1], got["m2i"][1], got["sd1i"][1], sd2, n, ri, measure)
-    return yi, vi, notes
+    return yi, vi, notes, assumed

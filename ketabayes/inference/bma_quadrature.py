@@ -164,7 +164,9 @@ class QuadratureFit:
     ``mu`` is the posterior of the average effect (a point mass at 0 without an effect),
     ``tau_nodes``/``tau_weights`` and ``beta_nodes``/``beta_weights`` the normalised posterior
     weights of the quadrature nodes (``None`` when the parameter is absent), ``n_nodes`` the
-    number of nodes used.
+    number of nodes used, ``theta_new`` the predictive distribution of the true effect of a new
+    trial with ``x = 0`` (``mu + tau z``; only for a normal, untruncated prior of ``mu``, else
+    ``None``).
     """
 
     log_ml: float
@@ -174,6 +176,7 @@ class QuadratureFit:
     beta_nodes: np.ndarray | None
     beta_weights: np.ndarray | None
     n_nodes: int
+    theta_new: Marginal | None = None
 
 
 def _gl(n):
@@ -315,7 +318,8 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
             mu = PointMass(0.0) if prior_mu is None else (
                 TruncatedNormalMixture([1.0], [mean], [sd], mu_sign) if mu_sign
                 else MixtureMarginal([1.0], [mean], [sd]))
-        return QuadratureFit(log_ml, mu, None, None, None, None, 1)
+        return QuadratureFit(log_ml, mu, None, None, None, None, 1,
+                             theta_new=mu if isinstance(mu, MixtureMarginal) else None)
     # scan (profile over the other axis) and place panels
     if free == ["u"]:
         g = grids["u"]
@@ -360,9 +364,14 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
         sd_b = np.broadcast_to(sd, wts.shape).ravel()
         mu = (TruncatedNormalMixture(wts.ravel(), mean_b, sd_b, mu_sign) if mu_sign
               else MixtureMarginal(wts.ravel(), mean_b, sd_b))
+    theta_new = None
+    if prior_mu is not None and not general and not mu_sign:
+        # new trial (x = 0): given the nodes, mu + tau z is normal with variance sd^2 + tau^2
+        t2 = np.broadcast_to(np.exp(2.0 * U), wts.shape).ravel() if U is not None else 0.0
+        theta_new = MixtureMarginal(wts.ravel(), mean_b, np.sqrt(sd_b**2 + t2))
     tau_n = tau_w = beta_n = beta_w = None
     if u_n is not None:
         tau_n, tau_w = np.exp(u_n), (wts.sum(1) if wts.ndim == 2 else wts)
     if s_n is not None:
         beta_n, beta_w = beta_sign * np.exp(s_n), (wts.sum(0) if wts.ndim == 2 else wts)
-    return QuadratureFit(log_ml, mu, tau_n, tau_w, beta_n, beta_w, int(wts.size))
+    return QuadratureFit(log_ml, mu, tau_n, tau_w, beta_n, beta_w, int(wts.size), theta_new=theta_new)

@@ -108,13 +108,34 @@ def nuts_engine_settings(tune: int, nuts: dict, sample_kwargs: dict, **extra) ->
     return {"tune": int(tune), "nuts": dict(nuts), **extra, **{k: repr(v) for k, v in sample_kwargs.items()}}
 
 
-def default_tau_prior_for(measure: str, data: pd.DataFrame, vi) -> Prior:
-    """:func:`~ketabayes.model.priors.default_tau_prior` with the trials' total sizes ``n1i + n2i`` if present."""
-    n = None
+def default_tau_prior_for(measure: str, data: pd.DataFrame, vi, study: str = dims.STUDY_COL) -> Prior:
+    """:func:`~ketabayes.model.priors.default_tau_prior` with each trial's total size from ``data``.
+
+    The size of a row is ``n1i + n2i`` (parallel arms, multi-arm contrasts) where both are given,
+    else ``ni`` (paired measures, crossover trials: the patients measured twice). A measure whose
+    default needs sample sizes (MD, RD, paired measures, generic) raises a
+    :class:`~ketabayes.errors.PriorError` naming the trials without one and the columns read.
+    """
+    from ketabayes.errors import PriorError
+
+    m = (measure or "GEN").upper()
+    n = np.full(len(data), np.nan)
     if {"n1i", "n2i"} <= set(data.columns):
-        n = (pd.to_numeric(data["n1i"], errors="coerce")
-             + pd.to_numeric(data["n2i"], errors="coerce")).to_numpy(dtype=float)
-    return default_tau_prior(measure, vi, n)
+        n = (pd.to_numeric(data["n1i"], errors="coerce") + pd.to_numeric(data["n2i"], errors="coerce")).to_numpy(
+            dtype=float)
+    if "ni" in data.columns:
+        n = np.where(np.isnan(n), pd.to_numeric(data["ni"], errors="coerce").to_numpy(dtype=float), n)
+    if m not in {"OR", "RR", "HR", "SMD"} and len(n) and not np.all(np.isfinite(n)):
+        missing = np.flatnonzero(~np.isfinite(n))
+        names = (data[study].astype(str).to_numpy()[missing].tolist() if study in data.columns
+                 else [f"row {i + 1}" for i in missing])
+        listed = ", ".join(map(repr, names[:5])) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise PriorError(
+            f"no default prior for tau on the {m} scale: the unit-information default (Röver et al. 2021) needs "
+            f"every trial's sample size (columns n1i + n2i, or ni for paired and crossover trials), missing for "
+            f"{listed}; give the sizes, or a prior explicitly, e.g. prior_tau='halfnormal(10)' "
+            "(CLI: --prior-tau \"halfnormal(10)\") in the units of the outcome")
+    return default_tau_prior(measure, vi, n if len(n) else None)
 
 
 # ---------------------------------------------------------------- hierarchical models: saved data

@@ -423,7 +423,7 @@ class HierarchicalModel:
         if prior_tau is not None:
             self.prior_tau = _scale_prior(prior_tau, "prior_tau")
         else:
-            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi)
+            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi, study)
         self.prior_sd = self._term_priors(prior_sd)
         self.prior_gamma = self._gamma_priors(prior_gamma)
 

@@ -107,7 +107,8 @@ class MultivariateModel:
             if self.prior_tau.support != "positive":
                 raise PriorError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:
-            self.prior_tau = default_tau_prior_for(self.measure, pd.DataFrame({"vi": self.vi}), self.vi)
+            # unit-information default from the trials' sizes (n1i + n2i or ni columns of the table, if any)
+            self.prior_tau = default_tau_prior_for(self.measure, self.table, self.vi)
         # construct the engine's checks now, so bad input fails at build time
         from ketabayes.inference.exact_multivariate import _blocks, _check_cov
 
@@ -141,6 +142,9 @@ class MultivariateModel:
         tab = contrasts.table
         table = pd.DataFrame({"study": tab["study"].astype(str), "label": tab["arm"].astype(str),
                               "yi": tab["yi"].astype(float), "vi": tab["vi"].astype(float)})
+        for c in ("n1i", "n2i"):  # arm sizes: the default prior of tau needs them
+            if c in tab.columns:
+                table[c] = pd.to_numeric(tab[c], errors="coerce").to_numpy(dtype=float)
         multi = [s for s, n in table["study"].value_counts(sort=False).items() if n > 1]
         measure = str(tab["measure"].iloc[0]) if "measure" in tab else tab.attrs.get("measure", "GEN")
         rho = _corr(rho, "rho")
@@ -148,6 +152,80 @@ class MultivariateModel:
                    prior_mu=prior_mu, prior_tau=prior_tau, measure=measure,
                    assumptions={"rho": rho, "rho_note": f"correlation {rho:g} of the random effects of contrasts "
                                 "sharing a control (consistency model)", "multiarm_trials": multi})
+
+    @classmethod
+    def from_effect_sizes(cls, table: pd.DataFrame, *, prior_mu=None, prior_tau=None, rho: float = 0.5,
+                          study: str = "study", measure: str | None = None) -> MultivariateModel:
+        """An effect-size table whose multi-arm trials keep several contrasts: one average effect.
+
+        ``table`` is any table of ``yi``/``vi`` rows -- parallel trials from
+        :func:`~ketabayes.effect_sizes`, crossover trials from :func:`~ketabayes.crossover` --
+        in which the contrasts of a multi-arm trial (:func:`~ketabayes.multiarm_contrasts`) are
+        rows of one study with the shared control's variance ``vi_control``: two contrasts of one
+        trial have covariance ``vi_control``; every other pair of rows is independent. With no
+        multi-arm trial this is the normal-normal model.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            Not modified; rows with ``estimable == False`` are an error (leave them out first).
+        rho : float, default 0.5
+            Correlation of the random effects of two contrasts of one trial (consistency model).
+
+        Examples
+        --------
+        >>> import pandas as pd, ketabayes as kb
+        >>> arms = pd.DataFrame({"study": ["T1"] * 3, "arm": ["low", "high", "placebo"],  # SIMULATED
+        ...                      "mi": [-3.0, -4.0, -1.0], "sdi": [4.0, 4.0, 4.5], "ni": [30, 30, 30]})
+        >>> two_arm = kb.effect_sizes(pd.DataFrame({"study": ["T2"], "m1i": [-2.5], "sd1i": [4.0], "n1i": [25],
+        ...                                         "m2i": [-1.5], "sd2i": [4.0], "n2i": [25]}), "MD")
+        >>> table = pd.concat([kb.multiarm_contrasts(arms, "MD", control="placebo").table, two_arm])
+        >>> m = kb.MultivariateModel.from_effect_sizes(table, prior_tau="halfnormal(2)")
+        >>> m.S[0, 1] == 4.5**2 / 30, m.labels
+        (np.True_, ['T1|low', 'T1|high', 'T2|-'])
+        """
+        from ketabayes.data.validation import validate_yi_vi
+
+        df = as_dataframe(table)
+        check_not_empty(df)
+        if study not in df.columns:
+            raise DataError("the table needs study labels (several rows of one multi-arm trial share its label)",
+                            column=study)
+        if "estimable" in df.columns and not df["estimable"].astype(bool).all():
+            bad = df.loc[~df["estimable"].astype(bool), study].astype(str).iloc[0]
+            raise DataError("the effect is not estimable; leave such rows out first", study=bad, column="estimable")
+        trials = df[study].astype(str).to_numpy()
+        label = (df["arm"].astype(str).where(df["arm"].notna(), "-").to_numpy() if "arm" in df.columns
+                 else np.full(len(df), "-"))
+        check = df.assign(**{study: [f"{s}|{a}" for s, a in zip(trials, label)]})
+        clean = validate_yi_vi(check, yi="yi", vi="vi", study=study)
+        out = pd.DataFrame({"study": trials, "label": label, "yi": clean["yi"].to_numpy(float),
+                            "vi": clean["vi"].to_numpy(float)})
+        for c in ("n1i", "n2i", "ni"):  # trial sizes: the default prior of tau needs them
+            if c in df.columns:
+                out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+        shared = (pd.to_numeric(df["vi_control"], errors="coerce").to_numpy(float) if "vi_control" in df.columns
+                  else np.full(len(df), np.nan))
+        S = np.diag(out["vi"].to_numpy())
+        multi = []
+        for s in dict.fromkeys(trials):
+            idx = np.flatnonzero(trials == s)
+            if idx.size < 2:
+                continue
+            cov = shared[idx]
+            if not (np.all(np.isfinite(cov)) and np.allclose(cov, cov[0], rtol=1e-12, atol=0.0)):
+                raise DataError(f"{idx.size} rows of this study: the contrasts of a multi-arm trial need one "
+                                f"shared control variance (column 'vi_control', as multiarm_contrasts() writes it), "
+                                f"got {cov.tolist()}", study=s, column="vi_control")
+            S[np.ix_(idx, idx)] = cov[0]
+            S[idx, idx] = out["vi"].to_numpy()[idx]
+            multi.append(s)
+        rho = _corr(rho, "rho")
+        m = measure or (str(df["measure"].iloc[0]) if "measure" in df.columns else df.attrs.get("measure", "GEN"))
+        return cls(out, S, np.zeros(len(out), int), ["all"], rho=rho, prior_mu=prior_mu, prior_tau=prior_tau,
+                   measure=m, assumptions={"rho": rho, "rho_note": f"correlation {rho:g} of the random effects of "
+                                           "contrasts sharing a control (consistency model)",
+                                           "multiarm_trials": multi})
 
     @classmethod
     def from_time_points(cls, data, *, rho_time: float, rho_between: float = 0.5, time: str = "time",
@@ -210,6 +288,9 @@ class MultivariateModel:
         order = np.lexsort((np.array([times.index(t) for t in tl]), pd.factorize(pd.Series(labels))[0]))
         table = pd.DataFrame({"study": np.array(labels)[order], "label": np.array(tl)[order],
                               "yi": y[order], "vi": v[order]})
+        for c in ("n1i", "n2i", "ni"):  # trial sizes: the default prior of tau needs them
+            if c in df.columns:
+                table[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)[order]
         se = np.sqrt(table["vi"].to_numpy())
         same = table["study"].to_numpy()[:, None] == table["study"].to_numpy()[None, :]
         S = np.where(same, rho_time * np.outer(se, se), 0.0)

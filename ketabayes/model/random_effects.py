@@ -119,7 +119,7 @@ class RandomEffectsModel:
             if self.prior_tau.support != "positive":
                 raise KetabayesError(f"prior_tau must be a prior on tau > 0, got {self.prior_tau}")
         else:
-            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi)
+            self.prior_tau = default_tau_prior_for(self.measure, self.data, self.vi, study)
 
     # ------------------------------------------------------------------
     @classmethod

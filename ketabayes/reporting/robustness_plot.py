@@ -16,7 +16,7 @@ import pandas as pd
 
 from ketabayes.errors import KetabayesError
 
-__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES", "VERDICT_COLOURS"]
+__all__ = ["plot_robustness_heatmap", "plot_tornado", "VERDICT_CODES", "VERDICT_COLOURS", "TABLE_FACTORS"]
 
 #: short codes printed in heatmap cells
 VERDICT_CODES = {"probable benefit": "B", "practically no effect": "0", "uncertain": "?", "probable harm": "H",
@@ -128,7 +128,9 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     cmap = ListedColormap([VERDICT_COLOURS[v] for v in _ORDER]).with_extremes(bad=VERDICT_COLOURS["failed"])
     ax.imshow(np.ma.masked_invalid(idx), cmap=cmap, vmin=-0.5, vmax=len(_ORDER) - 0.5, aspect="auto",
               interpolation="nearest")
-    ax.set_xticks(np.arange(len(targets)), labels=targets)
+    long_names = max(len(str(tg)) for tg in targets) > 12
+    ax.set_xticks(np.arange(len(targets)), labels=targets, rotation=25 if long_names else 0,
+                  ha="right" if long_names else "center", rotation_mode="anchor")
     ax.set_yticks(np.arange(len(rows)), labels=rows, fontsize=7 if len(rows) > 20 else 9)
     ax.set_xlabel("target")
     ax.set_ylabel("variant")
@@ -142,21 +144,34 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
                     ax.text(j, i, f"{VERDICT_CODES.get(c, c[:1])} {p:.2f}", ha="center", va="center", fontsize=8)
     ax.legend(handles=legend, title=f"verdict (cells: code {label})", loc="upper left", bbox_to_anchor=(1.01, 1),
               fontsize=8, title_fontsize=8)
-    robust = {tg: t.loc[t["target"] == tg, verdict].nunique() == 1 for tg in targets}
-    flag = ", ".join(f"{tg}: {'robust' if r else 'changes'}" for tg, r in robust.items())
-    ax.set_title(f"Verdicts across the sensitivity grid\n({flag})", fontsize=10)
+    changed = [tg for tg in targets if t.loc[t["target"] == tg, verdict].nunique() > 1]
+    kept = [tg for tg in targets if tg not in changed]
+    if not changed:
+        flag = "every verdict robust"
+    else:
+        flag = f"verdict changes for {', '.join(changed)}"
+        if kept:
+            flag += f"; robust for {', '.join(kept)}" if len(kept) <= 2 else f"; robust for the other {len(kept)}"
+    ax.set_title(f"Verdicts across the sensitivity grid\n({flag})", fontsize=10, wrap=True)
     return fig
 
 
-def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_benefit",
-                 factors=("prior_mu", "prior_tau", "model", "likelihood", "subset", "method", "mcid",
-                          "power_scaling"), ax=None):
+#: factor columns of a sensitivity table, in the order of :data:`ketabayes.sensitivity.FACTORS`
+#: (reporting sits below the sensitivity package and cannot import it; a test keeps the two equal)
+TABLE_FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "r", "multiarm", "conversions",
+                 "rho_time", "rho_between", "subset", "method", "mcid", "power_scaling")
+
+
+def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_benefit", factors=TABLE_FACTORS,
+                 ax=None):
     """Tornado plot: range of ``value`` over the levels of each factor, base variant as a line.
 
     The base variant is the first row of the table for ``target``; for each factor,
     the bar spans the values of the variants that differ from the base in that
     factor only (a one-at-a-time design gives exactly these variants; a level
     ``"-"``, e.g. the tau prior of a fixed-effect model, counts as matching).
+    Each end of a bar is labelled with the level that gives it (``0.2`` for the
+    level ``r = 0.2`` of the bar ``r``).
 
     Returns
     -------
@@ -175,6 +190,11 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
         others = [g for g in factors if g != f]
         same = np.ones(len(t), dtype=bool)
         for g in others:
+            if pd.api.types.is_numeric_dtype(t[g]):  # numbers (mcid, r, rho_time): NaN = not part of the grid
+                col = t[g].to_numpy(dtype=float)
+                b = float(base[g])
+                same &= (col == b) | (np.isnan(col) & np.isnan(b))
+                continue
             col = t[g].astype(str)
             same &= ((col == str(base[g])) | (col == "-")).to_numpy()  # "-": not applicable (tau, fixed effect)
         sub = t.loc[same]

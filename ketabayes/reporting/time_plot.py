@@ -83,7 +83,9 @@ def plot_time_course(result, *, kinds=("mean", "predictive"), mcid=None, benefit
     ax.set_xlabel("time window")
     ax.set_ylabel("posterior probability")
     th = result._thresholds(mcid, benefit, harm)
-    ax.set_title(title or f"Verdict over time ({th.describe(result.measure)})", fontsize=9)
+    import textwrap
+
+    ax.set_title(title or "Verdict over time\n" + textwrap.fill(th.describe(result.measure), 80), fontsize=9)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return fig

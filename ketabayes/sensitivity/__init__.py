@@ -9,6 +9,9 @@ them; nothing below imports it). One module per job:
 ``analyses``        the analyses registry (:func:`register_analysis`) and built-in factories
 ``worker``          fitting one variant (runs in the worker processes)
 ``power_scaling``   power-scaling prior / likelihood sensitivity of NUTS variants
+``data_factors``    the data factors: every variant's effect-size frame (``data``, ``r``, ``multiarm``,
+                    ``conversions``), built once by the data layer's functions
+``structured``      correlated estimates (multi-arm, time windows), risk-of-bias adjustment, ``model="bma"``
 ``runner``          serial / concurrent.futures / Dask execution; dying workers, timeouts, Ctrl-C
 ``checkpoint``      append-only JSONL / CSV checkpoints, torn records skipped
 ``tables``          the typed tidy table, :class:`SensitivityResult`, robustness summaries
@@ -17,21 +20,31 @@ them; nothing below imports it). One module per job:
 
 A *variant* is one combination of factor levels:
 
-=============  ==================================================================
-factor         levels
-=============  ==================================================================
-``prior_mu``   priors of the average effect (``"panel"`` = sceptical / neutral /
-               enthusiastic, :func:`~ketabayes.model.priors.prior_panel`)
-``prior_tau``  priors of the between-study SD (e.g. half-normal, Turner, Rhodes)
-``model``      ``"random"`` / ``"fixed"`` built in; ``"hierarchical"`` and others
-               through :func:`register_analysis` (an *analysis factory*)
-``likelihood`` ``"normal"`` built in; ``"binomial"`` through :func:`register_analysis`
-``subset``     ``"all"`` plus named subsets of studies (boolean masks, query strings
-               or callables) and, with ``leave_one_out=True``, every study left out
-``method``     ``"exact"`` (integration over tau, milliseconds) or ``"nuts"``
-``mcid``       decision thresholds -- never a refit: the probabilities of every
-               MCID are computed from the same posterior
-=============  ==================================================================
+===============  ================================================================
+factor           levels
+===============  ================================================================
+``prior_mu``     priors of the average effect (``"panel"`` = sceptical / neutral /
+                 enthusiastic, :func:`~ketabayes.model.priors.prior_panel`)
+``prior_tau``    priors of the between-study SD (e.g. half-normal, Turner, Rhodes)
+``model``        ``"random"`` / ``"fixed"`` built in, ``"bma"`` (:func:`ketabayes.bma`);
+                 ``"hierarchical"`` and others through :func:`register_analysis`
+                 (an *analysis factory*)
+``likelihood``   ``"normal"`` built in; ``"binomial"`` through :func:`register_analysis`
+``bias``         ``"none"`` / ``"RoB"``: trials at high risk of bias shifted by
+                 ``delta`` (:class:`BiasAdjustment`; Turner et al. 2009)
+``data``         the effect-size table itself: tables, or callables of the first
+``r``            the within-patient correlation assumed where a trial reports none
+                 (crossover periods, paired measures): those trials re-derived
+``multiarm``     ``"correlated"`` / ``"combine"`` / ``"split"`` (Cochrane Handbook 23.3.4)
+``conversions``  ``"included"`` / ``"excluded"``: trials whose summaries were converted
+``rho_time``     correlation of a trial's estimates across time windows
+                 (``rho_between``: of its true effects)
+``subset``       ``"all"`` plus named subsets of studies (boolean masks, query strings
+                 or callables) and, with ``leave_one_out=True``, every study left out
+``method``       ``"exact"`` (integration over tau, milliseconds) or ``"nuts"``
+``mcid``         decision thresholds -- never a refit: the probabilities of every
+                 MCID are computed from the same posterior
+===============  ================================================================
 
 The grid is the full factorial design (``design="factorial"``) or the
 one-factor-at-a-time design around the first level of every factor
@@ -82,6 +95,11 @@ References
 Kallioinen N, Paananen T, Bürkner PC, Vehtari A (2024). Detecting and diagnosing
 prior and likelihood sensitivity with power-scaling. Stat Comput 34:57.
 doi:10.1007/s11222-023-10366-5
+Turner RM, Spiegelhalter DJ, Smith GCS, Thompson SG (2009). Bias modelling in evidence
+synthesis. J R Stat Soc A 172(1):21-47. doi:10.1111/j.1467-985X.2008.00547.x
+Elbourne DR, Altman DG, Higgins JPT, Curtin F, Worthington HV, Vail A (2002). Meta-analyses
+involving cross-over trials: methodological issues. Int J Epidemiol 31(1):140-149.
+doi:10.1093/ije/31.1.140
 Spiegelhalter DJ, Freedman LS, Parmar MKB (1994). Bayesian approaches to
 randomized trials. J R Stat Soc A 157(3):357-416. doi:10.2307/2983527
 """
@@ -100,7 +118,8 @@ from ketabayes.sensitivity.analyses import (
 )
 from ketabayes.sensitivity.grid import Sensitivity, sensitivity_grid
 from ketabayes.sensitivity.power_scaling import PARETO_K_THRESHOLD
-from ketabayes.sensitivity.spec import FACTORS, Variant, variant_seed
+from ketabayes.sensitivity.spec import DATA_FACTORS, FACTORS, FLOAT_FACTORS, Variant, variant_seed
+from ketabayes.sensitivity.structured import BiasAdjustment
 from ketabayes.sensitivity.tables import TABLE_COLUMNS, SensitivityResult
 
 __all__ = [
@@ -108,6 +127,7 @@ __all__ = [
     "SensitivityResult",
     "Variant",
     "VerdictRule",
+    "BiasAdjustment",
     "AnalysisNotAvailableError",
     "sensitivity_grid",
     "register_analysis",
@@ -119,6 +139,8 @@ __all__ = [
     "variant_seed",
     "verdict",
     "FACTORS",
+    "DATA_FACTORS",
+    "FLOAT_FACTORS",
     "VERDICTS",
     "TABLE_COLUMNS",
     "PARETO_K_THRESHOLD",

@@ -22,7 +22,7 @@ from ketabayes.marginals import Marginal
 from ketabayes.sensitivity.spec import Variant
 
 __all__ = ["AnalysisNotAvailableError", "normal_analysis", "binomial_analysis", "hierarchical_analysis",
-           "separate_analysis", "register_analysis", "available_analyses"]
+           "separate_analysis", "bma_analysis", "register_analysis", "available_analyses"]
 
 
 class AnalysisNotAvailableError(KetabayesError, NotImplementedError):
@@ -107,8 +107,16 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
 
     The grid passes every row of the variant's subset; rows flagged
     ``estimable == False`` (double-zero trials on a log scale) are left out
-    here, with a :class:`~ketabayes.errors.DataWarning` naming them.
+    here, with a :class:`~ketabayes.errors.DataWarning` naming them. Correlated
+    estimates (multi-arm contrasts, time windows) and bias-adjusted variants are
+    fitted by :func:`~ketabayes.sensitivity.structured.structured_analysis`.
     """
+    if variant.bias is not None or {"vi_control", "time"} & set(data.columns):
+        from ketabayes.sensitivity.structured import structure_of, structured_analysis
+
+        if variant.bias is not None or structure_of(data, study) is not None:
+            return structured_analysis(_estimable_rows(data, study), variant, seed=seed, measure=measure,
+                                       keep_result=keep_result, thresholds=thresholds, study=study)
     if variant.method == "exact" and not keep_result:
         from ketabayes.inference.exact import ExactNormalNormal
 
@@ -235,12 +243,21 @@ def separate_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
     return _SeparateFits(column, fits)
 
 
+def bma_analysis(data: pd.DataFrame, variant: Variant, **kwargs):
+    """Analysis factory of ``model="bma"``: :func:`ketabayes.bma` (see
+    :func:`ketabayes.sensitivity.structured.bma_analysis`)."""
+    from ketabayes.sensitivity.structured import bma_analysis as fit_bma
+
+    return fit_bma(data, variant, **kwargs)
+
+
 _ANALYSES: dict[tuple[str, str], Callable] = {
     ("random", "normal"): normal_analysis,
     ("fixed", "normal"): normal_analysis,
     ("random", "binomial"): binomial_analysis,
     ("hierarchical", "normal"): hierarchical_analysis,
     ("separate", "normal"): separate_analysis,
+    ("bma", "normal"): bma_analysis,
 }
 
 

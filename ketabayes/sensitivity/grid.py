@@ -18,17 +18,18 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.decision import Thresholds, VerdictRule
 from ketabayes.errors import KetabayesError
-from ketabayes.model.priors import Flat, parse_prior, prior_panel
+from ketabayes.model.priors import Flat, HalfNormal, parse_prior, prior_panel
 from ketabayes.sensitivity.analyses import _resolve
 from ketabayes.sensitivity.checkpoint import Checkpoint
+from ketabayes.sensitivity.data_factors import FrameSet, bias_levels, float_levels
 from ketabayes.sensitivity.runner import n_workers, run_variants
 from ketabayes.sensitivity.spec import (
+    DATA_FACTORS,
     Variant,
     _describe_mask,
     _frame_digest,
     _level_id,
     _levels,
-    _mask_digest,
     _prior_dict,
     variant_seed,
 )
@@ -36,6 +37,31 @@ from ketabayes.sensitivity.tables import SensitivityResult, build_table
 from ketabayes.sensitivity.worker import failed_output
 
 __all__ = ["Sensitivity", "sensitivity_grid"]
+
+
+def _corr01(x) -> float:
+    """A correlation across time windows: a number in [0, 1)."""
+    from ketabayes.model.multivariate import _corr
+
+    return _corr(x, "the correlation")
+
+
+def _reference_model(frame: pd.DataFrame, measure, study: str, prior_tau):
+    """Validate one frame as the normal-likelihood analyses will read it; its model (measure, default prior).
+
+    Correlated estimates (several rows of one multi-arm or time-window trial) are validated
+    under labels made unique by the arm or window, so repeated study labels are not reported.
+    """
+    from ketabayes.model.random_effects import RandomEffectsModel
+    from ketabayes.sensitivity.structured import structure_of
+
+    kind = structure_of(frame, study)
+    if kind is not None:
+        part = frame["arm"] if kind == "multiarm" and "arm" in frame.columns else frame.get("time")
+        labels = frame[study].astype(str) + "|" + (part.astype(str) if part is not None else "")
+        frame = frame.assign(**{study: labels.where(frame[study].astype(str).duplicated(keep=False),
+                                                    frame[study].astype(str))})
+    return RandomEffectsModel(frame, measure=measure, study=study, prior_tau=prior_tau)
 
 
 class Sensitivity:
@@ -46,7 +72,7 @@ class Sensitivity:
 
     Parameters
     ----------
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dict
         Effect sizes (``yi``, ``vi`` and a study column, e.g. from
         :func:`ketabayes.effect_sizes`), with any further columns the subsets
         refer to (risk of bias, design, ...). Every row is passed to the
@@ -54,6 +80,18 @@ class Sensitivity:
         scale) are left out by the normal-likelihood analyses, each variant
         recording a :class:`~ketabayes.errors.DataWarning` naming them in its
         ``warning`` column, and kept by the binomial likelihood.
+
+        A dict ``{label: table}`` makes the data itself a factor (column ``data``):
+        the first value is a table, later values tables or callables that receive
+        the first table and return one (e.g. another extraction or conversion of
+        the same trials). The default prior of tau is computed from the first.
+
+        Rows need not be one independent estimate per trial: the contrasts of
+        multi-arm trials (:func:`~ketabayes.data.multiarm.multiarm_contrasts`,
+        several rows of one study with ``vi_control``) and estimates at several
+        time windows (a ``time`` column; then ``rho_time`` is required) are
+        fitted with their within-trial covariance by the random- and
+        fixed-effect analyses (:mod:`ketabayes.sensitivity.structured`).
     prior_mu : prior, str, list or dict, optional
         Level(s) of the prior of ``mu``. ``"panel"`` expands to the sceptical /
         neutral / enthusiastic priors of :func:`~ketabayes.model.priors.prior_panel`
@@ -79,6 +117,36 @@ class Sensitivity:
     leave_one_out : bool
         Add the subsets ``"without <study>"`` for every study.
     method : {"exact", "nuts"} or list
+    r : float or list of float, optional
+        Data factor (float column ``r``): the within-patient correlation assumed
+        for every trial whose correlation was not reported (``assumed_r``:
+        crossover trials of route ``"periods"``, paired measures built with
+        ``r=``). Each level re-derives those trials
+        (:func:`~ketabayes.data.crossover.with_assumed_r`); all other rows stay
+        as they are.
+    multiarm : str or list, optional
+        Data factor: ``"correlated"`` (contrasts with their covariance),
+        ``"combine"`` (arms merged), ``"split"`` (shared control divided), the
+        Cochrane Handbook's alternatives (:func:`~ketabayes.data.multiarm.handle_multiarm`).
+    conversions : {"included", "excluded"}, list or True, optional
+        Data factor: ``"excluded"`` leaves out the trials whose values were
+        converted (``converted == True``: means/SDs from medians, SEs from CIs,
+        p or t, crossover SEs from an assumed r): "only trials that reported
+        what the model needs". ``True`` gives both levels.
+    rho_time, rho_between : float or list of float, optional
+        Analysis assumptions (float columns) for estimates at several time
+        windows: the within-trial correlation of the estimates across time, and
+        of the true effects (default 0.5); see
+        :meth:`~ketabayes.model.multivariate.MultivariateModel.from_time_points`.
+    bias : str, BiasAdjustment, dict or list, optional
+        Risk-of-bias adjustment (column ``bias``): ``"none"`` (unadjusted) and
+        ``"RoB"`` (trials with ``rob == "high"`` shifted by ``delta`` towards
+        benefit, ``|delta| ~ halfnormal(0.5)``; ``mu`` is then the effect in
+        the other trials), a :class:`~ketabayes.sensitivity.structured.BiasAdjustment`
+        or a dict of :func:`ketabayes.bma`'s keywords (``rob``, ``rob_high``,
+        ``prior_rob``). Applies to ``model`` ``"random"``, ``"fixed"`` (needs a
+        normal ``prior_mu``) and ``"bma"`` (adds the ``"RoB"`` models to the
+        ensemble).
     targets : sequence of str
         ``"mean"``, ``"predictive"`` and/or study labels.
     design : {"factorial", "one-at-a-time"}
@@ -103,27 +171,33 @@ class Sensitivity:
         ``tune``, ``nuts={...}``).
     """
 
-    def __init__(self, data: pd.DataFrame, *, prior_mu=None, prior_tau=None, mcid=None, benefit: str = "lower",
-                 harm: float | None = None, model="random", likelihood="normal", subsets: Mapping | None = None,
-                 leave_one_out: bool = False, method="exact", targets=("mean", "predictive"),
-                 design: str = "factorial", bayes_factor: bool = False, prior_prob_h1: float = 0.5,
-                 power_scaling: Sequence[float] | None = None, rule: VerdictRule | None = None,
-                 measure: str | None = None, study: str = dims.STUDY_COL, fit_kwargs: dict | None = None):
-        from ketabayes.model.random_effects import RandomEffectsModel
-
-        if not isinstance(data, pd.DataFrame):
-            raise KetabayesError(f"data must be a pandas DataFrame of effect sizes, got {type(data).__name__}")
-        ref = RandomEffectsModel(data, measure=measure, study=study)  # validates; warns about non-estimable rows
-        self.measure = ref.measure
+    def __init__(self, data: pd.DataFrame | Mapping, *, prior_mu=None, prior_tau=None, mcid=None,
+                 benefit: str = "lower", harm: float | None = None, model="random", likelihood="normal",
+                 subsets: Mapping | None = None, leave_one_out: bool = False, method="exact",
+                 r=None, multiarm=None, conversions=None, rho_time=None, rho_between=None, bias=None,
+                 targets=("mean", "predictive"), design: str = "factorial", bayes_factor: bool = False,
+                 prior_prob_h1: float = 0.5, power_scaling: Sequence[float] | None = None,
+                 rule: VerdictRule | None = None, measure: str | None = None, study: str = dims.STUDY_COL,
+                 fit_kwargs: dict | None = None):
+        if not isinstance(data, (pd.DataFrame, Mapping)):
+            raise KetabayesError(f"data must be a pandas DataFrame of effect sizes (or a dict of them: the data "
+                                 f"factor), got {type(data).__name__}")
         self.study = study
-        df = data.reset_index(drop=True).copy()
-        if study not in df.columns:
-            df[study] = [f"Study {i + 1}" for i in range(len(df))]
-        self.data = df
-        self._estimable = (df["estimable"].astype(bool).to_numpy() if "estimable" in df.columns
-                           else np.ones(len(df), dtype=bool))
-        if "vi" not in df.columns and "sei" in df.columns:
-            df["vi"] = pd.to_numeric(df["sei"], errors="coerce") ** 2
+        # every combination of data-factor levels, built and checked now (milliseconds), with the subsets' rows
+        self._frames = FrameSet(data, r=r, multiarm=multiarm, conversions=conversions, subsets=subsets,
+                                leave_one_out=leave_one_out, study=study)
+        self.data = self._frames.frames[self._frames.base_key]
+        default_tau = {}
+
+        def validate(frame: pd.DataFrame, base: bool) -> str:
+            ref = _reference_model(frame, measure, study, None if (base and prior_tau is None) else HalfNormal(1.0))
+            if base:
+                default_tau["prior"] = ref.prior_tau
+            return ref.measure
+
+        self.measure = self._frames.validate(validate)
+        self._estimable = (self.data["estimable"].astype(bool).to_numpy() if "estimable" in self.data.columns
+                           else np.ones(len(self.data), dtype=bool))
         self.benefit = benefit
         self.harm = harm
         self.rule = rule or VerdictRule()
@@ -148,7 +222,7 @@ class Sensitivity:
                 raise KetabayesError("prior_mu='panel' needs an MCID (mcid=...) to define the priors")
             prior_mu = dict(prior_panel(self.thresholds[0].delta_benefit, benefit).priors)
         self._mu_levels = {k: parse_prior(v) for k, v in _levels(prior_mu, Flat()).items()}
-        self._tau_levels = {k: parse_prior(v) for k, v in _levels(prior_tau, ref.prior_tau).items()}
+        self._tau_levels = {k: parse_prior(v) for k, v in _levels(prior_tau, default_tau.get("prior")).items()}
         for lab, p in self._tau_levels.items():
             if p.support != "positive":
                 raise KetabayesError(f"prior_tau level {lab!r} must be a prior on tau > 0, got {p}")
@@ -171,51 +245,63 @@ class Sensitivity:
             for llab, lval in self._lik_levels.items():
                 self._factories[(mlab, llab)] = _resolve(mval, lval)
 
-        # subsets: masks over ALL rows (the binomial likelihood keeps double-zero trials; the
-        # normal-likelihood analyses drop non-estimable rows themselves, with a warning)
-        self._subsets = {"all": np.ones(len(df), dtype=bool)}
-        for name, spec in (subsets or {}).items():
-            if name in self._subsets:
-                raise KetabayesError(f"subset name {name!r} is used twice")
-            self._subsets[str(name)] = self._mask(name, spec)
-        for name, keep in self._subsets.items():
-            if keep.sum() == 0:
-                raise KetabayesError(f"subset {name!r} keeps no study")
-        # leave-one-out subsets are not stored as masks (k masks of k rows grow as k^2): row i is left out
-        self._loo: dict[str, int] = {}
-        if leave_one_out:
-            if len(df) < 2:
-                raise KetabayesError("leave_one_out=True needs at least two studies")
-            for i, s in enumerate(df[study].astype(str)):
-                name = f"without {s}"
-                if name in self._subsets or name in self._loo:
-                    raise KetabayesError(f"leave-one-out: study label {s!r} (column {study!r}) is not unique; "
-                                         "make the labels unique, e.g. add the year")
-                self._loo[name] = i
+        # analysis assumptions: correlations across time windows, risk-of-bias adjustment
+        from ketabayes.sensitivity.structured import structure_of
+
+        self._rho_time = float_levels(rho_time, "rho_time", _corr01)
+        self._rho_between = float_levels(rho_between, "rho_between", _corr01)
+        kinds = {k: structure_of(f, study) for k, f in self._frames.frames.items()}
+        timed = [k for k, kind in kinds.items() if kind == "time"]
+        correlated = [k for k, kind in kinds.items() if kind is not None]
+        one_per_trial = [m for m in self._model_levels.values() if not callable(m) and m not in ("random", "fixed")]
+        if correlated and (one_per_trial or set(self._lik_levels.values()) != {"normal"}):
+            what = repr(one_per_trial[0]) if one_per_trial else "likelihood='binomial'"
+            raise KetabayesError(f"model {what} takes one independent estimate per trial, but the data has correlated "
+                                 f"estimates ({kinds[correlated[0]]}) [{self._frames.key_label(correlated[0])}]: "
+                                 "use model 'random' or 'fixed' (they use the covariance), or multiarm='combine' / "
+                                 "'split' for a level without correlated contrasts")
+        if self._rho_time and not timed:
+            raise KetabayesError(f"rho_time={list(self._rho_time.values())}: the data has no estimates at several time "
+                                 "windows (a 'time' column with several rows per study)")
+        if timed and not self._rho_time:
+            raise KetabayesError("the data has estimates at several time windows per study (column 'time'): give the "
+                                 "assumed within-trial correlation of the estimates across time, rho_time=... (one "
+                                 "value or several: a factor of the grid); it is rarely reported")
+        if self._rho_between and not self._rho_time:
+            raise KetabayesError("rho_between is the correlation of true effects across time windows: it needs "
+                                 "time-window data and rho_time")
+        if self._rho_time and not self._rho_between:
+            self._rho_between = {"0.5": 0.5}  # MultivariateModel.from_time_points' default, recorded in the table
+        self._bias_levels = bias_levels(bias, benefit)
+        if any(b is not None for b in self._bias_levels.values()):
+            odd = [m for m in self._model_levels.values() if not callable(m) and m not in ("random", "fixed", "bma")]
+            if odd:
+                raise KetabayesError(f"bias adjustment applies to model 'random', 'fixed' and 'bma', not {odd[0]!r}")
+            if set(self._lik_levels.values()) != {"normal"}:
+                raise KetabayesError("bias adjustment applies to the normal likelihood only")
+            for lab, b in self._bias_levels.items():
+                if b is None:
+                    continue
+                for key, f in self._frames.frames.items():
+                    try:
+                        x = b.indicator(f, study)
+                    except KetabayesError as e:
+                        raise KetabayesError(f"bias level {lab!r}: {e}") from None
+                    if not x.any():
+                        raise KetabayesError(f"bias level {lab!r}: no trial is at high risk of bias (column "
+                                             f"{b.rob!r} never in {b.high}) [{self._frames.key_label(key)}], so "
+                                             "the adjustment cannot change anything")
 
         self.variants = self._build_variants()
 
     # ------------------------------------------------------------------
-    def _mask(self, name, spec) -> np.ndarray:
-        df = self.data
-        try:
-            if isinstance(spec, str):
-                keep = df.index.isin(df.query(spec).index)
-            elif callable(spec):
-                keep = np.asarray(spec(df), dtype=bool)
-            else:
-                keep = np.asarray(spec, dtype=bool)
-        except Exception as e:
-            raise KetabayesError(f"subset {name!r}: could not select rows with {spec!r}: {e}") from e
-        keep = np.asarray(keep, dtype=bool)
-        if keep.shape != (len(df),):
-            raise KetabayesError(f"subset {name!r}: the mask has {keep.size} entries but the data has {len(df)} rows")
-        return keep
-
     def _factor_levels(self) -> dict[str, list[str]]:
+        fl = self._frames.levels()
         return {"prior_mu": list(self._mu_levels), "prior_tau": list(self._tau_levels),
                 "model": list(self._model_levels), "likelihood": list(self._lik_levels),
-                "subset": [*self._subsets, *self._loo], "method": list(self._method_levels)}
+                "bias": list(self._bias_levels) or ["none"], **fl,
+                "rho_time": list(self._rho_time) or ["-"], "rho_between": list(self._rho_between) or ["-"],
+                "subset": self._frames.subset_names(), "method": list(self._method_levels)}
 
     def _build_variants(self) -> list[Variant]:
         levels = self._factor_levels()
@@ -230,6 +316,7 @@ class Sensitivity:
                     c = list(base)
                     c[j] = lev
                     combos.append(tuple(c))
+        floats = {"r": self._frames.r, "rho_time": self._rho_time, "rho_between": self._rho_between}
         out = []
         for c in combos:
             lv = dict(zip(names, c))
@@ -239,12 +326,17 @@ class Sensitivity:
                 lv["prior_tau"] = "-"
             shown = [f"{n}={lv[n]}" for n in names if len(levels[n]) > 1 or n in ("prior_mu", "prior_tau")]
             name = " | ".join(shown)
-            out.append(Variant(name=name, levels=lv, prior_mu=self._mu_levels[lv["prior_mu"]],
+            typed = {**lv, **{f: floats[f].get(lv[f], math.nan) for f in floats}}
+            frame = tuple(lv[f] for f in DATA_FACTORS)
+            rt = floats["rho_time"].get(lv["rho_time"])
+            out.append(Variant(name=name, levels=typed, prior_mu=self._mu_levels[lv["prior_mu"]],
                                prior_tau=None if lv["prior_tau"] == "-" else self._tau_levels[lv["prior_tau"]],
                                model=str(self._model_levels[lv["model"]]) if not callable(
                                    self._model_levels[lv["model"]]) else lv["model"],
                                likelihood=self._lik_levels[lv["likelihood"]], subset=lv["subset"],
-                               method=self._method_levels[lv["method"]]))
+                               method=self._method_levels[lv["method"]], frame=frame, rho_time=rt,
+                               rho_between=floats["rho_between"].get(lv["rho_between"]) if rt is not None else None,
+                               bias=self._bias_levels.get(lv["bias"])))
         return out
 
     @property
@@ -272,7 +364,9 @@ class Sensitivity:
         subset, all factor levels (callable analyses by module and qualified
         name), the design, targets, MCIDs, verdict rule, measure, study column,
         ``fit_kwargs``, a digest of the whole data frame (every column, so
-        grouping columns count) and ``seed``. :meth:`config_hash` hashes it.
+        grouping columns count), a digest of every frame the data factors build,
+        the data factors' and analysis assumptions' levels and ``seed``.
+        :meth:`config_hash` hashes it.
         """
         return {
             "data": _frame_digest(self.data),
@@ -281,8 +375,9 @@ class Sensitivity:
             "model": {k: _level_id(v) for k, v in self._model_levels.items()},
             "likelihood": dict(self._lik_levels), "method": dict(self._method_levels),
             "analyses": {f"{m}/{lk}": _level_id(f) for (m, lk), f in self._factories.items()},
-            "subsets": {k: _mask_digest(m) for k, m in self._subsets.items()},
-            "leave_one_out": len(self._loo),
+            "frames": self._frames.settings(),
+            "rho_time": self._rho_time, "rho_between": self._rho_between,
+            "bias": {k: None if b is None else b.to_dict() for k, b in self._bias_levels.items()},
             "design": self.design, "targets": list(self.targets), "measure": self.measure, "study": self.study,
             "mcid": self.mcid_labels, "thresholds": [t.to_dict() if t else None for t in self.thresholds],
             "benefit": self.benefit, "harm": self.harm, "rule": repr(self.rule),
@@ -317,7 +412,11 @@ class Sensitivity:
             "prior_tau": {k: {"prior": str(p), **_prior_dict(p)} for k, p in self._tau_levels.items()},
             "model": {k: _level_id(v) for k, v in self._model_levels.items()},
             "likelihood": dict(self._lik_levels), "method": dict(self._method_levels),
-            "subset": {k: _describe_mask(self.subset_mask(k), studies) for k in [*self._subsets, *self._loo]},
+            "subset": {k: _describe_mask(self.subset_mask(k), studies) for k in self._frames.subset_names()},
+            **self._frames.describe(),
+            "rho_time": list(self._rho_time.values()), "rho_between": list(self._rho_between.values()),
+            "bias": {k: None if b is None else {"adjustment": b.describe(), **b.to_dict()}
+                     for k, b in self._bias_levels.items()},
             "mcid": self.mcid_labels, "targets": list(self.targets), "rule": self.rule.describe(),
             "bayes_factor": self.bayes_factor, "prior_prob_h1": self.prior_prob_h1,
             "power_scaling": list(self.power_scaling), "fit_kwargs": repr(sorted(self.fit_kwargs.items())),
@@ -325,23 +424,17 @@ class Sensitivity:
         }
 
     # ------------------------------------------------------------------
-    def subset_mask(self, name: str) -> np.ndarray:
-        """Boolean mask of the rows a subset keeps (built on demand for leave-one-out subsets)."""
-        if name in self._loo:
-            keep = np.ones(len(self.data), dtype=bool)
-            keep[self._loo[name]] = False
-            return keep
-        return self._subsets[name]
+    def subset_mask(self, name: str, frame: tuple | None = None) -> np.ndarray:
+        """Boolean mask of the rows a subset keeps in the data of ``frame`` (a :attr:`Variant.frame`;
+        default: the first level of every data factor)."""
+        return self._frames.mask(name, frame)
 
-    def _subset_size(self, name: str) -> int:
-        return len(self.data) - 1 if name in self._loo else int(self._subsets[name].sum())
-
-    def _subset_data(self, name: str) -> pd.DataFrame:
-        """The rows of a subset (a fresh frame: nothing is cached, so leave-one-out grids stream)."""
-        return self.data.loc[self.subset_mask(name)].reset_index(drop=True)
+    def variant_data(self, variant: Variant) -> pd.DataFrame:
+        """The rows a variant's analysis receives: its data factors' frame, then its subset (a new table)."""
+        return self._frames.rows(variant.frame, variant.subset)
 
     def _task(self, v: Variant, seed: int) -> dict:
-        return {"variant": v, "data": self._subset_data(v.subset),
+        return {"variant": v, "data": self.variant_data(v),
                 "seed": variant_seed(seed, v.name),
                 "factory": self._factories[(v.levels["model"], v.levels["likelihood"])]}
 
@@ -419,7 +512,7 @@ class Sensitivity:
             bar.update(1)
 
         def fail(v: Variant, message: str) -> dict:
-            return failed_output(v, variant_seed(seed, v.name), self._subset_size(v.subset), common, message)
+            return failed_output(v, variant_seed(seed, v.name), self._frames.size(v.frame, v.subset), common, message)
 
         try:
             run_variants(todo, make_task=lambda v: self._task(v, seed), common=common, executor=executor,
@@ -456,6 +549,22 @@ def sensitivity_grid(data: pd.DataFrame, *, seed: int = 0, executor: cf.Executor
     36
     >>> len(res.table[res.table.mcid == 1.25])  # numbers stay numbers
     18
+
+    Two SIMULATED crossover trials, one of which reports only the period means and SDs: its
+    within-patient correlation ``r`` is an assumption, and a factor of the grid.
+
+    >>> import pandas as pd
+    >>> reports = pd.DataFrame({"study": ["SIM-A", "SIM-B"], "m1i": [2.4, None], "sd1i": [2.1, None],
+    ...                         "m2i": [4.0, None], "sd2i": [2.3, None], "ni": [24, 18],
+    ...                         "mdi": [None, -1.1], "sddi": [None, 1.9]})
+    >>> es = kb.crossover(reports, r=0.5)
+    >>> grid = kb.sensitivity_grid(es, r=[0.5, 0.2, 0.8], prior_mu="normal(0, 10)", mcid=1.0,
+    ...                            targets=["mean"], progress=False)
+    >>> grid.table[["r", "label", "k"]]
+         r  label  k
+    0  0.5  r=0.5  2
+    1  0.2  r=0.2  2
+    2  0.8  r=0.8  2
     """
     return Sensitivity(data, **grid).run(seed=seed, executor=executor, batch_size=batch_size, progress=progress,
                                          checkpoint=checkpoint, keep_results=keep_results, timeout=timeout)

@@ -17,13 +17,21 @@ import pandas as pd
 from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Prior
 
-__all__ = ["FACTORS", "Variant", "variant_seed"]
+__all__ = ["FACTORS", "DATA_FACTORS", "FLOAT_FACTORS", "Variant", "variant_seed"]
 
-#: factor columns of the table, in order (``mcid`` is a float column, the others text)
-FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "subset", "method", "mcid", "power_scaling")
+#: factor columns of the table, in order (the :data:`FLOAT_FACTORS` are float columns, the others text)
+FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "r", "multiarm", "conversions",
+           "rho_time", "rho_between", "subset", "method", "mcid", "power_scaling")
+
+#: factors that build the variant's data (the effect-size frame) rather than choose its analysis
+DATA_FACTORS = ("data", "r", "multiarm", "conversions")
+
+#: factors whose levels are numbers (float columns; NaN where the factor is not part of the grid)
+FLOAT_FACTORS = ("r", "rho_time", "rho_between", "mcid")
 
 #: factors that define a fit (the MCID and power-scaling never need a refit)
-FIT_FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "subset", "method")
+FIT_FACTORS = ("prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "r", "multiarm", "conversions",
+               "rho_time", "rho_between", "subset", "method")
 
 
 def variant_seed(base_seed: int, name: str) -> int:
@@ -55,9 +63,15 @@ class Variant:
     name : str
         ``"factor=level | ..."``: unique within a grid, the key of checkpoints and seeds.
     levels : dict
-        Factor -> level label.
+        Factor -> level (a label; a float for :data:`FLOAT_FACTORS`).
     prior_mu, prior_tau : Prior
     model, likelihood, subset, method : str
+    frame : tuple of str
+        Key of the variant's data: the levels of ``data``, ``r``, ``multiarm``, ``conversions``.
+    rho_time, rho_between : float or None
+        Assumed correlations across time windows (``None``: not part of the grid).
+    bias : BiasAdjustment or None
+        The risk-of-bias adjustment (``None``: unadjusted).
     """
 
     name: str
@@ -68,6 +82,10 @@ class Variant:
     likelihood: str = "normal"
     subset: str = "all"
     method: str = "exact"
+    frame: tuple = ()
+    rho_time: float | None = None
+    rho_between: float | None = None
+    bias: Any = None
 
     @property
     def fixed(self) -> bool:

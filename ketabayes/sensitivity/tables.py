@@ -1,9 +1,12 @@
 """The grid's tidy table and its verdicts: :class:`SensitivityResult`, robustness summaries.
 
 Columns are typed: factor levels are text except ``mcid`` (float, the MCID as
-given, e.g. a ratio for OR/RR) and ``power_alpha`` (float); ``label`` is a
+given, e.g. a ratio for OR/RR), the assumed correlations ``r``, ``rho_time``,
+``rho_between`` (floats; NaN where the factor is not part of the grid) and
+``power_alpha`` (float); ``label`` is a
 readable description of each row's variant naming only the factors that vary in
-the grid; the thresholds travel as columns (``mcid``, ``harm_threshold``,
+the grid (in a one-at-a-time design: the factor in which it differs from the base
+variant, ``"base"`` for the base itself); the thresholds travel as columns (``mcid``, ``harm_threshold``,
 ``benefit_direction``) with the scale of the summaries (``scale``: ``"log"``
 for ratio measures, else ``"identity"``). No cell holds a list.
 """
@@ -35,10 +38,10 @@ TABLE_COLUMNS = ["variant", "fit_id", "label", *FACTORS, "power_alpha", "harm_th
                  "p_benefit_avg", "p_trivial_avg", "p_harm_avg", "p_any_benefit_avg", "verdict_avg", "seconds",
                  "warning", "error"]
 
-_TEXT = ("variant", "fit_id", "label", "prior_mu", "prior_tau", "model", "likelihood", "subset", "method",
-         "power_scaling", "benefit_direction", "scale", "prior_mu_spec", "prior_tau_spec", "target", "verdict",
+_TEXT = ("variant", "fit_id", "label", "prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "multiarm",
+         "conversions", "subset", "method", "power_scaling", "benefit_direction", "scale", "prior_mu_spec", "prior_tau_spec", "target", "verdict",
          "verdict_avg", "warning", "error")
-_FLOAT = ("mcid", "power_alpha", "harm_threshold", "mean", "sd", "median", "ci_low", "ci_high", "ci_prob",
+_FLOAT = ("mcid", "r", "rho_time", "rho_between", "power_alpha", "harm_threshold", "mean", "sd", "median", "ci_low", "ci_high", "ci_prob",
           "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "is_ess", "pareto_k", "psense_prior",
           "psense_likelihood", "bf10", "post_prob_h1", "p_benefit_avg", "p_trivial_avg", "p_harm_avg",
           "p_any_benefit_avg", "seconds")
@@ -79,7 +82,19 @@ def build_table(grid: Sensitivity, done_rows: dict[str, list[dict]]) -> pd.DataF
     ps = df["power_scaling"] != "none"
     df.loc[ps, "variant"] = df.loc[ps, "variant"] + " | " + df.loc[ps, "power_scaling"]
     varying = [f for f in FACTORS if df[f].nunique(dropna=False) > 1]
-    if varying:
+    if varying and grid.design == "one-at-a-time" and len(df):
+        # each variant differs from the base in one factor: name that factor only ("-": not applicable)
+        base = dict(zip(varying, df[varying].iloc[0]))
+
+        def differs(f, v):
+            b = base[f]
+            if isinstance(v, float) and isinstance(b, float):
+                return not (v == b or (math.isnan(v) and math.isnan(b)))
+            return v != b and v != "-"
+
+        df["label"] = [", ".join(_fmt(f, v) for f, v in zip(varying, vals) if differs(f, v)) or "base"
+                       for vals in df[varying].itertuples(index=False, name=None)]
+    elif varying:
         df["label"] = [", ".join(_fmt(f, v) for f, v in zip(varying, vals))
                        for vals in df[varying].itertuples(index=False, name=None)]
     else:

@@ -25,6 +25,7 @@ from ketabayes.sensitivity.spec import FACTORS, Variant
 _PROB = ("p_benefit", "p_trivial", "p_harm", "p_any_benefit")
 
 
+
 def _summary_row(m: Marginal, th_list, rule, prob=0.95) -> tuple[dict, list[dict]]:
     a = (1.0 - prob) / 2.0
     qs = np.array([a, 0.5, 1.0 - a])
@@ -71,7 +72,8 @@ def _run_one(task: dict, common: dict) -> dict:
         result = getattr(fit, "result", fit) if common["keep_results"] else None
         bf = None
         if common["bayes_factor"] and variant.method == "exact" and variant.likelihood == "normal" \
-                and variant.model in ("random", "fixed"):
+                and variant.model in ("random", "fixed") and variant.bias is None \
+                and not getattr(fit, "correlated", False):  # correlated estimates: no univariate BF
             from ketabayes.inference.bayes_factor import bayes_factor
 
             with warnings.catch_warnings():  # the fit above has already recorded the left-out studies
