@@ -252,10 +252,10 @@ def test_errors():
 def test_plots(towels):
     import matplotlib.pyplot as plt
 
-    ax = kb.plot_bma_mean(towels)
-    assert len(ax.lines) >= 2
-    ax2 = kb.plot_model_probabilities(towels)
-    assert len(ax2.patches) == 8
+    fig = kb.plot_bma_mean(towels)        # every ketabayes plot returns its Figure
+    assert len(fig.axes[0].lines) >= 2
+    fig2 = kb.plot_model_probabilities(towels)
+    assert len(fig2.axes[0].patches) == 8
     plt.close("all")
 
 

@@ -288,3 +288,26 @@ def test_forest_of_a_hierarchical_result_has_group_rows():
     circles = next(line for line in ax.get_lines() if line.get_marker() == "o")
     med = [float(res.marginal(g).ppf(np.array([0.5]))[0]) for g in [*res.studies, *groups]]
     np.testing.assert_allclose(circles.get_xdata(), med, atol=1e-9)
+
+
+def test_figures_display_in_ipython_whatever_the_backend_and_stay_out_of_pyplot(magnesium):
+    """A notebook shows a returned ketabayes figure as a PNG -- also without the inline backend, where a
+    bare matplotlib Figure is shown as text ("<Figure size ...>") -- and never registers it with pyplot,
+    so it is not shown a second time at the end of the cell. Checked through IPython's own formatter."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ketabayes.reporting.bma_plots import plot_bma_mean
+    from ketabayes.reporting.robustness_plot import plot_tornado
+
+    shell = InteractiveShell.instance()
+    figs = [plot_decision(magnesium), plot_forest(magnesium), plot_benefit_curve(magnesium)]
+    es = kb.effect_sizes(kb.load_dataset("magnesium_mi").assign(
+        study=lambda d: d["study"] + " " + d["year"].astype(str)), "OR")
+    figs.append(plot_bma_mean(kb.bma(es, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)")))
+    grid = kb.sensitivity_grid(es, prior_mu=["normal(0, 1)", "normal(0, 2)"], mcid=1.25, design="one-at-a-time",
+                               progress=False)
+    figs.append(plot_tornado(grid.table))
+    assert plt.get_fignums() == []
+    for fig in figs:
+        data, _ = shell.display_formatter.format(fig)
+        assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n", type(fig)

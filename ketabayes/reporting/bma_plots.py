@@ -19,10 +19,10 @@ __all__ = ["plot_bma_mean", "plot_model_probabilities", "plot_weight_function", 
 
 
 def _ax(ax, figsize=(6, 3.5)):
-    import matplotlib.pyplot as plt
+    from ketabayes.reporting.plots import new_figure
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
+    if ax is None:   # outside pyplot, like every ketabayes figure: Jupyter shows it once
+        _, ax = new_figure(figsize)
     return ax
 
 
@@ -35,7 +35,7 @@ def plot_bma_mean(result, ax=None, grid=None):
     >>> from ketabayes.reporting.bma_plots import plot_bma_mean
     >>> res = kb.bma(pd.DataFrame({"yi": [0.3, 0.1, 0.5], "vi": [0.04, 0.09, 0.05]}),
     ...              prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", seed=1)
-    >>> ax = plot_bma_mean(res)
+    >>> fig = plot_bma_mean(res)
     """
     from ketabayes.marginals import MixtureMarginal
     from ketabayes.model.priors import Normal
@@ -71,7 +71,7 @@ def plot_bma_mean(result, ax=None, grid=None):
     ax.set_xlabel(f"average effect ({result.measure}, analysis scale)")
     ax.set_ylabel("density x P(effect); arrow: P(mu = 0) x max")
     ax.legend(fontsize=7, frameon=False)
-    return ax
+    return ax.figure
 
 
 def plot_model_probabilities(result, ax=None):
@@ -83,7 +83,7 @@ def plot_model_probabilities(result, ax=None):
     >>> from ketabayes.reporting.bma_plots import plot_model_probabilities
     >>> res = kb.bma(pd.DataFrame({"yi": [0.3, 0.1, 0.5], "vi": [0.04, 0.09, 0.05]}),
     ...              prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", seed=1)
-    >>> ax = plot_model_probabilities(res)
+    >>> fig = plot_model_probabilities(res)
     """
     tab = result.models
     ax = _ax(ax, figsize=(6, 0.25 * len(tab) + 1.2))
@@ -94,7 +94,7 @@ def plot_model_probabilities(result, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("model probability")
     ax.legend(fontsize=7, frameon=False)
-    return ax
+    return ax.figure
 
 
 def weight_function_summary(result, p=None, prob=0.95):
@@ -146,4 +146,4 @@ def plot_weight_function(result, ax=None, prob=0.95):
     ax.set_ylabel("relative publication probability")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, frameon=False)
-    return ax
+    return ax.figure

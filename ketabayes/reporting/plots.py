@@ -106,15 +106,43 @@ def _target_label(result, target: str) -> str:
     return key
 
 
-def new_figure(figsize):
-    """A figure outside pyplot's state machine, with one axes.
+def _figure_class():
+    """:class:`matplotlib.figure.Figure` that shows itself in Jupyter (class built once, on first use)."""
+    global _FIGURE
+    if _FIGURE is None:
+        import io
 
-    Jupyter then shows it exactly once -- when it is the value of a cell -- instead of once through
-    pyplot's inline backend and once more through its repr. ``fig.savefig`` works as usual.
+        from matplotlib.figure import Figure
+
+        class KetabayesFigure(Figure):
+            """A matplotlib :class:`~matplotlib.figure.Figure` that Jupyter displays as a PNG.
+
+            ketabayes' figures are made outside pyplot's state machine, so a notebook never shows one
+            twice (once by pyplot's inline backend, once as the value of the cell). A bare ``Figure``
+            is then rendered only where the inline backend happens to be active; ``_repr_png_`` makes
+            the figure show wherever IPython displays a value, whatever the backend.
+            """
+
+            def _repr_png_(self):
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", bbox_inches="tight")
+                return buf.getvalue()
+
+        _FIGURE = KetabayesFigure
+    return _FIGURE
+
+
+_FIGURE = None
+
+
+def new_figure(figsize, **kwargs):
+    """A figure outside pyplot's state machine, with one axes: ``(fig, ax)``.
+
+    Jupyter shows it exactly once -- when it is the value of a cell (through its ``_repr_png_``) --
+    with or without pyplot's inline backend. ``fig.savefig`` works as usual. ``kwargs`` go to the
+    figure (default ``layout="constrained"``).
     """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = _figure_class()(figsize=figsize, **{"layout": "constrained", **kwargs})
     return fig, fig.add_subplot()
 
 

@@ -86,8 +86,9 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     ['a', 'b']
     """
     from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+
+    from ketabayes.reporting.plots import new_figure
 
     t = _ok(table).copy()
     t["_row"] = _row_labels(t)
@@ -100,9 +101,7 @@ def plot_robustness_heatmap(table: pd.DataFrame, *, value: str = "p_benefit", ve
     if ax is None:
         n = len(rows) if len(rows) <= max_rows else len(targets)
         longest = max(len(r) for r in rows) if len(rows) <= max_rows else 12
-        fig = Figure(figsize=(3.5 + 1.3 * len(targets) + 0.07 * min(longest, 80), 2.2 + 0.28 * n),
-                     layout="constrained")
-        ax = fig.add_subplot()
+        fig, ax = new_figure((3.5 + 1.3 * len(targets) + 0.07 * min(longest, 80), 2.2 + 0.28 * n))
     else:
         fig = ax.figure
     legend = [Patch(facecolor=VERDICT_COLOURS[v], edgecolor="0.3", label=f"{VERDICT_CODES[v]} = {v}")
@@ -177,7 +176,7 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
+    from ketabayes.reporting.plots import new_figure
 
     t = _ok(table)
     t = t[t["target"] == target]
@@ -207,8 +206,7 @@ def plot_tornado(table: pd.DataFrame, *, target: str = "mean", value: str = "p_b
         raise KetabayesError("no factor varies around the base variant: use design='one-at-a-time' or filter")
     bars.sort(key=lambda b: b[2] - b[1])
     if ax is None:
-        fig = Figure(figsize=(7.5, 2.0 + 0.5 * len(bars)), layout="constrained")
-        ax = fig.add_subplot()
+        fig, ax = new_figure((7.5, 2.0 + 0.5 * len(bars)))
     else:
         fig = ax.figure
     y = np.arange(len(bars))
