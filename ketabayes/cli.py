@@ -30,6 +30,7 @@ from ketabayes.cli_designs import (
 from ketabayes.data.effect_sizes import MEASURES as EFFECT_SIZE_MEASURES
 from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import KetabayesError, PriorError
+from ketabayes.reporting.text import sig
 
 # what --measure accepts: every measure effect_sizes() computes, plus HR, which only names the scale of
 # precomputed yi (log hazard ratios); arm-level data cannot give an HR
@@ -381,7 +382,7 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         out("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
         cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
-        out(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out(res.summary()[cols].to_string(index=False, float_format=lambda x: sig(x, 4)))
     freq = res.frequentist_table() if hasattr(res, "frequentist_table") else []
     if len(freq):
         out("\nFrequentist reference (metafor rma definitions):")
@@ -463,11 +464,11 @@ def _analyse_multivariate(model, label, m, mcid, benefit, harm, seed, draws, cha
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         out("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
         cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
-        out(res.summary()[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out(res.summary()[cols].to_string(index=False, float_format=lambda x: sig(x, 4)))
         freq = res.frequentist_table()
         if len(freq):
             out("\nFrequentist reference (metafor rma.mv with the same covariance):")
-            out(freq.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+            out(freq.to_string(index=False, float_format=lambda x: sig(x, 4)))
     payload = res.to_dict()
     payload["provenance"] = prov.to_dict(orient="records")
     if len(rt_values) > 1:
@@ -493,9 +494,9 @@ def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, s
     out(f"Data: {label}")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         out("Bayesian model averaging: models")
-        out(res.models.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out(res.models.to_string(index=False, float_format=lambda x: sig(x, 4)))
         out("\nInclusion Bayes factors:")
-        out(res.inclusion_table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        out(res.inclusion_table().to_string(index=False, float_format=lambda x: sig(x, 4)))
     if mcid is not None:
         out(f"\nDecision table, model-averaged ({res.thresholds.describe(m)}):")
         out(format_decision_table(res.decision_table(), m, label_cols=("target",)))
@@ -516,7 +517,7 @@ def _next_trial_block(res, next_n, sd, baseline_risk, threshold, by, out) -> dic
     nt = next_trial(res, ns, sd=sd, baseline_risk=baseline_risk, threshold=threshold)
     out(f"\nThe next trial ({nt.assumptions['new_trial_variance']}):")
     cols = ["n_per_arm", "se_new", "assurance_benefit", "assurance_trivial", "assurance_harm", "evsi"]
-    out(nt.table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    out(nt.table[cols].to_string(index=False, float_format=lambda x: sig(x, 4)))
     out(nt.statement)
     return nt.to_dict()
 
@@ -564,7 +565,7 @@ def joint(efficacy, harm_spec, rho, mcid, harm_threshold, baseline_risk, weights
             raise click.UsageError(f"--weights takes numbers separated by commas, got {weights!r}") from None
         nb = res.net_benefit(w, baseline_risk=baseline_risk)
         click.echo(f"\nNet benefit = gain - w x harm increase ({nb['harm_units'].iloc[0]}):")
-        click.echo(nb[["weight", "mean_net", "p_net_benefit"]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        click.echo(nb[["weight", "mean_net", "p_net_benefit"]].to_string(index=False, float_format=lambda x: sig(x, 4)))
         out["net_benefit"] = nb.to_dict(orient="records")
     if json_path is not None:
         json_path.write_text(to_json(out, indent=2))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.errors import KetabayesError
+from ketabayes.reporting.text import sig
 
 DESIGNS = ("parallel", "crossover", "multiarm", "time")
 CROSSOVER_ROUTE_CHOICES = ("auto", "differences", "t", "p", "periods", "first_period")
@@ -166,7 +167,7 @@ def assumption_grid(es: pd.DataFrame, factor: str, values: list[float], *, measu
         who = f" (re-derives {', '.join(trials)})"
     lines = [f"Sensitivity to the {what[factor]}{who}, exact engine:"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        lines.append(t[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        lines.append(t[cols].to_string(index=False, float_format=lambda x: sig(x, 4)))
     if mcid is not None:
         rob = res.robustness(by=("target",))
         lines.append("; ".join(f"{row.target}: {'verdict robust' if row.robust else 'verdict changes'} "

@@ -9,11 +9,28 @@ import pandas as pd
 
 from ketabayes.decision import RATIO_MEASURES, Thresholds
 
-__all__ = ["format_decision_table", "explain", "format_frequentist", "format_revman"]
+__all__ = ["format_decision_table", "explain", "format_frequentist", "format_revman", "sig"]
+
+
+def sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, keeping trailing zeros: -1.0047 -> ``-1.00``, not ``-1``.
+
+    (``format(x, ".3g")`` drops them, so an estimate of -1.005 would read as the integer -1.)
+
+    Examples
+    --------
+    >>> from ketabayes.reporting.text import sig
+    >>> sig(-1.0047), sig(0.4866), sig(123.4), sig(15.79, 4), sig(2.5e-05)
+    ('-1.00', '0.487', '123', '15.79', '2.50e-05')
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:#.{digits}g}".rstrip(".").replace(".e", "e")
 
 
 def _effect(x: float, ratio: bool) -> str:
-    return f"{math.exp(x):.3g}" if ratio else f"{x:.3g}"
+    return sig(math.exp(x)) if ratio else sig(x)
 
 
 def format_decision_table(table: pd.DataFrame, measure: str, *, label_cols=("prior", "target")) -> str:
@@ -51,7 +68,7 @@ def format_frequentist(freq: pd.DataFrame, measure: str) -> str:
               else f"{_effect(r['pi_low'], ratio)} to {_effect(r['pi_high'], ratio)}")
         rows.append({"method": name, f"estimate ({measure})": _effect(r["estimate"], ratio),
                      "95% CI": f"{_effect(r['ci_low'], ratio)} to {_effect(r['ci_high'], ratio)}",
-                     "tau^2": f"{r['tau2']:.4g}", "I^2 (%)": f"{r['I2']:.1f}", "Q": f"{r['Q']:.2f}",
+                     "tau^2": sig(r['tau2'], 4), "I^2 (%)": f"{r['I2']:.1f}", "Q": f"{r['Q']:.2f}",
                      "95% PI": pi})
     return pd.DataFrame(rows).to_string(index=False)
 
@@ -103,11 +120,11 @@ def format_revman(yi, vi, measure: str, *, level: float = 0.95) -> str:
              f"  Total ({pct} CI): {est(hk)}"]
     lines.append(f"  Prediction interval ({pct}, t with {hk.df:g} df): "
                  f"[{_effect(hk.pi_low, ratio)}, {_effect(hk.pi_high, ratio)}]")
-    lines.append(f"  Heterogeneity: Tau^2 = {hk.tau2:.4g} [{hk.tau2_ci_low:.4g}, {hk.tau2_ci_high:.4g}] "
+    lines.append(f"  Heterogeneity: Tau^2 = {sig(hk.tau2, 4)} [{sig(hk.tau2_ci_low, 4)}, {sig(hk.tau2_ci_high, 4)}] "
                  f"(Q-profile); Chi^2 = {hk.Q:.2f}, df = {hk.Q_df} ({_p(hk.Q_pval)}); "
                  f"I^2 = {hk.I2:.0f}% [{hk.I2_ci_low:.0f}%, {hk.I2_ci_high:.0f}%]")
     lines.append(f"  Test for overall effect: t = {hk.zval:.2f}, df = {hk.df:g} ({_p(hk.pval)})")
-    lines.append(f"RevMan 5 (DerSimonian-Laird, Wald): {est(dl)}; Tau^2 = {dl.tau2:.4g}; "
+    lines.append(f"RevMan 5 (DerSimonian-Laird, Wald): {est(dl)}; Tau^2 = {sig(dl.tau2, 4)}; "
                  f"Z = {dl.zval:.2f} ({_p(dl.pval)})")
     return "\n".join(lines)
 
