@@ -245,6 +245,10 @@ def add_targets(tree, model, rng: np.random.Generator):
     coef = np.concatenate(cols, axis=1)
     shrink = (d.shrink, model.yi, model.vi) if hasattr(model, "yi") else None
     eff = target_draws(coef, _components(post, d), d.A, d.pred, rng, shrink=shrink)
+    rows = np.flatnonzero(d.shrink >= 0)
+    if shrink is None and rows.size:   # binomial: the trials' own effects are sampled (theta[study])
+        theta = post[dims.THETA].transpose(dims.CHAIN, dims.DRAW, dims.STUDY).values.reshape(n, -1)
+        eff[:, rows] = theta[:, d.shrink[rows]]
     post = post.assign(effect=((dims.CHAIN, dims.DRAW, dims.TARGET), eff.reshape(nc, nd, -1)))
     post = post.assign_coords({dims.TARGET: [t.name for t in d.targets]})
     tree["posterior"] = xr.DataTree(post)

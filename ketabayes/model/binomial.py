@@ -46,7 +46,7 @@ from ketabayes.model._fit_common import (
     prior_entry,
     record_sampler,
 )
-from ketabayes.model.hierarchical import HierarchicalModel, build_design
+from ketabayes.model.hierarchical import HierarchicalModel, build_design, study_targets
 from ketabayes.model.priors import Flat, Normal, default_tau_prior, parse_prior
 
 __all__ = ["BinomialModel"]
@@ -122,6 +122,7 @@ class BinomialModel:
         self.columns = {"study": study, "ai": ai, "n1i": n1i, "ci": ci, "n2i": n2i}
         self.design = build_design(df, labels, self.by, [moderators] if isinstance(moderators, str)
                                    else list(moderators or []), self.interaction, self.nest)
+        self.design.targets += study_targets(self.design, self.studies, self.data, self.by + list(self.nest.values()))
         self.prior_mu = parse_prior(prior_mu) if prior_mu is not None else Flat()
         if not isinstance(self.prior_mu, (Normal, Flat)):
             raise PriorError(f"prior_mu must be normal(mean, sd) or flat(), got {self.prior_mu}")
@@ -219,9 +220,11 @@ class BinomialModel:
         if method == "exact":
             exact = self._exact(grid)
             settings["engine_settings"] = exact.settings.to_dict()
-            tree = self._exact_tree(exact, seed, chains, draws)
+            tree, centre = self._exact_tree(exact, seed, chains, draws)
+            curves = getattr(exact, "trials", exact)
         else:
             from ketabayes.inference.diagnostics import check_convergence
+            from ketabayes.inference.exact_binomial import trial_curves
             from ketabayes.inference.nuts import sample_nuts
             from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
 
@@ -243,7 +246,13 @@ class BinomialModel:
             record_sampler(settings, tree)
             tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
             diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
+            post = tree["posterior"]
+            # each trial's linear predictor (its centre): theta_i = eta_i + tau z_i in the sampled model
+            centre = (post[dims.THETA] - post[dims.TAU] * post["z_trial"]).transpose(
+                dims.CHAIN, dims.DRAW, dims.STUDY).values
+            curves = trial_curves(self.a, self.n1, self.c, self.n2, self.prior_baseline)
         tree = self._attach_data(tree)
+        tree = self._arviz_groups(tree, curves, centre, seed)
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact, diagnostics=diagnostics,
                                   model=self)
 
@@ -264,21 +273,41 @@ class BinomialModel:
 
             t = d.terms[0]
             return ExactBinomialGrouped(self.a, self.n1, self.c, self.n2, t.index, self.prior_mu, self.prior_tau,
-                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid)
+                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid,
+                                        shrink=d.shrink)
         from ketabayes.inference.exact_binomial import ExactBinomial
 
         return ExactBinomial(self.a, self.n1, self.c, self.n2, self.prior_mu, self.prior_tau, self.prior_baseline,
-                             d.A, d.pred, settings=grid)
+                             d.A, d.pred, settings=grid, shrink=d.shrink)
 
     def _exact_tree(self, exact, seed, chains, draws):
+        """The posterior group from the engine's joint draws; also each draw's trial centres ``(chain, draw, k)``."""
+        d = self.design
         s = exact.sample(chains * draws, np.random.default_rng(seed))
         shape = (chains, draws)
-        mean = [t.kind for t in self.design.targets].index("mean")
-        post = {"mu": s["targets"][:, mean].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
-                "effect": s["targets"].reshape(*shape, -1)}
-        for g, t in enumerate(self.design.terms):
-            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g].reshape(shape)
-        return draws_tree({"posterior": post}, {"effect": [dims.TARGET]}, self._coords())
+        post = {"mu": s["b"][:, 0], dims.TAU: s["phi"][:, 0]}
+        dim_map = {"effect": [dims.TARGET], dims.THETA: [dims.STUDY]}
+        if d.moderators:
+            post["gamma"] = s["b"][:, 1:]
+            dim_map["gamma"] = ["moderator"]
+        for g, t in enumerate(d.terms):
+            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g]
+            post[f"{t.dim}_effect"] = s["u"]
+            dim_map[f"{t.dim}_effect"] = [t.dim]
+        post[dims.THETA] = s["theta"]
+        post["effect"] = s["targets"]
+        post = {k: v.reshape(*shape, *v.shape[1:]) for k, v in post.items()}
+        return draws_tree({"posterior": post}, dim_map, self._coords()), s["centre"].reshape(*shape, self.k)
+
+    def _arviz_groups(self, tree, curves, centre, seed):
+        """``log_likelihood`` (each trial's likelihood given the draw of its centre and tau) and ``prior`` groups."""
+        from ketabayes.inference.arviz_groups import add_groups
+        from ketabayes.inference.exact_binomial import pointwise_log_lik
+
+        ll = pointwise_log_lik(curves, centre, tree["posterior"][dims.TAU].values)
+        priors = {dims.MU: self.prior_mu, dims.TAU: self.prior_tau,
+                  **{f"sd_{t.dim}": self.prior_sd[t.name] for t in self.design.terms}}
+        return add_groups(tree, ll, self.studies, priors, seed=seed)
 
     def _attach_data(self, tree):
         import xarray as xr
