@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, special, stats
+from scipy import integrate, interpolate, special, stats
 
 import ketabayes as kb
 
@@ -81,7 +81,7 @@ def theta_reference(th, logf, i, mu_sd, tau_sd):
     lq = np.stack([_convolve(theta, mu, logg[t], tau[t], z, phi) for t in range(tau.size)])
     lp = lq + np.interp(theta, th, logf[i])[None, :] + stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None]
     pt = integrate.trapezoid(np.exp(lp - lp.max()), tau, axis=0)
-    return theta, integrate.cumulative_trapezoid(pt, theta, initial=0.0) / integrate.trapezoid(pt, theta)
+    return theta, integrate.cumulative_simpson(pt, x=theta, initial=0.0) / integrate.trapezoid(pt, theta)
 
 
 def grouped_effect_reference(th, logf, groups, mu_sd, tau_sd, sd_sd, trial, fine: bool = False):
@@ -131,8 +131,8 @@ def grouped_effect_reference(th, logf, groups, mu_sd, tau_sd, sd_sd, trial, fine
     lq = np.stack([_convolve(theta, gam, log_prior_g[t] + log_minus[t], tau[t], z, phi) for t in range(nt)])
     lpt = lq + np.interp(theta, th, logf[trial])[None, :] + lt
     pt = integrate.trapezoid(np.exp(lpt - lpt.max()), tau, axis=0)
-    return (gam, integrate.cumulative_trapezoid(pg, gam, initial=0.0) / integrate.trapezoid(pg, gam),
-            theta, integrate.cumulative_trapezoid(pt, theta, initial=0.0) / integrate.trapezoid(pt, theta))
+    return (gam, integrate.cumulative_simpson(pg, x=gam, initial=0.0) / integrate.trapezoid(pg, gam),
+            theta, integrate.cumulative_simpson(pt, x=theta, initial=0.0) / integrate.trapezoid(pt, theta))
 
 
 def grouped_joint_reference(th, logf, groups, mu_sd, tau_sd, sd_sd, a="a", b="b"):
@@ -173,7 +173,7 @@ def grouped_joint_reference(th, logf, groups, mu_sd, tau_sd, sd_sd, a="a", b="b"
     d1 = Sx * (ez[a] - ez[b])                                   # E[gamma_a - gamma_b | tau, mu, sd]
     d2 = Sx**2 * (ez2[a] - 2.0 * ez[a] * ez[b] + ez2[b])        # E[(gamma_a - gamma_b)^2 | ...]
     mean = expect(d1) / norm
-    F_b = integrate.cumulative_trapezoid(q[b], z, axis=-1, initial=0.0)
+    F_b = integrate.cumulative_simpson(q[b], x=z, axis=-1, initial=0.0)
     p_ab = expect(integrate.trapezoid(q[a] * (1.0 - F_b), z, axis=-1)) / norm
     return p_ab, mean, float(np.sqrt(expect(d2) / norm - mean**2))
 
@@ -188,3 +188,63 @@ def trial_likelihood(a, n1, c, n2, m, tau, base_mean, base_sd):
     f = (stats.binom.pmf(a, n1, special.expit(B + t / 2)) * stats.binom.pmf(c, n2, special.expit(B - t / 2))
          * stats.norm.pdf(B, base_mean, base_sd) * stats.norm.pdf(Z))
     return float(np.log(integrate.trapezoid(integrate.trapezoid(f, z, axis=1), b)))
+
+
+def regression_reference(th, logf, x, mu_sd, g_sd, tau_sd, trial=None, *, mu=(-3.5, 1.5), gamma=(-0.8, 0.6),
+                         n=(41, 161, 161, 1501)):
+    """The one-moderator model ``theta_i ~ N(mu + gamma x_i, tau**2)`` on a dense ``(tau, mu, gamma)`` grid.
+
+    Each trial's ``log h_j(m, tau)`` is tabulated on a grid of ``m`` (``z`` substitution; read off by scipy's
+    cubic splines: linear interpolation leaves noise of ~1e-3 in the density); the joint density
+    is the priors (``mu ~ N(0, mu_sd**2)``, ``gamma ~ N(0, g_sd**2)``, ``tau ~ halfnormal(tau_sd)``) times
+    ``prod_j h_j(mu + gamma x_j, tau)`` on the tensor grid. Returns a dict with the CDFs ``(grid, F)`` of
+    ``mu``, ``gamma`` and the prediction ``mu + N(0, tau**2)``, the mean of ``tau`` and, for ``trial = i``,
+    the CDF of the trial's own effect: ``p(theta, tau) ~ p(tau) f_i(theta) int g_tau(theta - tau z) phi(z) dz``
+    with ``g_tau(m) = int N(m - gamma x_i; 0, mu_sd**2) N(gamma; 0, g_sd**2) prod_(j != i) h_j(m + gamma (x_j - x_i), tau) dgamma``.
+    """
+    nt, nmu, ng, nm = n
+    z = np.linspace(-8.0, 8.0, 65)
+    phi = stats.norm.pdf(z)
+    tau = np.linspace(0.0, 6.0 * tau_sd, nt)
+    m = np.linspace(-9.0, 6.0, nm)
+    logh = np.stack([np.log(integrate.trapezoid(np.exp(np.interp(m[None, :, None] + tau[:, None, None] * z, th, lf))
+                                                * phi, z, axis=-1)) for lf in logf])         # (k, tau, m)
+    mus, gs = np.linspace(*mu, nmu), np.linspace(*gamma, ng)
+    M, Gm = np.meshgrid(mus, gs, indexing="ij")
+    lp = (stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None, None] + stats.norm.logpdf(M, 0.0, mu_sd)[None]
+          + stats.norm.logpdf(Gm, 0.0, g_sd)[None])
+    splines = [interpolate.CubicSpline(m, logh[j], axis=1) for j in range(len(x))]   # (linear: aliasing noise)
+    for j, xj in enumerate(x):
+        lp = lp + splines[j](M + Gm * xj)
+    p = np.exp(lp - lp.max())
+    p_t = integrate.trapezoid(integrate.trapezoid(p, gs, axis=2), mus, axis=1)
+    norm = integrate.trapezoid(p_t, tau)
+    out = {"tau_mean": float(integrate.trapezoid(p_t * tau, tau) / norm)}
+    p_mu = integrate.trapezoid(integrate.trapezoid(p, gs, axis=2), tau, axis=0) / norm
+    p_g = integrate.trapezoid(integrate.trapezoid(p, mus, axis=1), tau, axis=0) / norm
+    out["mu"] = (mus, integrate.cumulative_simpson(p_mu, x=mus, initial=0.0))
+    out["gamma"] = (gs, integrate.cumulative_simpson(p_g, x=gs, initial=0.0))
+    # prediction: P(mu + tau z < y | tau) = int phi(z) F_(mu | tau)(y - tau z) dz
+    y = np.linspace(*mu, 2 * nmu)
+    pm_t = integrate.trapezoid(p, gs, axis=2)                                     # (tau, mu)
+    F_t = integrate.cumulative_simpson(pm_t, x=mus, axis=1, initial=0.0)
+    mass = F_t[:, -1:]
+    pred = np.stack([integrate.trapezoid(np.interp(y[:, None] - tau[t] * z[None, :], mus, F_t[t] / mass[t]) * phi, z,
+                                         axis=1) for t in range(nt)])
+    out["predictive"] = (y, integrate.trapezoid(pred * mass[:, 0, None], tau, axis=0) / norm)
+    if trial is not None:
+        xi = x[trial]
+        mg = np.linspace(*mu, 2 * nmu)
+        G2 = gs[None, :]
+        acc = (stats.norm.logpdf(mg[:, None] - G2 * xi, 0.0, mu_sd) + stats.norm.logpdf(G2, 0.0, g_sd))[None]
+        for j, xj in enumerate(x):
+            if j != trial:
+                acc = acc + splines[j](mg[:, None] + G2 * (xj - xi))        # (tau, m, gamma)
+        top = acc.max()
+        lg = np.log(integrate.trapezoid(np.exp(acc - top), gs, axis=2)) + top
+        theta = np.linspace(-8.0, 5.0, 651)
+        lq = np.stack([_convolve(theta, mg, lg[t], tau[t], z, phi) for t in range(nt)])
+        lpt = lq + np.interp(theta, th, logf[trial])[None, :] + stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None]
+        pt = integrate.trapezoid(np.exp(lpt - lpt.max()), tau, axis=0)
+        out["trial"] = (theta, integrate.cumulative_simpson(pt, x=theta, initial=0.0) / integrate.trapezoid(pt, theta))
+    return out

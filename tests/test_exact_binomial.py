@@ -171,7 +171,7 @@ def test_exact_result_round_trip_and_tree(tmp_path, exact_fit):
 
 def test_exact_with_two_groupings_names_the_alternative():
     df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "a"], cond=list("xxyyxyx"))
-    with pytest.raises(KetabayesError, match="grouping 'drug', grouping 'cond'.*method='nuts'"):
+    with pytest.raises(KetabayesError, match="random-effect terms 'drug', 'cond'.*method='nuts'"):
         BinomialModel(df, by=["drug", "cond"]).fit("exact", seed=1)
     with pytest.raises(KetabayesError, match="did you mean 'exact'"):
         BinomialModel(df).fit("exakt", seed=1)

@@ -43,7 +43,7 @@ from ketabayes.inference.exact_hierarchical import GridSettings, target_draws
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Prior
 
-__all__ = ["BINOMIAL_GROUPED_GRID", "ExactBinomialGrouped", "compress"]
+__all__ = ["BINOMIAL_GROUPED_GRID", "ExactBinomialGrouped", "OuterTau", "compress"]
 
 #: outer rule over tau (entry 2 of ``nodes`` / ``coarse``: two variance components); inner rules as
 #: :data:`~ketabayes.inference.exact_binomial.BINOMIAL_GRID`
@@ -53,7 +53,82 @@ BINOMIAL_GROUPED_GRID = GridSettings(nodes=((2, 12), (2, 8), (1, 12), (1, 12)), 
 GAMMA_STEP = 0.1
 
 
-class ExactBinomialGrouped:
+class OuterTau:
+    """The outer rule over ``tau`` shared by the engines that integrate an inner engine per ``tau`` node.
+
+    A subclass sets ``settings``, ``prior_tau``, ``trials`` (the trials' likelihood curves, to place the
+    grid) and implements ``_inner(tau, final)`` (an object with ``log_evidence``, the log marginal likelihood
+    given ``tau``; ``final=False`` in the coarse passes, which may use coarser inner rules); :meth:`_integrate` then sets ``tau_nodes``, ``tau_log_weights``, ``inner`` (one inner
+    engine per node) and ``_keep`` (the nodes that carry weight). ``tau`` is on composite Gauss-Legendre
+    panels in ``w = asinh(tau / s)``, the interval found by coarse passes (entry 2 of the settings'
+    ``nodes`` / ``coarse``).
+    """
+
+    def _log_tau_density(self, w, s, final: bool = False):
+        out, inner = np.full(w.size, -np.inf), []
+        for j, wj in enumerate(w):
+            tau = s * math.sinh(wj)
+            with np.errstate(divide="ignore"):
+                lp = float(self.prior_tau.logpdf(np.array([tau]))[0]) + math.log(s * math.cosh(wj))
+            if not np.isfinite(lp):
+                inner.append(None)
+                continue
+            e = self._inner(tau, final)
+            inner.append(e)
+            out[j] = lp + e.log_evidence
+        return out, inner
+
+    def _integrate(self):
+        st = self.settings
+        lo_b, hi_b = self.prior_tau.bounds()
+        tr = self.trials
+        lo, hi = max(lo_b, 0.0), min(hi_b, 20.0 + 2.0 * float(np.std(tr.y_hat)))
+        s = max(hi / 1000.0, 1e-12)
+        tt = s * np.sinh(np.linspace(math.asinh(lo / s), math.asinh(hi / s), 401))
+        la = tr._approx_log_tau_density(tt) + np.log(np.sqrt(tt**2 + s**2))
+        idx = np.flatnonzero(la > np.max(la) - st.mass_cutoff - 15.0)
+        lo, hi = max(lo_b, 0.0), float(tt[min(idx[-1] + 1, tt.size - 1)])
+        n0 = st.coarse[1]
+        for _ in range(st.passes + 4):
+            s = max(hi / 100.0, 1e-12)
+            ws = np.linspace(math.asinh(lo / s), math.asinh(hi / s), n0)
+            ld, _ = self._log_tau_density(ws, s)
+            top = float(np.max(ld))
+            if not np.isfinite(top):
+                raise FloatingPointError("the posterior of tau could not be evaluated")
+            if ld[-1] > top - st.mass_cutoff and hi < hi_b:
+                hi = min(2.0 * hi, hi_b)
+                continue
+            break
+        idx = np.flatnonzero(ld > top - st.mass_cutoff)
+        lo, hi = s * math.sinh(ws[max(idx[0] - 1, 0)]), s * math.sinh(ws[min(idx[-1] + 1, n0 - 1)])
+        panels, npp = st.nodes[1]
+        s = max(hi / 50.0, 1e-12)
+        x, wt = special.roots_legendre(npp)
+        edges = np.linspace(math.asinh(lo / s), math.asinh(hi / s), panels + 1)
+        half = 0.5 * np.diff(edges)
+        w = (0.5 * (edges[1:] + edges[:-1])[:, None] + half[:, None] * x[None, :]).ravel()
+        ld, inner = self._log_tau_density(w, s, final=True)
+        logw = ld + np.log((half[:, None] * wt[None, :]).ravel())
+        keep = np.flatnonzero(logw > np.max(logw) - 40.0)
+        self.log_evidence = float(special.logsumexp(logw))
+        self._s, self._edges = s, edges
+        self.w_nodes, self.tau_nodes = w, s * np.sinh(w)
+        self._log_tau_dens = ld
+        self.tau_log_weights = logw - self.log_evidence
+        self._keep = keep
+        self.inner = inner
+
+    def _kept_log_weights(self) -> np.ndarray:
+        lw = self.tau_log_weights[self._keep]
+        return lw - special.logsumexp(lw)
+
+    @functools.cached_property
+    def _tau_table(self):
+        return eb.ExactBinomial._tau_table.func(self)
+
+
+class ExactBinomialGrouped(OuterTau):
     """Exact posterior of the binomial-logit model with one grouping (see the module docstring).
 
     Parameters
@@ -110,9 +185,10 @@ class ExactBinomialGrouped:
                                             mass_cutoff=self.settings.mass_cutoff, passes=self.settings.passes,
                                             chunk=self.settings.chunk)
         self._integrate()
+        self._marginals, self._group_cache = {}, {}
 
     # ------------------------------------------------------------------ given tau
-    def _inner(self, tau: float) -> eb.ExactBinomial:
+    def _inner(self, tau: float, final: bool = True) -> eb.ExactBinomial:
         """The group-level engine given ``tau``: units = groups with likelihood curves ``log H_g(gamma; tau)``."""
         g = self._gamma
         per = self.trials._log_lik(g, np.full(g.size, tau), per_unit=True)       # (T, k)
@@ -125,67 +201,7 @@ class ExactBinomialGrouped:
         e._integrate()
         return e
 
-    def _log_tau_density(self, w, s):
-        out, inner = np.full(w.size, -np.inf), []
-        for j, wj in enumerate(w):
-            tau = s * math.sinh(wj)
-            with np.errstate(divide="ignore"):
-                lp = float(self.prior_tau.logpdf(np.array([tau]))[0]) + math.log(s * math.cosh(wj))
-            if not np.isfinite(lp):
-                inner.append(None)
-                continue
-            e = self._inner(tau)
-            inner.append(e)
-            out[j] = lp + e.log_evidence
-        return out, inner
-
-    def _integrate(self):
-        st = self.settings
-        lo_b, hi_b = self.prior_tau.bounds()
-        tr = self.trials
-        lo, hi = max(lo_b, 0.0), min(hi_b, 20.0 + 2.0 * float(np.std(tr.y_hat)))
-        s = max(hi / 1000.0, 1e-12)
-        tt = s * np.sinh(np.linspace(math.asinh(lo / s), math.asinh(hi / s), 401))
-        la = tr._approx_log_tau_density(tt) + np.log(np.sqrt(tt**2 + s**2))
-        idx = np.flatnonzero(la > np.max(la) - st.mass_cutoff - 15.0)
-        lo, hi = max(lo_b, 0.0), float(tt[min(idx[-1] + 1, tt.size - 1)])
-        n0 = st.coarse[1]
-        for _ in range(st.passes + 4):
-            s = max(hi / 100.0, 1e-12)
-            ws = np.linspace(math.asinh(lo / s), math.asinh(hi / s), n0)
-            ld, _ = self._log_tau_density(ws, s)
-            top = float(np.max(ld))
-            if not np.isfinite(top):
-                raise FloatingPointError("the posterior of tau could not be evaluated")
-            if ld[-1] > top - st.mass_cutoff and hi < hi_b:
-                hi = min(2.0 * hi, hi_b)
-                continue
-            break
-        idx = np.flatnonzero(ld > top - st.mass_cutoff)
-        lo, hi = s * math.sinh(ws[max(idx[0] - 1, 0)]), s * math.sinh(ws[min(idx[-1] + 1, n0 - 1)])
-        panels, npp = st.nodes[1]
-        s = max(hi / 50.0, 1e-12)
-        x, wt = special.roots_legendre(npp)
-        edges = np.linspace(math.asinh(lo / s), math.asinh(hi / s), panels + 1)
-        half = 0.5 * np.diff(edges)
-        w = (0.5 * (edges[1:] + edges[:-1])[:, None] + half[:, None] * x[None, :]).ravel()
-        ld, inner = self._log_tau_density(w, s)
-        logw = ld + np.log((half[:, None] * wt[None, :]).ravel())
-        keep = np.flatnonzero(logw > np.max(logw) - 40.0)
-        self.log_evidence = float(special.logsumexp(logw))
-        self._s, self._edges = s, edges
-        self.w_nodes, self.tau_nodes = w, s * np.sinh(w)
-        self._log_tau_dens = ld
-        self.tau_log_weights = logw - self.log_evidence
-        self._keep = keep
-        self.inner = inner
-        self._marginals, self._group_cache = {}, {}
-
     # ------------------------------------------------------------------ results
-    def _kept_log_weights(self) -> np.ndarray:
-        lw = self.tau_log_weights[self._keep]
-        return lw - special.logsumexp(lw)
-
     def _group(self, j: int, g: int):
         """Group ``g``'s effect given the outer node ``j``: a (compressed) normal mixture, shared by its targets."""
         key = (int(j), int(g))
@@ -221,10 +237,6 @@ class ExactBinomialGrouped:
         if t not in self._marginals:
             self._marginals[t] = MixtureMarginal(*compress(*self._mixture(t)))
         return self._marginals[t]
-
-    @functools.cached_property
-    def _tau_table(self):
-        return eb.ExactBinomial._tau_table.func(self)
 
     def component_cdf(self, c: int, x) -> np.ndarray:
         """Posterior CDF of ``tau`` (``c = 0``) or of the group SD (``c = 1``)."""

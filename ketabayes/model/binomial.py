@@ -19,8 +19,22 @@ risk ``median(ci / n2i)`` (if that is 0, the pooled ``(sum ci + 0.5) / (sum n2i 
 Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
 (:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
 integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
-the model without groupings or with one grouping (e.g. ``by="drug"``) and no
-moderators; ``fit("nuts")`` samples every form.
+the model without groupings, with one grouping (e.g. ``by="drug"``;
+:mod:`~ketabayes.inference.exact_binomial_grouped`) or with one moderator (e.g.
+``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`);
+``fit("nuts")`` samples every form. Crossed or nested groupings (drug x condition),
+a grouping with a moderator and two or more moderators are NUTS only: given the
+variance components their posterior does not reduce to a few dimensions of
+one-dimensional tables (the error message says which dimension count applies).
+
+Every result carries each trial's own (shrunken) log odds ratio as a target named by
+the study label (``kind == "study"``; exact marginals or NUTS draws), so
+:func:`~ketabayes.reporting.plots.plot_forest` draws a shrinkage forest, and the
+ArviZ groups ``log_likelihood`` (each trial's likelihood of both arms' counts given
+the draw of its linear predictor and of ``tau``, its baseline and own effect
+integrated out: :func:`~ketabayes.inference.exact_binomial.pointwise_log_lik`, so
+``az.loo`` is leave-one-trial-out prediction of a new trial's counts, with stable
+Pareto k) and ``prior``.
 
 References
 ----------
@@ -184,10 +198,12 @@ class BinomialModel:
         ----------
         method : {"nuts", "exact"}
             ``"exact"``: quadrature (every target an exact normal mixture) for the model
-            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`) or
-            with one grouping and no moderators
-            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`).
-            ``"nuts"``: PyMC's NUTS (every form).
+            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`),
+            with one grouping
+            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`) or
+            with one moderator
+            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`);
+            other forms raise an error that says why. ``"nuts"``: PyMC's NUTS (every form).
         mcid, benefit, harm : optional
             ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
             ``"lower"`` for adverse events.
@@ -259,15 +275,22 @@ class BinomialModel:
     def _exact(self, grid=None):
         """The exact engine for this model (also used by the loader to re-create exact results).
 
-        No groupings: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`; one grouping
-        (no interaction, nesting or moderators):
-        :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`.
+        No groupings and no moderators: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
+        one grouping: :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`;
+        one moderator: :class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`.
+        Other forms raise a :class:`~ketabayes.errors.KetabayesError` that says why and names
+        ``method="nuts"``.
         """
         d = self.design
-        if len(d.terms) > 1 or d.moderators:
-            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
-            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or with one "
-                                 f"grouping and no moderators; this model has {what}: use method='nuts'")
+        reason = _not_exact(d)
+        if reason:
+            raise KetabayesError(f"the exact binomial engine cannot fit this model: {reason}. Use method='nuts'")
+        if d.moderators:
+            from ketabayes.inference.exact_binomial_regression import ExactBinomialRegression
+
+            return ExactBinomialRegression(self.a, self.n1, self.c, self.n2, d.X[:, 1], self.prior_mu,
+                                           self.prior_gamma[d.moderators[0]], self.prior_tau, self.prior_baseline,
+                                           d.A, d.pred, settings=grid, shrink=d.shrink)
         if d.terms:
             from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
 
@@ -318,3 +341,29 @@ class BinomialModel:
         tree["observed_data"] = xr.DataTree(obs)
         tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords=constant_coords(self)))
         return tree
+
+
+def _not_exact(design) -> str:
+    """Why the exact engine cannot integrate a model structure ("" if it can).
+
+    Given ``tau`` every trial enters through its likelihood of its linear predictor, a one-dimensional
+    table; what remains must be a low-dimensional integral of such tables. That holds without groupings
+    (``mu``), with one grouping (``mu`` and one group SD, the groups independent given them) and with one
+    moderator (``mu`` and the slope); it fails for the forms below.
+    """
+    terms, mods = design.terms, design.moderators
+    if len(terms) > 1:
+        names = ", ".join(repr(t.name) for t in terms)
+        levels = sum(len(t.levels) for t in terms)
+        return (f"it has the random-effect terms {names} (crossed, nested or interacting groupings). Their effects "
+                f"are coupled through the trials that share levels, so given the variance components the posterior "
+                f"does not split into one-dimensional integrals per group: it is a {levels}-dimensional integral "
+                f"(one dimension per level) on top of {len(terms) + 1} variance components")
+    if terms and mods:
+        return (f"it has a grouping ({terms[0].name!r}) and a moderator ({mods[0]!r}). Each group's likelihood "
+                f"then depends on mu and the slope jointly, an integral per group inside a four-dimensional "
+                f"integral over tau, the group SD, mu and the slope")
+    if len(mods) > 1:
+        return (f"it has {len(mods)} moderators ({', '.join(map(repr, mods))}); the exact engine integrates one "
+                f"(tau, mu and one slope); each further slope adds a dimension to the integral")
+    return ""
