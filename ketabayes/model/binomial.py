@@ -239,26 +239,16 @@ class BinomialModel:
             tree, centre = self._exact_tree(exact, seed, chains, draws)
             curves = getattr(exact, "trials", exact)
         else:
+            from ketabayes.inference.compiled_cache import sample_model
             from ketabayes.inference.diagnostics import check_convergence
             from ketabayes.inference.exact_binomial import trial_curves
-            from ketabayes.inference.nuts import sample_nuts
-            from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
+            from ketabayes.inference.nuts_hierarchical import add_targets, binomial_data, binomial_key, build_binomial
 
             nuts = {"target_accept": 0.95, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-            if cache is not None:
-                from ketabayes.inference.nuts_hierarchical import binomial_data, binomial_key
-
-                extra = sorted(set(sample_kwargs) - {"cores"})
-                if extra:
-                    raise KetabayesError(f"with cache=..., NUTS runs through nutpie directly; unsupported "
-                                         f"pymc.sample arguments: {', '.join(extra)}")
-                tree = cache.sample(binomial_key(self), lambda: build_binomial(self), binomial_data(self), seed=seed,
-                                    draws=draws, tune=tune, chains=chains, cores=sample_kwargs.get("cores"),
-                                    nuts=nuts)
-            else:
-                tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains,
-                                   nuts=nuts, progressbar=progressbar, **sample_kwargs)
+            tree = sample_model(lambda: build_binomial(self), cache=cache, key=lambda: binomial_key(self),
+                                data=lambda: binomial_data(self), seed=seed, draws=draws, tune=tune, chains=chains,
+                                nuts=nuts, progressbar=progressbar, **sample_kwargs)
             record_sampler(settings, tree)
             tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
             diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)

@@ -127,6 +127,7 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
     if variant.method == "nuts":
         kw.setdefault("cores", 1)  # parallelism is across variants; nested process pools break in workers
         kw.setdefault("frequentist", False)
+        _use_nuts_cache(kw, {"frequentist", "study_draws", "strict", "progressbar"})
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     res = model.fit(variant.method, seed=seed, **mcid, **kw)
     if variant.method == "exact":
@@ -144,7 +145,8 @@ def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
     groupings. ``method="exact"`` (the grid's default) uses the exact binomial engine
     (no grouping or one grouping; more groupings give a failed variant that says to use
     NUTS); ``method="nuts"`` samples, compiling each model structure once per process
-    (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`).
+    (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`), as the normal and
+    hierarchical NUTS variants do.
     """
     from ketabayes.model.binomial import BinomialModel
 
@@ -154,22 +156,29 @@ def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
         return model.fit("exact", seed=seed, **mcid)
     kw = dict(fit_kwargs)
     kw.setdefault("cores", 1)  # parallelism is across variants
-    if not (set(kw) - {"cores", "draws", "tune", "chains", "nuts"}):
-        kw.setdefault("cache", _binomial_cache())
+    _use_nuts_cache(kw, {"strict", "progressbar"})
     return model.fit("nuts", seed=seed, **mcid, **kw)
 
 
-_BINOMIAL_CACHE = None
+_NUTS_CACHE = None
 
 
-def _binomial_cache():
-    """One :class:`~ketabayes.inference.compiled_cache.CompiledModelCache` per process for NUTS binomial variants."""
-    global _BINOMIAL_CACHE
-    if _BINOMIAL_CACHE is None:
+def _nuts_cache():
+    """One :class:`~ketabayes.inference.compiled_cache.CompiledModelCache` per process for NUTS variants
+    (random / fixed normal, hierarchical, binomial): one compilation per model structure and process."""
+    global _NUTS_CACHE
+    if _NUTS_CACHE is None:
         from ketabayes.inference.compiled_cache import CompiledModelCache
 
-        _BINOMIAL_CACHE = CompiledModelCache()
-    return _BINOMIAL_CACHE
+        _NUTS_CACHE = CompiledModelCache(maxsize=16)
+    return _NUTS_CACHE
+
+
+def _use_nuts_cache(kw: dict, fit_options: set) -> None:
+    """Sample a NUTS variant through the process's cache of compiled models, unless the grid passes
+    ``pymc.sample`` arguments that nutpie does not take (then every variant compiles its own model)."""
+    if not (set(kw) - {"cores", "draws", "tune", "chains", "nuts", "cache", "parameterization"} - fit_options):
+        kw.setdefault("cache", _nuts_cache())
 
 
 def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str,
@@ -191,6 +200,7 @@ def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, me
     kw = dict(fit_kwargs)
     if variant.method == "nuts":
         kw.setdefault("cores", 1)
+        _use_nuts_cache(kw, {"strict", "progressbar"})
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     return model.fit(variant.method, seed=seed, **mcid, **kw)
 
