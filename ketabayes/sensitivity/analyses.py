@@ -48,6 +48,22 @@ class _ExactFit:
         raise KetabayesError(f"unknown target {target!r} (study not in this variant's data?)")
 
 
+class _EngineTargets:
+    """Light-weight exact fit of a model with named targets (``model.design.targets``): their marginals
+    straight from the engine, as the model's result would give them."""
+
+    def __init__(self, exact, model):
+        self.exact = exact
+        self.studies = list(model.studies)
+        self._index = {t.name: i for i, t in enumerate(model.design.targets)}
+
+    def marginal(self, target: str) -> Marginal:
+        name = target.removeprefix("study=")
+        if name not in self._index:
+            raise KetabayesError(f"unknown target {target!r} (study not in this variant's data?)")
+        return self.exact.marginal(self._index[name])
+
+
 def _parse_target(target: str, studies) -> tuple[str | None, str | None]:
     """``(variable, study)`` of a target name, as :meth:`MetaResult.marginal` reads it.
 
@@ -153,6 +169,8 @@ def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
     model = BinomialModel(data, by=by, prior_mu=variant.prior_mu, prior_tau=variant.prior_tau, study=study)
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     if variant.method == "exact":
+        if not keep_result:   # marginals straight from the engine: no draws, tree or log-likelihood
+            return _EngineTargets(model._exact(), model)
         return model.fit("exact", seed=seed, **mcid)
     kw = dict(fit_kwargs)
     kw.setdefault("cores", 1)  # parallelism is across variants
