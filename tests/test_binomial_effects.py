@@ -185,3 +185,21 @@ def test_exact_and_nuts_agree_on_study_effects(fit_nuts, plain):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # ArviZ notes when a Pareto k is high; not the point here
         assert np.isfinite(float(az.loo(nuts.tree).elpd))
+
+
+@pytest.mark.parametrize("m, tau", [(-1.0, 0.02), (-1.0, 0.5), (0.5, 2.0), (-3.0, 1.0)])
+def test_trial_effects_are_drawn_from_their_exact_conditionals(tables, m, tau):
+    from ketabayes.inference.exact_binomial import trial_curves
+    from ketabayes.model.priors import Normal
+
+    df = sparse_data()
+    curves = trial_curves(df.ai, df.n1i, df.ci, df.n2i, Normal(0, 5))
+    n = 4000
+    draws = curves.draw_units(np.full((n, curves.k), m), np.full(n, tau), np.random.default_rng(7))
+    th, logf = tables
+    for i in (2, 4, 6):     # a trial with events, the zero-event arm, the double-zero trial
+        # N(theta; m, tau^2) f_i(theta) on the reference's own dense grid (trapezoid CDF)
+        x = np.linspace(m - 10 * tau - 3, m + 10 * tau + 3, 20001)
+        ld = -0.5 * ((x - m) / tau) ** 2 + np.interp(x, th, logf[i])
+        F = np.cumsum(np.exp(ld - ld.max()))
+        assert stats.kstest(draws[:, i], lambda v, x=x, F=F / F[-1]: np.interp(v, x, F)).pvalue > 1e-3
