@@ -274,8 +274,21 @@ def test_exact_agrees_with_nuts_on_real_sparse_data():
             p = te.loc[target, col]
             assert abs(tn.loc[target, col] - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3
     ess_tau = float(summ.loc["tau", "ess_bulk"])
-    t_ex = exact.scale_summary().loc["tau"]
+    t_ex = exact.scale_summary().set_index("target").loc["tau"]
     assert abs(float(nuts.tree["posterior"]["tau"].mean()) - t_ex["mean"]) < 5 * t_ex["sd"] / math.sqrt(ess_tau)
+    _study_effects_agree(exact, nuts)
+
+
+def _study_effects_agree(exact, nuts):
+    """Every trial's own effect: exact mean and P(theta_i < 0) against the NUTS draws, within 5 MCSE."""
+    summ = nuts.summary(targets=exact.studies).set_index("target")
+    for study in exact.studies:
+        ex = exact.marginal(study)
+        dr = nuts.tree["posterior"]["effect"].sel(target=study).values
+        ess = float(summ.loc[study, "ess_bulk"])
+        assert abs(dr.mean() - ex.mean) < 5 * ex.sd / math.sqrt(ess), study
+        p = float(ex.cdf(0.0))
+        assert abs(np.mean(dr < 0.0) - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3, study
 
 
 @pytest.mark.slow
@@ -297,5 +310,14 @@ def test_grouped_exact_agrees_with_nuts():
         assert abs(tn.loc[target, "p_any_benefit"] - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3
     for comp in ("tau", "sd_drug"):
         ess = float(summ.loc[comp, "ess_bulk"])
-        s = exact.scale_summary().loc[comp]
+        s = exact.scale_summary().set_index("target").loc[comp]
         assert abs(float(nuts.tree["posterior"][comp].mean()) - s["mean"]) < 5 * s["sd"] / math.sqrt(ess)
+    _study_effects_agree(exact, nuts)
+    # a joint quantity: the difference of two drugs' effects (exact draws are joint draws now)
+    d_ex = (exact.tree["posterior"]["effect"].sel(target="drug=k") - exact.tree["posterior"]["effect"].sel(
+        target="drug=m")).values
+    d_nu = (nuts.tree["posterior"]["effect"].sel(target="drug=k") - nuts.tree["posterior"]["effect"].sel(
+        target="drug=m")).values
+    ess = min(float(summ.loc["drug=k", "ess_bulk"]), float(summ.loc["drug=m", "ess_bulk"]))
+    assert abs(d_ex.mean() - d_nu.mean()) < 5 * d_ex.std() * math.sqrt(1 / ess + 1 / d_ex.size)
+    assert abs(d_ex.std() - d_nu.std()) < 5 * d_ex.std() * math.sqrt(1 / (2 * ess) + 1 / (2 * d_ex.size))

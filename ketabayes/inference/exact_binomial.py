@@ -42,11 +42,22 @@ the ``(tau, mu)`` nodes of narrow normals ``N(mu_j, h**2)`` with ``h`` the node
 spacing (so the mixture is smooth: with kernels as wide as the spacing the ripple is
 ``exp(-2 pi**2)``); the weights of each ``tau`` slice are multiplied by
 ``N(mu; m, s**2 - h**2) / N(mu; m, s**2)`` (the slice's moments ``m, s``), which undoes
-the kernel's variance exactly for a normal slice and to second order otherwise. A new
-trial's effect is then ``N(mu_j, h**2 + tau**2)`` per node, and a trial's own effect
-``theta_i`` the same construction on a grid of ``theta_i`` given each node
-(:meth:`ExactBinomial.theta`). Probabilities agree with brute-force nested
-trapezoid integration to better than 1e-4 (``tests/test_exact_binomial.py``).
+the kernel's variance exactly for a normal slice and to second order otherwise, and a
+final exponential tilt makes the mixture's mean and variance exactly the slice's
+(:func:`~ketabayes.inference.exact_binomial_kernels.kernel`). A new trial's effect is
+then ``N(mu_j, h**2 + tau**2)`` per node, and a trial's own effect ``theta_i``
+(:meth:`ExactBinomial.theta`; a target named by the study label) is built per ``tau``
+node from ``mu``'s slice with the trial's data removed (the *cavity*), convolved with
+``N(0, tau**2)`` and multiplied by ``f_i``
+(:func:`~ketabayes.inference.exact_binomial_kernels.unit_effect`): no ripple as
+``tau -> 0``. Probabilities agree with brute-force nested trapezoid integration to
+better than 1e-4 (``tests/test_exact_binomial.py``, ``tests/test_binomial_effects.py``).
+
+**Draws** (:meth:`ExactBinomial.sample`) are joint: ``(tau, mu)`` from the nodes and
+kernels, then every trial's own effect from its exact conditional
+``N(theta; mu, tau**2) f_i(theta) / h_i(mu, tau)`` (:meth:`ExactBinomial.draw_units`).
+Each trial's log-likelihood given a draw, ``log h_i(mu, tau)``, is
+:func:`pointwise_log_lik`.
 
 References
 ----------
