@@ -609,6 +609,21 @@ def pointwise_log_lik(curves: ExactBinomial, centre, tau) -> np.ndarray:
     ``log h_i(m_i, tau) = log int int Bin(ai | n1i, expit(b + theta / 2)) Bin(ci | n2i, expit(b - theta / 2))
     N(b; m0, s0**2) N(theta; m_i, tau**2) db dtheta`` for ``centre (..., k)`` (``m_i``: ``mu``, the trial's group
     effect or ``mu + x_i' gamma``) and ``tau (...)``; returns ``(..., k)``.
+
+    This is the ``log_likelihood`` group of binomial results: leave-one-out cross-validation with it
+    (``az.loo``) predicts a left-out trial's counts from the population-level parameters. It equals
+    the LOO target of the likelihood given the trial's own baseline and effect (left out, those follow
+    their prior given the population-level parameters), but its importance weights are stable: the
+    trial's own parameters, which only its data inform, are integrated out instead of reweighted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ketabayes.inference.exact_binomial import pointwise_log_lik, trial_curves
+    >>> from ketabayes.model.priors import Normal
+    >>> curves = trial_curves([1, 0], [40, 22], [2, 1], [36, 21], Normal(0, 5))   # Morton 1984, Bertschat 1989
+    >>> np.round(pointwise_log_lik(curves, np.array([[-0.5, -0.5]]), np.array([0.3])), 3)
+    array([[-4.673, -3.379]])
     """
     centre = np.asarray(centre, dtype=float)
     shape = centre.shape

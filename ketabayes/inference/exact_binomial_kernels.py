@@ -187,6 +187,20 @@ def unit_effect(curves, i: int, taus, log_w, centres, *, on_grid: bool = False):
     -------
     w, m, s : ndarray
         Weights, means and sds of the mixture (see the module docstring).
+
+    Examples
+    --------
+    :meth:`ExactBinomial.theta <ketabayes.inference.exact_binomial.ExactBinomial.theta>` is this
+    function with ``mu``'s slices as the centres:
+
+    >>> import numpy as np
+    >>> from ketabayes.inference.exact_binomial import ExactBinomial
+    >>> from ketabayes.model.priors import HalfNormal, Normal
+    >>> post = ExactBinomial([1, 0, 9], [40, 22, 135], [2, 1, 23], [36, 21, 135], Normal(0, 2), HalfNormal(0.5),
+    ...                      Normal(0, 5), np.ones((1, 1)), np.zeros((1, 1), bool))
+    >>> bertschat = post.theta(1)                  # 0/22 vs 1/21: shrunk towards the average effect
+    >>> bool(post.marginal(0).mean - 0.3 < bertschat.mean < post.marginal(0).mean + 0.3)
+    True
     """
     taus, log_w = np.asarray(taus, dtype=float), np.asarray(log_w, dtype=float)
     t2 = taus[:, None] ** 2
@@ -259,6 +273,15 @@ def draw_log_concave(logdens, cen, sd, rng: np.random.Generator, max_rounds: int
     doi:10.2307/2347565, without the adaptive step). About three of four proposals are kept for a
     normal density (fewer tangents than that cost more than the rejections they save); the rejected
     ones are proposed again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ketabayes.inference.exact_binomial_kernels import draw_log_concave
+    >>> logdens = lambda x, idx: (-0.5 * x**2, -x)          # standard normal densities
+    >>> x = draw_log_concave(logdens, np.zeros(20000), np.ones(20000), np.random.default_rng(1))
+    >>> bool(abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.02)
+    True
     """
     cen, sd = np.asarray(cen, dtype=float), np.asarray(sd, dtype=float)
     shape = cen.shape
