@@ -181,8 +181,8 @@ def grouped_joint_reference(th, logf, groups, mu_sd, tau_sd, sd_sd, a="a", b="b"
 def trial_likelihood(a, n1, c, n2, m, tau, base_mean, base_sd):
     """``log int int Bin(a | n1, expit(b + t/2)) Bin(c | n2, expit(b - t/2)) N(b; base) N(t; m, tau^2) db dt``
     with scipy.stats.binom, on a dense grid in ``(b, z)``, ``t = m + tau z``."""
-    b = np.linspace(base_mean - 9.0 * base_sd, base_mean + 9.0 * base_sd, 4001)
-    z = np.linspace(-9.0, 9.0, 1201)
+    b = np.linspace(base_mean - 9.0 * base_sd, base_mean + 9.0 * base_sd, 2001)
+    z = np.linspace(-9.0, 9.0, 601)
     B, Z = np.meshgrid(b, z, indexing="ij")
     t = m + tau * Z
     f = (stats.binom.pmf(a, n1, special.expit(B + t / 2)) * stats.binom.pmf(c, n2, special.expit(B - t / 2))
