@@ -13,14 +13,19 @@ halfnormal(0.5), baseline prior normal(0, 5)):
 2. one NUTS fit of the same model: ``fit("nuts")`` with its defaults (4 chains x 1000 draws, tune 1000,
    target_accept 0.95, 2 cores), first fit of the process for that data set (incl. compilation), and the
    ratio NUTS / exact;
-3. the exact leave-one-out grid: one exact fit + decision table per left-out trial;
+3. the exact leave-one-out grid, two ways: ``sensitivity_grid(likelihood="binomial", leave_one_out=True)``
+   (k + 1 variants: marginals of the targets straight from the engine) and a loop of full
+   ``fit("exact")`` + decision table per left-out trial (results with joint draws, the trials' own
+   effects, the log-likelihood and prior groups);
 4. agreement of exact and NUTS on the decision table (mean and predictive rows), with the Monte-Carlo
-   error of NUTS (sd / sqrt(bulk ESS));
+   error of NUTS (sd / sqrt(bulk ESS)); and the time of every trial's own effect (a shrinkage forest);
 5. the model with one grouping (``by="drug"``, SIMULATED review): exact vs NUTS;
-6. a NUTS grid on magnesium_mi (``--nuts-grid N`` variants: N/2 tau priors and N/2 leave-one-out
+6. the model with one moderator (``moderators="year"``, magnesium_mi): exact vs NUTS;
+7. a NUTS grid on magnesium_mi (``--nuts-grid N`` variants: N/2 tau priors and N/2 leave-one-out
    variants): today's cost, a fresh ``fit("nuts")`` (build + compile + sample) per variant, timed on two
    variants, against one ``CompiledModelCache`` (one compilation; leave-one-out by zero counts, see
-   :mod:`ketabayes.inference.compiled_cache`).
+   :mod:`ketabayes.inference.compiled_cache`). ``benchmarks/nuts_grid.py`` does the same for the normal
+   and hierarchical models.
 
 Targets (issue #12): an exact binomial fit of 16-70 trials well under a second and >= 10x faster than
 NUTS; a 70-variant binomial leave-one-out grid in seconds.
@@ -34,12 +39,15 @@ import argparse
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
 import ketabayes as kb
 from ketabayes.data.simulate import simulate_review
+from ketabayes.errors import DataWarning
 from ketabayes.model.binomial import BinomialModel
+from ketabayes.sensitivity import sensitivity_grid
 
 PRIORS = {"prior_mu": "normal(0, 2)"}
 FIT = {"mcid": 1.25, "benefit": "lower", "seed": 1}
@@ -90,6 +98,18 @@ def main(argv=None):
         for i in range(k):
             exact_table(df.drop(index=df.index[i]))
         t_loo = time.perf_counter() - t0
+        with warnings.catch_warnings():   # the grid validates log ORs too (double-zero trials: not estimable)
+            warnings.simplefilter("ignore", DataWarning)
+            es = kb.effect_sizes(df, "OR")
+            t0 = time.perf_counter()
+            grid = sensitivity_grid(es, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)", likelihood="binomial",
+                                    leave_one_out=True, mcid=1.25, seed=1, progress=False)
+            t_grid = time.perf_counter() - t0
+        assert (grid.table["error"] == "").all() and grid.table["fit_id"].nunique() == k + 1
+        res = model.fit("exact", **FIT)
+        t0 = time.perf_counter()
+        res.decision_table(targets=res.studies)
+        t_studies = time.perf_counter() - t0
         t_nuts = float("nan")
         if not args.no_nuts:
             t0 = time.perf_counter()
@@ -97,20 +117,22 @@ def main(argv=None):
             t_nuts = time.perf_counter() - t0
             ex = model.fit("exact", **FIT)
             te, tn = ex.decision_table().set_index("target"), nuts.decision_table().set_index("target")
-            summ = nuts.summary()
+            summ = nuts.summary().set_index("target")
             for target in ("mean", "predictive"):
                 ess = float(summ.loc[target, "ess_bulk"])
                 mcse = te.loc[target, "sd"] / math.sqrt(ess)
                 agree.append((name, target, te.loc[target, "mean"], tn.loc[target, "mean"], mcse,
                               te.loc[target, "p_benefit"], tn.loc[target, "p_benefit"], ess,
                               nuts.diagnostics.divergences))
-        rows.append((name, k, zeros, t_engine, t_fit, t_nuts, t_loo))
+        rows.append((name, k, zeros, t_engine, t_fit, t_nuts, t_grid, t_loo, t_studies))
 
     print("| data | k | zero-event arms | exact engine (s) | exact fit + table (s) | NUTS fit incl. compilation (s) "
-          "| NUTS / exact | exact leave-one-out, k fits (s) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, k, zeros, te, tf, tn, tl in rows:
-        print(f"| {name} | {k} | {zeros} | {te:.3f} | {tf:.3f} | {tn:.1f} | {tn / tf:.0f}x | {tl:.2f} |")
+          "| NUTS / exact | leave-one-out grid, k + 1 variants (s) | k full exact fits (s) "
+          "| all k trials' own effects (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, k, zeros, te, tf, tn, tg, tl, ts in rows:
+        print(f"| {name} | {k} | {zeros} | {te:.3f} | {tf:.3f} | {tn:.1f} | {tn / tf:.0f}x | {tg:.2f} | {tl:.2f} "
+              f"| {ts:.2f} |")
     if agree:
         print("\n| data | target | exact mean | NUTS mean | NUTS MCSE | exact P(benefit) | NUTS P(benefit) "
               "| NUTS bulk ESS | divergences |")
@@ -119,6 +141,7 @@ def main(argv=None):
             print(f"| {name} | {target} | {me:.4f} | {mn:.4f} | {mcse:.4f} | {pe:.4f} | {pn:.4f} | {ess:.0f} | "
                   f"{div} |")
     grouped(args.no_nuts)
+    moderator(args.no_nuts)
     if args.nuts_grid and not args.no_nuts:
         nuts_grid(args.nuts_grid)
     print(f"\nat end: {load()}")
@@ -141,8 +164,36 @@ def grouped(no_nuts: bool):
     print(f"| NUTS / exact | {t_nuts / t_exact:.0f}x |")
 
 
+def moderator(no_nuts: bool):
+    """Section 6: the model with one moderator (publication year, magnesium_mi), exact vs NUTS."""
+    df = next(iter(datasets().values())).assign(year=kb.load_dataset("magnesium_mi")["year"].to_numpy())
+    model = BinomialModel(df, moderators="year", prior_gamma="normal(0, 1)", **PRIORS)
+    t_exact = median_time(lambda: model.fit("exact", **FIT).decision_table(), 3)
+    t_nuts = float("nan")
+    agree = ""
+    if not no_nuts:
+        t0 = time.perf_counter()
+        nuts = model.fit("nuts", cores=2, **FIT)
+        nuts.decision_table()
+        t_nuts = time.perf_counter() - t0
+        ex = model.fit("exact", **FIT)
+        summ = nuts.summary(targets=["moderator=year"]).set_index("target")
+        m = ex.marginal("moderator=year")
+        dr = nuts.tree["posterior"]["effect"].sel(target="moderator=year").values
+        ess = float(summ.loc["moderator=year", "ess_bulk"])
+        agree = (f"slope per year: exact {m.mean:.4f} (sd {m.sd:.4f}), NUTS {dr.mean():.4f} "
+                 f"(MCSE {m.sd / math.sqrt(ess):.4f}, bulk ESS {ess:.0f}, {nuts.diagnostics.divergences} divergences)")
+    print("\n| magnesium_mi by publication year (k = 16, one moderator) | time (s) |")
+    print("|---|---:|")
+    print(f"| exact fit + decision table (median of 3) | {t_exact:.2f} |")
+    print(f"| NUTS fit incl. compilation + decision table | {t_nuts:.1f} |")
+    print(f"| NUTS / exact | {t_nuts / t_exact:.0f}x |")
+    if agree:
+        print(f"\n{agree}")
+
+
 def nuts_grid(n: int):
-    """Section 6: a NUTS grid with and without the cache of compiled models."""
+    """Section 7: a NUTS grid with and without the cache of compiled models."""
     from ketabayes.inference import nuts_hierarchical as nh
     from ketabayes.inference.compiled_cache import CompiledModelCache
 

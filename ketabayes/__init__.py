@@ -71,6 +71,7 @@ _LAZY = {
     "bayes_factor": "ketabayes.inference.bayes_factor",
     "ExactBinomial": "ketabayes.inference.exact_binomial",
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
+    "ExactBinomialRegression": "ketabayes.inference.exact_binomial_regression",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     "bma": "ketabayes.model.bma",
     "BiasPrior": "ketabayes.model.bias_priors",

@@ -91,3 +91,42 @@ def test_normal_normal_model_takes_a_new_variant_without_rebuilding():
     assert float(logp(point)) == pytest.approx(expect(y2, v2, 0.2, 2.0, 0.3), rel=1e-10)
     assert normal_normal_key(3, P.Normal(0, 1), P.HalfNormal(0.5)) == normal_normal_key(3, P.Normal(1, 2),
                                                                                        P.HalfNormal(9.0))
+
+
+# Slow tier: each uncached fit compiles its own model (5-15 s each). Short chains: the point is that the
+# draws are identical, not that they converged.
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::ketabayes.errors.ConvergenceWarning")
+@pytest.mark.parametrize("model", ["random", "hierarchical"])
+def test_nuts_grid_compiles_once_per_structure_and_equals_uncached_fits(model, monkeypatch, bcg):
+    from ketabayes.sensitivity import analyses, sensitivity_grid
+
+    monkeypatch.setattr(analyses, "_NUTS_CACHE", None)   # a fresh process-wide cache, counted below
+    fit = {"draws": 200, "tune": 200, "chains": 2}
+    if model == "random":
+        data, kw, taus = bcg, {"measure": "RR"}, ["halfnormal(0.25)", "halfnormal(0.5)", "halfnormal(1)"]
+    else:
+        data = kb.simulate_review(seed=2)   # SIMULATED drug x condition review
+        kw, taus = {"measure": "GEN", "fit_kwargs": {"by": ["drug", "condition"], **fit}}, ["halfnormal(5)",
+                                                                                          "halfnormal(10)"]
+    grid = sensitivity_grid(data, prior_mu="normal(0, 50)" if model == "hierarchical" else "normal(0, 1)",
+                            prior_tau=taus, model=model, method="nuts", seed=3, progress=False, keep_results=True,
+                            **({"fit_kwargs": fit} if model == "random" else {}), **kw)
+    t = grid.table
+    assert (t["error"] == "").all(), t["error"].tolist()
+    assert analyses._nuts_cache().compilations == 1      # len(taus) variants, one structure
+    for name, res in grid.results.items():
+        row = t[t["variant"] == name].iloc[0]
+        if model == "random":
+            direct = kb.RandomEffectsModel(data, prior_mu="normal(0, 1)", prior_tau=row["prior_tau_spec"],
+                                           measure="RR").fit("nuts", seed=int(row["seed"]), cores=1,
+                                                             frequentist=False, **fit)
+            names = ["mu", "tau", "theta"]
+        else:
+            direct = kb.HierarchicalModel(data, by=["drug", "condition"], prior_mu="normal(0, 50)",
+                                          prior_tau=row["prior_tau_spec"], measure="GEN").fit(
+                "nuts", seed=int(row["seed"]), cores=1, **fit)
+            names = ["mu", "tau", "sd_drug", "effect"]
+        assert direct.settings["engine_settings"]["sampler"].startswith("nutpie")   # the same sampler ran
+        for v in names:
+            np.testing.assert_array_equal(res.tree["posterior"][v].values, direct.tree["posterior"][v].values)

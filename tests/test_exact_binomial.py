@@ -1,12 +1,12 @@
 """Exact binomial-logit engine against a brute-force reference written here, and against NUTS.
 
-The reference (:func:`dense_reference`) uses none of the engine's machinery: each trial's likelihood of the
+The reference (:func:`dense_reference`; data and trial likelihoods from ``_binomial_reference.py``) uses none of the engine's machinery: each trial's likelihood of the
 log OR is the trapezoid rule on a dense uniform grid of baselines (no Gauss-Hermite, no Newton steps), the
 trial effects given ``(mu, tau)`` are integrated with ``theta = mu + tau z`` on a uniform ``z`` grid with
 linear interpolation of ``log f_i`` (no spline), and ``(mu, tau)`` on a dense uniform tensor grid (no
 Gauss-Legendre panels, no per-slice grids, no normal-kernel mixtures).
 
-Data: six small magnesium trials (Egger et al. 2001; ``kb.load_dataset("magnesium_mi")``), among them
+Data (``_binomial_reference.sparse_data``): six small magnesium trials (Egger et al. 2001), among them
 Bertschat 1989 with no death on magnesium, plus one SIMULATED double-zero trial (0/30 vs 0/30; the
 bundled data have none) to show that such a trial is kept and integrated without continuity correction.
 """
@@ -18,46 +18,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from _binomial_reference import log_binom as _log_binom
+from _binomial_reference import magnesium, sparse_data, trial_log_lik
 from scipy import integrate, special, stats
 
-import ketabayes as kb
 from ketabayes.errors import KetabayesError
 from ketabayes.model.binomial import BinomialModel
 from ketabayes.result.io import load_result
 
-SMALL = ["Morton 1984", "Abraham 1987", "Bertschat 1989", "Ceremuzynski 1989", "Pereira 1990", "Shechter 1989"]
 L125 = math.log(1.25)
-
-
-def magnesium() -> pd.DataFrame:
-    mg = kb.load_dataset("magnesium_mi")
-    return mg.assign(study=mg["study"] + " " + mg["year"].astype(str))
-
-
-def sparse_data() -> pd.DataFrame:
-    mg = magnesium()
-    sub = mg[mg.study.isin(SMALL)][["study", "ai", "n1i", "ci", "n2i"]]
-    dz = pd.DataFrame({"study": ["SIMULATED double-zero"], "ai": [0], "n1i": [30], "ci": [0], "n2i": [30]})
-    return pd.concat([sub, dz], ignore_index=True)
-
-
-def _log_binom(k, n, logit):
-    return (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-            - k * np.logaddexp(0.0, -logit) - (n - k) * np.logaddexp(0.0, logit))
-
-
-def trial_log_lik(df, base_mean, base_sd):
-    """``log f_i(theta)`` of each trial on a uniform grid: trapezoid rule over a dense grid of baselines."""
-    th = np.linspace(-14.0, 12.0, 2601)                                   # step 0.01
-    b = np.linspace(base_mean - 8 * base_sd, base_mean + 8 * base_sd, 1201)
-    B, T = np.meshgrid(b, th, indexing="ij")
-    prior_b = stats.norm.logpdf(B, base_mean, base_sd)
-    logf = []
-    for a, n1, c, n2 in df[["ai", "n1i", "ci", "n2i"]].to_numpy(float):
-        ll = _log_binom(a, n1, B + T / 2) + _log_binom(c, n2, B - T / 2) + prior_b
-        top = ll.max()
-        logf.append(np.log(integrate.trapezoid(np.exp(ll - top), b, axis=0)) + top)
-    return th, np.array(logf)
 
 
 def dense_reference(df, mu_sd, tau_sd, base_mean, base_sd):
@@ -202,7 +171,7 @@ def test_exact_result_round_trip_and_tree(tmp_path, exact_fit):
 
 def test_exact_with_two_groupings_names_the_alternative():
     df = sparse_data().assign(drug=["a", "b", "a", "b", "a", "b", "a"], cond=list("xxyyxyx"))
-    with pytest.raises(KetabayesError, match="grouping 'drug', grouping 'cond'.*method='nuts'"):
+    with pytest.raises(KetabayesError, match="random-effect terms 'drug', 'cond'.*method='nuts'"):
         BinomialModel(df, by=["drug", "cond"]).fit("exact", seed=1)
     with pytest.raises(KetabayesError, match="did you mean 'exact'"):
         BinomialModel(df).fit("exakt", seed=1)
@@ -307,6 +276,19 @@ def test_exact_agrees_with_nuts_on_real_sparse_data():
     ess_tau = float(summ.loc["tau", "ess_bulk"])
     t_ex = exact.scale_summary().set_index("target").loc["tau"]
     assert abs(float(nuts.tree["posterior"]["tau"].mean()) - t_ex["mean"]) < 5 * t_ex["sd"] / math.sqrt(ess_tau)
+    _study_effects_agree(exact, nuts)
+
+
+def _study_effects_agree(exact, nuts):
+    """Every trial's own effect: exact mean and P(theta_i < 0) against the NUTS draws, within 5 MCSE."""
+    summ = nuts.summary(targets=exact.studies).set_index("target")
+    for study in exact.studies:
+        ex = exact.marginal(study)
+        dr = nuts.tree["posterior"]["effect"].sel(target=study).values
+        ess = float(summ.loc[study, "ess_bulk"])
+        assert abs(dr.mean() - ex.mean) < 5 * ex.sd / math.sqrt(ess), study
+        p = float(ex.cdf(0.0))
+        assert abs(np.mean(dr < 0.0) - p) < 5 * math.sqrt(max(p * (1 - p), 1e-4) / ess) + 2e-3, study
 
 
 @pytest.mark.slow
@@ -330,3 +312,12 @@ def test_grouped_exact_agrees_with_nuts():
         ess = float(summ.loc[comp, "ess_bulk"])
         s = exact.scale_summary().set_index("target").loc[comp]
         assert abs(float(nuts.tree["posterior"][comp].mean()) - s["mean"]) < 5 * s["sd"] / math.sqrt(ess)
+    _study_effects_agree(exact, nuts)
+    # a joint quantity: the difference of two drugs' effects (exact draws are joint draws now)
+    d_ex = (exact.tree["posterior"]["effect"].sel(target="drug=k") - exact.tree["posterior"]["effect"].sel(
+        target="drug=m")).values
+    d_nu = (nuts.tree["posterior"]["effect"].sel(target="drug=k") - nuts.tree["posterior"]["effect"].sel(
+        target="drug=m")).values
+    ess = min(float(summ.loc["drug=k", "ess_bulk"]), float(summ.loc["drug=m", "ess_bulk"]))
+    assert abs(d_ex.mean() - d_nu.mean()) < 5 * d_ex.std() * math.sqrt(1 / ess + 1 / d_ex.size)
+    assert abs(d_ex.std() - d_nu.std()) < 5 * d_ex.std() * math.sqrt(1 / (2 * ess) + 1 / (2 * d_ex.size))

@@ -6,6 +6,10 @@ With them ``arviz.loo``, ``arviz.psense`` and ``arviz.plot_prior_posterior`` wor
 * ``log_likelihood["y"][chain, draw, study]`` is each study's likelihood given the draw,
   ``log N(y_i | mu, v_i + tau^2)`` -- the study effects integrated out, as both engines
   use it (leave-one-study-out cross-validation is then about a new study's estimate);
+  for hierarchical normal results ``log N(y_i | theta_i, v_i)`` at the draw of the trial's effect;
+  for binomial results (:func:`add_groups`) the likelihood of both arms' counts given the draw of the
+  trial's centre (``mu``, its group's effect or ``mu + x_i' gamma``) and ``tau``, its baseline and its
+  own effect integrated out (:func:`~ketabayes.inference.exact_binomial.pointwise_log_lik`);
 * ``prior`` holds independent draws of ``mu`` and ``tau`` from their priors, drawn by
   numerical inversion of each prior's CDF (:func:`prior_draws`), so every prior family
   works without a sampler of its own. An improper prior (``flat()``)
@@ -21,7 +25,7 @@ import xarray as xr
 
 from ketabayes import dims
 
-__all__ = ["add_normal_normal_groups", "prior_draws"]
+__all__ = ["add_groups", "add_hierarchical_groups", "add_normal_normal_groups", "prior_draws"]
 
 
 def prior_draws(prior, n: int, rng: np.random.Generator, *, nodes: int = 20001) -> np.ndarray | None:
@@ -116,4 +120,24 @@ def add_hierarchical_groups(tree: xr.DataTree, yi, vi, studies, priors: dict, *,
     if prior:
         tree["prior"] = xr.DataTree(xr.Dataset(prior, coords={dims.CHAIN: post[dims.CHAIN].values,
                                                              dims.DRAW: post[dims.DRAW].values}))
+    return tree
+
+
+def add_groups(tree: xr.DataTree, log_lik, studies, priors: dict, *, seed: int) -> xr.DataTree:
+    """Add a ``log_likelihood`` group from pointwise values ``log_lik (chain, draw, study)`` and a ``prior`` group
+    with draws of each proper prior in ``priors`` (posterior variable name -> prior)."""
+    post = tree["posterior"].to_dataset()
+    coords = {dims.CHAIN: post[dims.CHAIN].values, dims.DRAW: post[dims.DRAW].values}
+    tree["log_likelihood"] = xr.DataTree(xr.Dataset(
+        {"y": ((dims.CHAIN, dims.DRAW, dims.STUDY), np.asarray(log_lik, dtype=float))},
+        coords={**coords, dims.STUDY: [str(s) for s in studies]}))
+    rng = np.random.default_rng([int(seed), 2])
+    shape = (post.sizes[dims.CHAIN], post.sizes[dims.DRAW])
+    prior = {}
+    for name, p in priors.items():
+        d = prior_draws(p, shape[0] * shape[1], rng)
+        if d is not None:
+            prior[name] = ((dims.CHAIN, dims.DRAW), d.reshape(shape))
+    if prior:
+        tree["prior"] = xr.DataTree(xr.Dataset(prior, coords=coords))
     return tree

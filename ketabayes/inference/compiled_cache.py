@@ -1,12 +1,18 @@
 """One compiled NUTS model per model structure: grids of variants that change only data or prior parameters.
 
 A PyMC model built with its data and its prior parameters in ``pm.Data``
-containers (:func:`prior_rv` below; :func:`~ketabayes.inference.nuts_hierarchical.build_binomial`)
+containers (:func:`prior_rv` below; the builders of
+:mod:`ketabayes.inference.nuts` and :mod:`ketabayes.inference.nuts_hierarchical`)
 is compiled once by nutpie (:func:`nutpie.compile_pymc_model`); every further
 variant with the same structure -- same prior families, same number of trials and
 groups -- swaps its values into the compiled model
 (``CompiledPyMCModel.with_data``) and samples it without compiling again.
-:class:`CompiledModelCache` keeps the compiled models by a structure key.
+:class:`CompiledModelCache` keeps the compiled models by a structure key; the models'
+``fit("nuts", cache=...)`` use it through :func:`sample_model`. Structure keys:
+:func:`~ketabayes.inference.nuts.normal_normal_key`,
+:func:`~ketabayes.inference.nuts_hierarchical.hierarchical_key`,
+:func:`~ketabayes.inference.nuts_hierarchical.binomial_key`. Numba compiles without
+fast-math (:func:`ketabayes._compat.ieee_pytensor`), as for every other fit.
 
 A leave-one-out variant keeps the number of trials: the left-out trial gets zero
 counts and zero group sizes, so its binomial likelihood is exactly 1 and it
@@ -25,7 +31,7 @@ import numpy as np
 
 from ketabayes.model.priors import Prior
 
-__all__ = ["CompiledModelCache", "prior_data", "prior_rv"]
+__all__ = ["CompiledModelCache", "nutpie_seed", "prior_data", "prior_rv", "sample_model"]
 
 
 def _param_name(name: str, param: str) -> str:
@@ -52,6 +58,12 @@ def prior_rv(prior: Prior, name: str, **kwargs):
 def prior_data(prior: Prior, name: str) -> dict[str, float]:
     """The ``pm.Data`` values of :func:`prior_rv` for ``prior``."""
     return {_param_name(name, p): float(getattr(prior, p)) for p in prior._params}
+
+
+def nutpie_seed(seed: int, chains: int) -> int:
+    """The seed ``pymc.sample(random_seed=seed, chains=chains)`` hands to nutpie (PyMC 6:
+    ``default_rng(seed).spawn(chains)``, one integer below ``2**30`` from the first generator)."""
+    return int(np.random.default_rng(int(seed)).spawn(int(chains))[0].integers(2**30))
 
 
 def prior_signature(prior: Prior) -> str:
@@ -114,6 +126,9 @@ class CompiledModelCache:
 
         Returns the posterior as an :class:`xarray.DataTree` laid out as ``pymc.sample``'s
         (PyMC's own post-processing of nutpie output is applied), with the data of the variant.
+        nutpie is called as ``pymc.sample`` calls it (:func:`nutpie_seed`, no warm-up draws
+        kept), so a variant's draws equal those of an uncached ``pymc.sample`` of the same
+        model with the same seed, bit for bit (``tests/test_compiled_cache.py``).
         """
         import nutpie
         import pymc as pm
@@ -129,7 +144,32 @@ class CompiledModelCache:
             opts["maxdepth"] = opts.pop("max_treedepth")
         t0 = time.time()
         tree = nutpie.sample(variant, draws=draws, tune=max(int(tune), 1), chains=chains,
-                             cores=cores if cores is not None else min(chains, 2), seed=int(seed),
-                             progress_bar=False, **opts)
+                             cores=cores if cores is not None else min(chains, 2), seed=nutpie_seed(seed, chains),
+                             save_warmup=False, progress_bar=False, **opts)
         patch_nutpie_idata(tree, pm_model, sampling_time=time.time() - t0)
         return tree
+
+
+def sample_model(build, *, cache: CompiledModelCache | None = None, key=None, data=None, seed: int, draws: int,
+                 tune: int, chains: int, nuts: dict, progressbar: bool | None = None, **sample_kwargs):
+    """Sample a model's NUTS posterior: ``pymc.sample`` of ``build()``, or through ``cache``.
+
+    With a :class:`CompiledModelCache`, ``key()`` (the structure key) selects the compiled model
+    (``build()`` compiles it only the first time) and ``data()`` gives the variant's ``pm.Data``
+    values; nutpie then runs as ``pymc.sample`` would run it, so the draws are the same. Only
+    ``cores`` of ``sample_kwargs`` is accepted with a cache (other ``pymc.sample`` arguments have
+    no nutpie equivalent): anything else raises a :class:`~ketabayes.errors.KetabayesError`.
+    """
+    if cache is None:
+        from ketabayes.inference.nuts import sample_nuts
+
+        return sample_nuts(build(), seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
+                           progressbar=progressbar, **sample_kwargs)
+    from ketabayes.errors import KetabayesError
+
+    extra = sorted(set(sample_kwargs) - {"cores"})
+    if extra:
+        raise KetabayesError(f"with cache=..., NUTS runs through nutpie directly; unsupported pymc.sample "
+                             f"arguments: {', '.join(extra)}")
+    return cache.sample(key(), build, data(), seed=seed, draws=draws, tune=tune, chains=chains,
+                        cores=sample_kwargs.get("cores"), nuts=nuts)

@@ -11,7 +11,8 @@ likelihood as they are. The posterior is computed by nested quadrature:
 
 1. **Trial likelihood of the log OR.** Given ``theta`` the baseline is
    integrated out, ``f_i(theta) = int Bin(ai) Bin(ci) N(b; m0, s0**2) db``, by
-   adaptive Gauss-Hermite quadrature (:data:`N_BASE` nodes, centred at the mode of
+   adaptive Gauss-Hermite quadrature (:data:`N_BASE` nodes, :data:`N_BASE_ZERO` for trials with a
+   zero cell; centred at the mode of
    the integrand in ``b``, found by Newton's method, and scaled by its curvature)
    on a uniform grid of ``theta`` (step :data:`THETA_STEP`); ``log f_i`` is then a
    cubic spline (:class:`scipy.interpolate.CubicSpline`). ``f_i`` does not depend
@@ -41,11 +42,22 @@ the ``(tau, mu)`` nodes of narrow normals ``N(mu_j, h**2)`` with ``h`` the node
 spacing (so the mixture is smooth: with kernels as wide as the spacing the ripple is
 ``exp(-2 pi**2)``); the weights of each ``tau`` slice are multiplied by
 ``N(mu; m, s**2 - h**2) / N(mu; m, s**2)`` (the slice's moments ``m, s``), which undoes
-the kernel's variance exactly for a normal slice and to second order otherwise. A new
-trial's effect is then ``N(mu_j, h**2 + tau**2)`` per node, and a trial's own effect
-``theta_i`` the same construction on a grid of ``theta_i`` given each node
-(:meth:`ExactBinomial.theta`). Probabilities agree with brute-force nested
-trapezoid integration to better than 1e-4 (``tests/test_exact_binomial.py``).
+the kernel's variance exactly for a normal slice and to second order otherwise, and a
+final exponential tilt makes the mixture's mean and variance exactly the slice's
+(:func:`~ketabayes.inference.exact_binomial_kernels.kernel`). A new trial's effect is
+then ``N(mu_j, h**2 + tau**2)`` per node, and a trial's own effect ``theta_i``
+(:meth:`ExactBinomial.theta`; a target named by the study label) is built per ``tau``
+node from ``mu``'s slice with the trial's data removed (the *cavity*), convolved with
+``N(0, tau**2)`` and multiplied by ``f_i``
+(:func:`~ketabayes.inference.exact_binomial_kernels.unit_effect`): no ripple as
+``tau -> 0``. Probabilities agree with brute-force nested trapezoid integration to
+better than 1e-4 (``tests/test_exact_binomial.py``, ``tests/test_binomial_effects.py``).
+
+**Draws** (:meth:`ExactBinomial.sample`) are joint: ``(tau, mu)`` from the nodes and
+kernels, then every trial's own effect from its exact conditional
+``N(theta; mu, tau**2) f_i(theta) / h_i(mu, tau)`` (:meth:`ExactBinomial.draw_units`).
+Each trial's log-likelihood given a draw, ``log h_i(mu, tau)``, is
+:func:`pointwise_log_lik`.
 
 References
 ----------
@@ -63,20 +75,26 @@ import numpy as np
 from scipy import interpolate, special
 
 from ketabayes.errors import KetabayesError
+from ketabayes.inference.exact_binomial_kernels import compress, draw_log_concave, hermite, kernel, lse, unit_effect
 from ketabayes.inference.exact_hierarchical import GridSettings
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
-__all__ = ["BINOMIAL_GRID", "ExactBinomial"]
+__all__ = ["BINOMIAL_GRID", "ExactBinomial", "pointwise_log_lik", "trial_curves"]
 
-#: Gauss-Hermite nodes of the integral over each trial's baseline ``b_i`` given ``theta_i``
+#: Gauss-Hermite nodes of the integral over each trial's baseline ``b_i`` given ``theta_i``; trials with a
+#: zero cell (no events, or only events, in an arm) get :data:`N_BASE_ZERO`: their integrand in ``b_i`` is the
+#: prior's normal tail on one side and a steep cut-off on the other, far from a normal (24 nodes: log f_i
+#: off by 1e-5 for a zero-event arm and 2e-4 for a double-zero trial; 64 nodes: < 1e-6 against a dense
+#: trapezoid rule)
 N_BASE = 24
+N_BASE_ZERO = 64
 #: Gauss-Hermite nodes of the integral over ``theta_i`` given ``(mu, tau)``
 N_THETA = 12
 #: step of the ``theta`` grid on which ``log f_i`` is tabulated (log-OR units)
 THETA_STEP = 0.05
 #: step of the ``mu`` grid of each ``tau`` slice, in units of the slice's conditional sd
-MU_STEP = 0.2
+MU_STEP = 0.1
 #: half-width of the ``mu`` grid of each ``tau`` slice, in conditional sds
 MU_HALF = 8.0
 #: Chebyshev-Lobatto points per ``mu`` slice at which the likelihood is evaluated (the log density is
@@ -87,8 +105,6 @@ _MU_STEP_COARSE, _MU_HALF_COARSE, _N_CHEB_COARSE = 0.5, 7.0, 13
 #: trials' tabulated ``log f_i`` kept between fits (leave-one-out and prior grids reuse them)
 _CACHE_SIZE = 4096
 _TABLE_CACHE: collections.OrderedDict = collections.OrderedDict()
-#: grid of ``theta_i`` given a node (:meth:`ExactBinomial.theta`): step and half-width in conditional sds
-_TH_STEP, _TH_HALF = 0.25, 7.0
 _TAU_FLOOR = 1e-8
 #: a mu slice must end this far (log density) below its maximum
 _EDGE = 25.0
@@ -99,47 +115,11 @@ BINOMIAL_GRID = GridSettings(nodes=((2, 12), (2, 12), (1, 12), (1, 12)), coarse=
                              passes=4, chunk=256)
 
 
-@functools.lru_cache(maxsize=4)
-def _hermite(n: int):
-    """Gauss-Hermite nodes and log weights for ``int g(x) exp(-x**2) dx`` (cached)."""
-    x, w = np.polynomial.hermite.hermgauss(n)
-    x.flags.writeable = False
-    lw = np.log(w)
-    lw.flags.writeable = False
-    return x, lw
-
-
-def _lse(x):
-    """``log(sum(exp(x), axis=-1))`` (the values are finite; faster than scipy's general version here)."""
-    top = x.max(-1)
-    return np.log(np.exp(x - top[..., None]).sum(-1)) + top
+_hermite, _lse, _kernel = hermite, lse, kernel
 
 
 def _log_expit(x):
     return -np.logaddexp(0.0, -x)
-
-
-def _kernel(cond, x, spacing):
-    """Normal-kernel representation of densities known on uniform grids (one per row).
-
-    ``cond (N, J)``: normalised log weights of the trapezoid rule at the nodes ``x (N, J)``
-    of spacing ``spacing (N,)``. Returns log weights ``(N, J)`` (each row normalised) and
-    the kernel sd ``h (N,)`` such that ``sum_j w_j N(.; x_j, h**2)`` is the row's density.
-    Writing the density as ``N(m, s**2) r`` (``m, s`` its moments), the weights are those of
-    ``N(m, s**2 - h**2) r~`` with ``r~ = r + (h/s)**2 (x - m) r' - h**2 r'' / 2`` (derivatives by
-    finite differences): the kernel's convolution then returns the density up to ``O(h**4)``.
-    """
-    wc = np.exp(cond)
-    m = (wc * x).sum(1)
-    v = (wc * (x - m[:, None]) ** 2).sum(1)
-    h2 = np.minimum(spacing**2, 0.5 * v)
-    dev = (x - m[:, None]) ** 2
-    lr = cond + 0.5 * dev / v[:, None]
-    d1 = np.gradient(lr, axis=1) / spacing[:, None]
-    d2 = np.gradient(d1, axis=1) / spacing[:, None]
-    corr = 1.0 + (h2 / v)[:, None] * (x - m[:, None]) * d1 - 0.5 * h2[:, None] * (d2 + d1**2)
-    kc = cond - 0.5 * dev / (v - h2)[:, None] + 0.5 * dev / v[:, None] + np.log(np.maximum(corr, 1e-12))
-    return kc - special.logsumexp(kc, axis=1, keepdims=True), np.sqrt(h2)
 
 
 class ExactBinomial:
@@ -180,7 +160,7 @@ class ExactBinomial:
     """
 
     def __init__(self, a, n1, c, n2, prior_mu: Prior, prior_tau: Prior, prior_baseline: Prior, A, pred, *,
-                 settings: GridSettings | None = None):
+                 settings: GridSettings | None = None, shrink=None):
         self.a, self.n1, self.c, self.n2 = (np.asarray(x, dtype=float).ravel() for x in (a, n1, c, n2))
         self.k = self.a.size
         if not isinstance(prior_mu, (Normal, Flat)):
@@ -190,6 +170,7 @@ class ExactBinomial:
         self.prior_mu, self.prior_tau, self.prior_baseline = prior_mu, prior_tau, prior_baseline
         self.A = np.asarray(A, dtype=float).reshape(-1, 1)
         self.pred = np.asarray(pred, dtype=bool).reshape(-1, 1)
+        self.shrink = _shrink(shrink, self.A.shape[0], self.k)
         self.n_comp = 1
         self.settings = settings or BINOMIAL_GRID
         self._tabulate()
@@ -198,7 +179,16 @@ class ExactBinomial:
     # ------------------------------------------------------------------ step 1: f_i(theta)
     def _log_f(self, theta):
         """``log f_i(theta)`` for ``theta (k, T)``: the baseline integrated out by adaptive Gauss-Hermite."""
-        a, n1, c, n2 = (x[:, None] for x in (self.a, self.n1, self.c, self.n2))
+        zero = (self.a == 0) | (self.c == 0) | (self.a == self.n1) | (self.c == self.n2)
+        out = np.empty(theta.shape)
+        for rows, n in ((np.flatnonzero(~zero), N_BASE), (np.flatnonzero(zero), N_BASE_ZERO)):
+            if rows.size:
+                out[rows] = self._log_f_rule(theta[rows], rows, n)
+        return out
+
+    def _log_f_rule(self, theta, rows, n_nodes: int):
+        """:meth:`_log_f` of the trials ``rows`` with an ``n_nodes``-point rule."""
+        a, n1, c, n2 = (x[rows, None] for x in (self.a, self.n1, self.c, self.n2))
         m0, s0 = self.prior_baseline.mu, self.prior_baseline.sigma
         p_pool = (a + c + 0.5) / (n1 + n2 + 1.0)
         b = np.broadcast_to(np.log(p_pool / (1.0 - p_pool)), theta.shape).copy()
@@ -212,7 +202,7 @@ class ExactBinomial:
                 break
         p1, p2 = special.expit(b + 0.5 * theta), special.expit(b - 0.5 * theta)
         sd = 1.0 / np.sqrt(n1 * p1 * (1.0 - p1) + n2 * p2 * (1.0 - p2) + 1.0 / s0**2)
-        x, lw = _hermite(N_BASE)
+        x, lw = _hermite(n_nodes)
         bb = b[..., None] + math.sqrt(2.0) * sd[..., None] * x
         th = theta[..., None]
         a3, n13, c3, n23 = (v[..., None] for v in (a, n1, c, n2))
@@ -225,7 +215,7 @@ class ExactBinomial:
 
     def _cached_log_f(self, grid):
         """``log f_i`` on ``grid`` for every trial, computed once per (trial counts, baseline prior, grid)."""
-        keys = [(a, n1, c, n2, self.prior_baseline.mu, self.prior_baseline.sigma, grid[0], grid[-1], grid.size, N_BASE)
+        keys = [(a, n1, c, n2, self.prior_baseline.mu, self.prior_baseline.sigma, grid[0], grid[-1], grid.size, N_BASE, N_BASE_ZERO)
                 for a, n1, c, n2 in zip(self.a, self.n1, self.c, self.n2)]
         missing = [i for i, key in enumerate(keys) if key not in _TABLE_CACHE]
         if missing:
@@ -301,35 +291,74 @@ class ExactBinomial:
         return (val, d1, d2) if derivs else val
 
     # ------------------------------------------------------------------ step 2: h_i(mu, tau)
-    def _theta_given(self, mu, tau):
-        """Centre and sd of ``N(theta; mu, tau**2) f_i(theta)`` for ``mu, tau (N,)``: arrays ``(N, k)``."""
-        t2 = (np.maximum(tau, _TAU_FLOOR) ** 2)[:, None]
-        m = mu[:, None]
-        prec = 1.0 / t2 + 1.0 / self.v_hat
-        cen = (m / t2 + self.y_hat / self.v_hat) / prec
-        _, d1, d2 = self._spline(cen, derivs=True)
+    def _theta_given(self, mu, tau, unit: int | None = None):
+        """Centre and sd of ``N(theta; m, tau**2) f_i(theta)`` (Laplace, one Newton step on the spline).
+
+        ``mu (N,)`` (every trial's centre) or ``(N, k)`` (one centre per trial), ``tau (N,)``: arrays
+        ``(N, k)``; with ``unit``, ``mu`` and ``tau`` of one shape for that unit alone.
+        """
+        t2 = np.maximum(tau, _TAU_FLOOR) ** 2
+        if unit is None:
+            t2 = t2[:, None]
+            m = mu if mu.ndim == 2 else mu[:, None]
+            y_hat, v_hat = self.y_hat, self.v_hat
+        else:
+            m, y_hat, v_hat = mu, self.y_hat[unit], self.v_hat[unit]
+        prec = 1.0 / t2 + 1.0 / v_hat
+        cen = (m / t2 + y_hat / v_hat) / prec
+        _, d1, d2 = self._spline(cen, derivs=True, unit=unit)
         l2 = -1.0 / t2 + np.minimum(d2, 0.0)
         cen = cen - (-(cen - m) / t2 + d1) / l2
-        _, _, d2 = self._spline(cen, derivs=True)
+        _, _, d2 = self._spline(cen, derivs=True, unit=unit)
         return cen, 1.0 / np.sqrt(1.0 / t2 - np.minimum(d2, 0.0)), t2
 
     def _log_lik(self, mu, tau, per_unit: bool = False):
         """``sum_i log h_i(mu, tau)`` for ``mu, tau (N,)`` (adaptive Gauss-Hermite over each theta_i).
 
+        ``mu`` may also be ``(N, k)``: trial ``i``'s centre in column ``i`` (moderators, groups).
         With ``per_unit``, the ``(N, k)`` terms ``log h_i`` instead of their sum. Evaluated
         in chunks small enough to stay in the processor's cache.
         """
         x, lw = _hermite(N_THETA)
-        out = np.empty((mu.size, self.k) if per_unit else mu.size)
+        out = np.empty((mu.shape[0], self.k) if per_unit else mu.shape[0])
         ch = max(1, 16384 // (self.k * N_THETA))
-        for i in range(0, mu.size, ch):
+        for i in range(0, mu.shape[0], ch):
             m, t = mu[i:i + ch], tau[i:i + ch]
             cen, sd, t2 = self._theta_given(m, t)
+            mm = m if m.ndim == 2 else m[:, None]
             th = cen[..., None] + math.sqrt(2.0) * sd[..., None] * x
-            val = (-0.5 * (th - m[:, None, None]) ** 2 / t2[..., None] + self._spline_nodes(th) + (x**2 + lw))
+            val = (-0.5 * (th - mm[..., None]) ** 2 / t2[..., None] + self._spline_nodes(th) + (x**2 + lw))
             terms = _lse(val) + np.log(math.sqrt(2.0) * sd) - 0.5 * np.log(2.0 * math.pi * t2)
             out[i:i + ch] = terms if per_unit else terms.sum(1)
         return out
+
+    def _unit_log_h(self, i: int, m, tau):
+        """``log h_i(m, tau)`` of unit ``i`` alone, for ``m, tau`` of one shape."""
+        x, lw = _hermite(N_THETA)
+        m, tau = np.asarray(m, dtype=float), np.asarray(tau, dtype=float)
+        cen, sd, t2 = self._theta_given(m, tau, unit=i)
+        th = cen[..., None] + math.sqrt(2.0) * sd[..., None] * x
+        val = -0.5 * (th - m[..., None]) ** 2 / t2[..., None] + self._spline(th, unit=i) + (x**2 + lw)
+        return _lse(val) + np.log(math.sqrt(2.0) * sd) - 0.5 * np.log(2.0 * math.pi * t2)
+
+    def draw_units(self, centre, tau, rng: np.random.Generator) -> np.ndarray:
+        """Draw every unit's own effect given its centre: ``theta_i ~ N(theta; m_i, tau**2) f_i(theta) / h_i``.
+
+        ``centre (N, k)``, ``tau (N,)``; returns ``(N, k)``: exact draws by rejection from the hull of
+        tangents of the (concave) log density
+        (:func:`~ketabayes.inference.exact_binomial_kernels.draw_log_concave`).
+        """
+        centre = np.asarray(centre, dtype=float)
+        cen, sd, t2 = self._theta_given(centre, tau)
+        m, t2 = centre.ravel(), np.broadcast_to(t2, centre.shape).ravel()
+        unit = np.broadcast_to(np.arange(self.k), centre.shape).ravel()
+
+        def logdens(x, idx):
+            val, d1, _ = self._spline(x, derivs=True, unit=unit[idx, None])
+            dev = (x - m[idx, None]) / t2[idx, None]
+            return val - 0.5 * dev * (x - m[idx, None]), d1 - dev
+
+        return draw_log_concave(logdens, cen, sd, rng)
 
     def _spline_nodes(self, th):
         """:meth:`_spline` at ``th (N, k, n)`` (trial = middle axis)."""
@@ -457,12 +486,15 @@ class ExactBinomial:
         self.mu_nodes = mu
         self.node_log_weights = self.tau_log_weights[:, None] + cond
         # kernel representation of mu | tau (see the module docstring)
-        kc, self.kernel_sd = _kernel(cond, mu, dmu)
-        self.kernel_log_weights = self.tau_log_weights[:, None] + kc
+        self._kc, self.kernel_sd = _kernel(cond, mu, dmu)
+        self.kernel_log_weights = self.tau_log_weights[:, None] + self._kc
 
     # ------------------------------------------------------------------ results
     def marginal(self, t: int) -> MixtureMarginal:
-        """Posterior of target ``t``: ``A[t] mu`` (plus ``N(0, tau**2)`` if ``pred[t]``), a normal mixture."""
+        """Posterior of target ``t``: ``A[t] mu`` (plus ``N(0, tau**2)`` if ``pred[t]``), a normal mixture;
+        trial ``shrink[t]``'s own effect if ``shrink[t] >= 0`` (:meth:`theta`)."""
+        if self.shrink[t] >= 0:
+            return self.theta(int(self.shrink[t]))
         a, p = float(self.A[t, 0]), bool(self.pred[t, 0])
         sd = np.broadcast_to((a * self.kernel_sd)[:, None] ** 2 + (self.tau_nodes**2 * p)[:, None],
                              self.mu_nodes.shape)
@@ -474,31 +506,23 @@ class ExactBinomial:
         return [self.marginal(t) for t in range(self.A.shape[0])]
 
     def theta(self, i: int) -> MixtureMarginal:
-        """Posterior of trial ``i``'s own log odds ratio ``theta_i`` (a normal mixture; see the module docstring)."""
-        return MixtureMarginal(*self._theta_mixture(i))
+        """Posterior of trial ``i``'s own log odds ratio ``theta_i``: a normal mixture
+        (:func:`~ketabayes.inference.exact_binomial_kernels.unit_effect`, merged by
+        :func:`~ketabayes.inference.exact_binomial_kernels.compress`)."""
+        if i not in self._theta_cache:
+            self._theta_cache[i] = MixtureMarginal(*compress(*self.unit_mixture(i)))
+        return self._theta_cache[i]
 
-    def _theta_mixture(self, i: int, cutoff: float = 40.0, stride: int = 1):
-        """Weights, means and sds of :meth:`theta` (nodes more than ``cutoff`` log units below the top dropped).
+    @functools.cached_property
+    def _theta_cache(self) -> dict:
+        return {}
 
-        ``stride``: use every ``stride``-th node of each ``mu`` slice (the trapezoid rule with a
-        ``stride`` times larger step, still far below the conditional sd of ``mu``; enough for
-        the smooth integrand ``p(theta_i | mu, tau) p(mu | tau)``).
-        """
-        mid = self.mu_nodes.shape[1] // 2
-        cols = np.r_[mid % stride:self.mu_nodes.shape[1]:stride]
-        nlw = self.node_log_weights[:, cols] + math.log(stride)
-        keep = nlw > nlw.max() - cutoff
-        lw = nlw[keep]
-        mu = self.mu_nodes[:, cols][keep]
-        tau = np.broadcast_to(self.tau_nodes[:, None], (self.tau_nodes.size, cols.size))[keep]
-        cen, sd, t2 = self._theta_given(mu, tau)
-        cen, sd, t2 = cen[:, i], sd[:, i], t2[:, 0]
-        j = np.arange(-_TH_HALF / _TH_STEP, _TH_HALF / _TH_STEP + 0.5)
-        th = cen[:, None] + (sd * _TH_STEP)[:, None] * j
-        lp = self._spline(th, unit=i) - 0.5 * (th - mu[:, None]) ** 2 / t2[:, None]
-        kc, h = _kernel(lp - special.logsumexp(lp, axis=1, keepdims=True), th, sd * _TH_STEP)
-        weights = np.exp(lw[:, None] + kc)
-        return weights.ravel(), th.ravel(), np.broadcast_to(h[:, None], th.shape).ravel()
+    def unit_mixture(self, i: int, cutoff: float = 40.0):
+        """Weights, means and sds of unit ``i``'s own effect (tau nodes ``cutoff`` log units below the top dropped)."""
+        keep = np.flatnonzero(self.tau_log_weights > self.tau_log_weights.max() - cutoff)
+        lw = self.tau_log_weights[keep] - special.logsumexp(self.tau_log_weights[keep])
+        cond = self.node_log_weights[keep] - self.tau_log_weights[keep, None]   # mu | tau on its own grid
+        return unit_effect(self, i, self.tau_nodes[keep], lw, (cond, self.mu_nodes[keep]), on_grid=True)
 
     def tau_cdf(self, tau) -> np.ndarray:
         """Posterior CDF of ``tau``: the log density in ``w`` (known at the nodes) as a cubic spline, integrated."""
@@ -525,20 +549,83 @@ class ExactBinomial:
         q = self._s * np.sinh(np.interp(np.asarray(qs, dtype=float), cdf, fine))
         return {"mean": mean, "sd": sd, "q025": float(q[0]), "q50": float(q[1]), "q975": float(q[2])}
 
-    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Posterior draws: ``tau (n,)``, ``mu (n,)`` and the targets ``(n, T)``.
+    def sample(self, n: int, rng: np.random.Generator, studies: bool = True) -> dict[str, np.ndarray]:
+        """Joint posterior draws: ``phi`` (tau), ``b`` (mu), each trial's ``centre`` and effect ``theta``, targets.
 
         A node is drawn by its weight (kernel representation), ``tau`` uniformly within
-        its Gauss-Legendre cell in ``w``, ``mu`` from the node's kernel, and the
-        prediction terms ``N(0, tau**2)`` of the targets independently.
+        its Gauss-Legendre cell in ``w``, ``mu`` from the node's kernel, every trial's own
+        effect from its exact conditional given ``(mu, tau)`` (:meth:`draw_units`; not drawn
+        with ``studies=False``), and the prediction terms ``N(0, tau**2)`` of the targets
+        independently. Study targets (``shrink``) are the trials' effects.
         """
         p = np.exp(self.kernel_log_weights).ravel()
         idx = rng.choice(p.size, size=n, p=p / p.sum())
         it, _ = np.unravel_index(idx, self.mu_nodes.shape)
-        cells = np.concatenate([[self._edges[0]], 0.5 * (self.w_nodes[1:] + self.w_nodes[:-1]), [self._edges[-1]]])
-        w = cells[it] + (cells[it + 1] - cells[it]) * rng.uniform(size=n)
-        tau = self._s * np.sinh(w)
+        tau = self._tau_in_cell(it, rng)
         mu = self.mu_nodes.ravel()[idx] + self.kernel_sd[it] * rng.standard_normal(n)
         targets = mu[:, None] * self.A[:, 0] + np.sqrt(self.pred[:, 0] * tau[:, None] ** 2) * rng.standard_normal(
             (n, self.A.shape[0]))
-        return {"phi": tau[:, None], "b": mu[:, None], "u": np.zeros((n, 0)), "targets": targets}
+        centre = np.broadcast_to(mu[:, None], (n, self.k))
+        out = {"phi": tau[:, None], "b": mu[:, None], "u": np.zeros((n, 0)), "centre": centre}
+        if studies:
+            out["theta"] = self.draw_units(centre, tau, rng)
+            rows = np.flatnonzero(self.shrink >= 0)
+            targets[:, rows] = out["theta"][:, self.shrink[rows]]
+        out["targets"] = targets
+        return out
+
+    def _tau_in_cell(self, it, rng: np.random.Generator) -> np.ndarray:
+        """``tau`` drawn uniformly (in ``w = asinh(tau / s)``) within the Gauss-Legendre cells of nodes ``it``."""
+        cells = np.concatenate([[self._edges[0]], 0.5 * (self.w_nodes[1:] + self.w_nodes[:-1]), [self._edges[-1]]])
+        w = cells[it] + (cells[it + 1] - cells[it]) * rng.uniform(size=np.shape(it))
+        return self._s * np.sinh(w)
+
+
+def _shrink(shrink, n_targets: int, k: int) -> np.ndarray:
+    """Per target, the trial whose own effect it is (-1: none); checked against the number of trials."""
+    out = np.full(n_targets, -1, dtype=int) if shrink is None else np.asarray(shrink, dtype=int).reshape(n_targets)
+    if np.any(out >= k):
+        raise KetabayesError(f"a study target refers to trial {int(out.max())}, but there are {k} trials")
+    return out
+
+
+def trial_curves(a, n1, c, n2, prior_baseline: Prior) -> ExactBinomial:
+    """The trials' likelihood curves ``log f_i(theta)`` alone (step 1 of the module docstring; no integration).
+
+    Gives ``_log_lik(centre, tau, per_unit=True)`` (each trial's ``log h_i``) and
+    :meth:`ExactBinomial.draw_units` for draws that come from elsewhere (NUTS).
+    """
+    tr = object.__new__(ExactBinomial)
+    tr.a, tr.n1, tr.c, tr.n2 = (np.asarray(x, dtype=float).ravel() for x in (a, n1, c, n2))
+    tr.k = tr.a.size
+    tr.prior_baseline = prior_baseline
+    tr._tabulate()
+    return tr
+
+
+def pointwise_log_lik(curves: ExactBinomial, centre, tau) -> np.ndarray:
+    """Each trial's log likelihood given a draw of its centre and of tau, baseline and own effect integrated out.
+
+    ``log h_i(m_i, tau) = log int int Bin(ai | n1i, expit(b + theta / 2)) Bin(ci | n2i, expit(b - theta / 2))
+    N(b; m0, s0**2) N(theta; m_i, tau**2) db dtheta`` for ``centre (..., k)`` (``m_i``: ``mu``, the trial's group
+    effect or ``mu + x_i' gamma``) and ``tau (...)``; returns ``(..., k)``.
+
+    This is the ``log_likelihood`` group of binomial results: leave-one-out cross-validation with it
+    (``az.loo``) predicts a left-out trial's counts from the population-level parameters. It equals
+    the LOO target of the likelihood given the trial's own baseline and effect (left out, those follow
+    their prior given the population-level parameters), but its importance weights are stable: the
+    trial's own parameters, which only its data inform, are integrated out instead of reweighted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ketabayes.inference.exact_binomial import pointwise_log_lik, trial_curves
+    >>> from ketabayes.model.priors import Normal
+    >>> curves = trial_curves([1, 0], [40, 22], [2, 1], [36, 21], Normal(0, 5))   # Morton 1984, Bertschat 1989
+    >>> np.round(pointwise_log_lik(curves, np.array([[-0.5, -0.5]]), np.array([0.3])), 3)
+    array([[-4.673, -3.379]])
+    """
+    centre = np.asarray(centre, dtype=float)
+    shape = centre.shape
+    flat = curves._log_lik(centre.reshape(-1, shape[-1]), np.asarray(tau, dtype=float).reshape(-1), per_unit=True)
+    return flat.reshape(shape)

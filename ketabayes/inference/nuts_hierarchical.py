@@ -55,7 +55,7 @@ from ketabayes.inference.exact_hierarchical import target_draws
 from ketabayes.model.priors import Flat, Normal
 
 __all__ = ["add_targets", "binomial_data", "binomial_key", "build_binomial", "build_hierarchical", "build_marginal",
-           "complete_marginal"]
+           "complete_marginal", "hierarchical_data", "hierarchical_key"]
 
 
 def _linear_predictor(model):
@@ -140,6 +140,45 @@ def build_marginal(model):
         ll = -0.5 * (pt.sum(pt.log(tv)) + 2.0 * pt.sum(pt.log(pt.diag(L))) + quad)
         pm.Potential("marginal_likelihood", ll)
     return pm_model
+
+
+def hierarchical_data(model, parameterization: str = "marginal") -> dict:
+    """Values of the ``pm.Data`` containers of :func:`build_marginal` (or, ``"noncentred"``,
+    :func:`build_hierarchical`) for ``model``: what a variant swaps into a compiled model."""
+    from ketabayes.inference.compiled_cache import prior_data
+
+    d = model.design
+    if parameterization == "marginal":
+        eng = model._gaussian_part()
+        out = {"W": eng.W, "resid": eng._resid, "q0": eng.q0, "vi": eng.v}
+    else:
+        out = {"yi": model.yi, "vi": model.vi, **prior_data(model.prior_mu, "mu")}
+        if d.moderators:
+            out["X"] = d.X[:, 1:]
+    out.update(prior_data(model.prior_tau, dims.TAU))
+    for t in d.terms:
+        out.update(prior_data(model.prior_sd[t.name], f"sd_{t.dim}"))
+    return out
+
+
+def hierarchical_key(model, parameterization: str = "marginal") -> tuple:
+    """Structure key of :func:`build_marginal` / :func:`build_hierarchical` (what one compiled model is valid for).
+
+    The number of trials, the prior families of the scales and what the builder uses as constants: for
+    the marginal form the shape of the design and which columns belong to which random term; for the
+    non-centred form each trial's level of every term, the moderators and the slopes' priors.
+    """
+    from ketabayes.inference.compiled_cache import prior_signature
+
+    d = model.design
+    base = ("hierarchical", parameterization, model.k, prior_signature(model.prior_tau),
+            tuple(prior_signature(model.prior_sd[t.name]) for t in d.terms))
+    if parameterization == "marginal":
+        eng = model._gaussian_part()
+        return base + (tuple(eng.W.shape), tuple(int(c) for c in eng._comp_of_col))
+    return base + (tuple((t.name, len(t.levels), tuple(int(i) for i in t.index)) for t in d.terms),
+                   tuple(d.moderators), prior_signature(model.prior_mu),
+                   tuple(str(model.prior_gamma[m]) for m in d.moderators))
 
 
 def complete_marginal(tree, model, rng: np.random.Generator):
@@ -245,6 +284,10 @@ def add_targets(tree, model, rng: np.random.Generator):
     coef = np.concatenate(cols, axis=1)
     shrink = (d.shrink, model.yi, model.vi) if hasattr(model, "yi") else None
     eff = target_draws(coef, _components(post, d), d.A, d.pred, rng, shrink=shrink)
+    rows = np.flatnonzero(d.shrink >= 0)
+    if shrink is None and rows.size:   # binomial: the trials' own effects are sampled (theta[study])
+        theta = post[dims.THETA].transpose(dims.CHAIN, dims.DRAW, dims.STUDY).values.reshape(n, -1)
+        eff[:, rows] = theta[:, d.shrink[rows]]
     post = post.assign(effect=((dims.CHAIN, dims.DRAW, dims.TARGET), eff.reshape(nc, nd, -1)))
     post = post.assign_coords({dims.TARGET: [t.name for t in d.targets]})
     tree["posterior"] = xr.DataTree(post)

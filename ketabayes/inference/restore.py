@@ -61,8 +61,8 @@ def exact_hierarchical(tree, settings):
 
 
 def exact_binomial(tree, settings):
-    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping form) of a saved
-    binomial-logit result, from the stored counts, priors, target definitions and grid settings."""
+    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping or one-moderator form) of a
+    saved binomial-logit result, from the stored counts, priors, design, target definitions and grid settings."""
     from ketabayes.inference.exact_hierarchical import GridSettings
 
     obs = tree["observed_data"].to_dataset()
@@ -72,16 +72,23 @@ def exact_binomial(tree, settings):
     A, pred = const["target_A"].values, const["target_pred"].values.astype(bool)
     grid = GridSettings.from_dict(settings["engine_settings"])
     prior_mu, prior_tau, prior_base = (_prior(settings[k]) for k in ("prior_mu", "prior_tau", "prior_baseline"))
+    shrink = const["target_study"].values if "target_study" in const else None
     sd = list(settings.get("prior_sd", {}).values())
+    gamma = list(settings.get("prior_gamma", {}).values())
+    if gamma:
+        from ketabayes.inference.exact_binomial_regression import ExactBinomialRegression
+
+        return ExactBinomialRegression(a, n1, c, n2, const["design_X"].values[:, 1], prior_mu, _prior(gamma[0]),
+                                       prior_tau, prior_base, A, pred, settings=grid, shrink=shrink)
     if sd:
         from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
 
         group = np.argmax(const["design_Z"].values, axis=1)
         return ExactBinomialGrouped(a, n1, c, n2, group, prior_mu, prior_tau, _prior(sd[0]), prior_base, A, pred,
-                                    settings=grid)
+                                    settings=grid, shrink=shrink)
     from ketabayes.inference.exact_binomial import ExactBinomial
 
-    return ExactBinomial(a, n1, c, n2, prior_mu, prior_tau, prior_base, A, pred, settings=grid)
+    return ExactBinomial(a, n1, c, n2, prior_mu, prior_tau, prior_base, A, pred, settings=grid, shrink=shrink)
 
 
 def exact_bivariate(tree, settings):

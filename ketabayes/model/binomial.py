@@ -19,8 +19,22 @@ risk ``median(ci / n2i)`` (if that is 0, the pooled ``(sum ci + 0.5) / (sum n2i 
 Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
 (:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
 integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
-the model without groupings or with one grouping (e.g. ``by="drug"``) and no
-moderators; ``fit("nuts")`` samples every form.
+the model without groupings, with one grouping (e.g. ``by="drug"``;
+:mod:`~ketabayes.inference.exact_binomial_grouped`) or with one moderator (e.g.
+``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`);
+``fit("nuts")`` samples every form. Crossed or nested groupings (drug x condition),
+a grouping with a moderator and two or more moderators are NUTS only: given the
+variance components their posterior does not reduce to a few dimensions of
+one-dimensional tables (the error message says which dimension count applies).
+
+Every result carries each trial's own (shrunken) log odds ratio as a target named by
+the study label (``kind == "study"``; exact marginals or NUTS draws), so
+:func:`~ketabayes.reporting.plots.plot_forest` draws a shrinkage forest, and the
+ArviZ groups ``log_likelihood`` (each trial's likelihood of both arms' counts given
+the draw of its linear predictor and of ``tau``, its baseline and own effect
+integrated out: :func:`~ketabayes.inference.exact_binomial.pointwise_log_lik`, so
+``az.loo`` is leave-one-trial-out prediction of a new trial's counts, with stable
+Pareto k) and ``prior``.
 
 References
 ----------
@@ -46,7 +60,7 @@ from ketabayes.model._fit_common import (
     prior_entry,
     record_sampler,
 )
-from ketabayes.model.hierarchical import HierarchicalModel, build_design
+from ketabayes.model.hierarchical import HierarchicalModel, build_design, study_targets
 from ketabayes.model.priors import Flat, Normal, default_tau_prior, parse_prior
 
 __all__ = ["BinomialModel"]
@@ -122,6 +136,7 @@ class BinomialModel:
         self.columns = {"study": study, "ai": ai, "n1i": n1i, "ci": ci, "n2i": n2i}
         self.design = build_design(df, labels, self.by, [moderators] if isinstance(moderators, str)
                                    else list(moderators or []), self.interaction, self.nest)
+        self.design.targets += study_targets(self.design, self.studies, self.data, self.by + list(self.nest.values()))
         self.prior_mu = parse_prior(prior_mu) if prior_mu is not None else Flat()
         if not isinstance(self.prior_mu, (Normal, Flat)):
             raise PriorError(f"prior_mu must be normal(mean, sd) or flat(), got {self.prior_mu}")
@@ -183,10 +198,12 @@ class BinomialModel:
         ----------
         method : {"nuts", "exact"}
             ``"exact"``: quadrature (every target an exact normal mixture) for the model
-            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`) or
-            with one grouping and no moderators
-            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`).
-            ``"nuts"``: PyMC's NUTS (every form).
+            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`),
+            with one grouping
+            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`) or
+            with one moderator
+            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`);
+            other forms raise an error that says why. ``"nuts"``: PyMC's NUTS (every form).
         mcid, benefit, harm : optional
             ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
             ``"lower"`` for adverse events.
@@ -219,66 +236,91 @@ class BinomialModel:
         if method == "exact":
             exact = self._exact(grid)
             settings["engine_settings"] = exact.settings.to_dict()
-            tree = self._exact_tree(exact, seed, chains, draws)
+            tree, centre = self._exact_tree(exact, seed, chains, draws)
+            curves = getattr(exact, "trials", exact)
         else:
+            from ketabayes.inference.compiled_cache import sample_model
             from ketabayes.inference.diagnostics import check_convergence
-            from ketabayes.inference.nuts import sample_nuts
-            from ketabayes.inference.nuts_hierarchical import add_targets, build_binomial
+            from ketabayes.inference.exact_binomial import trial_curves
+            from ketabayes.inference.nuts_hierarchical import add_targets, binomial_data, binomial_key, build_binomial
 
             nuts = {"target_accept": 0.95, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-            if cache is not None:
-                from ketabayes.inference.nuts_hierarchical import binomial_data, binomial_key
-
-                extra = sorted(set(sample_kwargs) - {"cores"})
-                if extra:
-                    raise KetabayesError(f"with cache=..., NUTS runs through nutpie directly; unsupported "
-                                         f"pymc.sample arguments: {', '.join(extra)}")
-                tree = cache.sample(binomial_key(self), lambda: build_binomial(self), binomial_data(self), seed=seed,
-                                    draws=draws, tune=tune, chains=chains, cores=sample_kwargs.get("cores"),
-                                    nuts=nuts)
-            else:
-                tree = sample_nuts(build_binomial(self), seed=seed, draws=draws, tune=tune, chains=chains,
-                                   nuts=nuts, progressbar=progressbar, **sample_kwargs)
+            tree = sample_model(lambda: build_binomial(self), cache=cache, key=lambda: binomial_key(self),
+                                data=lambda: binomial_data(self), seed=seed, draws=draws, tune=tune, chains=chains,
+                                nuts=nuts, progressbar=progressbar, **sample_kwargs)
             record_sampler(settings, tree)
             tree = add_targets(tree, self, np.random.default_rng([seed, 1]))
             diagnostics = check_convergence(tree, ["mu", *self.design.components, "effect"], strict=strict)
+            post = tree["posterior"]
+            # each trial's linear predictor (its centre): theta_i = eta_i + tau z_i in the sampled model
+            centre = (post[dims.THETA] - post[dims.TAU] * post["z_trial"]).transpose(
+                dims.CHAIN, dims.DRAW, dims.STUDY).values
+            curves = trial_curves(self.a, self.n1, self.c, self.n2, self.prior_baseline)
         tree = self._attach_data(tree)
+        tree = self._arviz_groups(tree, curves, centre, seed)
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact, diagnostics=diagnostics,
                                   model=self)
 
     def _exact(self, grid=None):
         """The exact engine for this model (also used by the loader to re-create exact results).
 
-        No groupings: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`; one grouping
-        (no interaction, nesting or moderators):
-        :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`.
+        No groupings and no moderators: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
+        one grouping: :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`;
+        one moderator: :class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`.
+        Other forms raise a :class:`~ketabayes.errors.KetabayesError` that says why and names
+        ``method="nuts"``.
         """
         d = self.design
-        if len(d.terms) > 1 or d.moderators:
-            what = ", ".join([f"grouping {t.name!r}" for t in d.terms] + [f"moderator {m!r}" for m in d.moderators])
-            raise KetabayesError(f"the exact binomial engine integrates the model without groupings or with one "
-                                 f"grouping and no moderators; this model has {what}: use method='nuts'")
+        reason = _not_exact(d)
+        if reason:
+            raise KetabayesError(f"the exact binomial engine cannot fit this model: {reason}. Use method='nuts'")
+        if d.moderators:
+            from ketabayes.inference.exact_binomial_regression import ExactBinomialRegression
+
+            return ExactBinomialRegression(self.a, self.n1, self.c, self.n2, d.X[:, 1], self.prior_mu,
+                                           self.prior_gamma[d.moderators[0]], self.prior_tau, self.prior_baseline,
+                                           d.A, d.pred, settings=grid, shrink=d.shrink)
         if d.terms:
             from ketabayes.inference.exact_binomial_grouped import ExactBinomialGrouped
 
             t = d.terms[0]
             return ExactBinomialGrouped(self.a, self.n1, self.c, self.n2, t.index, self.prior_mu, self.prior_tau,
-                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid)
+                                        self.prior_sd[t.name], self.prior_baseline, d.A, d.pred, settings=grid,
+                                        shrink=d.shrink)
         from ketabayes.inference.exact_binomial import ExactBinomial
 
         return ExactBinomial(self.a, self.n1, self.c, self.n2, self.prior_mu, self.prior_tau, self.prior_baseline,
-                             d.A, d.pred, settings=grid)
+                             d.A, d.pred, settings=grid, shrink=d.shrink)
 
     def _exact_tree(self, exact, seed, chains, draws):
+        """The posterior group from the engine's joint draws; also each draw's trial centres ``(chain, draw, k)``."""
+        d = self.design
         s = exact.sample(chains * draws, np.random.default_rng(seed))
         shape = (chains, draws)
-        mean = [t.kind for t in self.design.targets].index("mean")
-        post = {"mu": s["targets"][:, mean].reshape(shape), dims.TAU: s["phi"][:, 0].reshape(shape),
-                "effect": s["targets"].reshape(*shape, -1)}
-        for g, t in enumerate(self.design.terms):
-            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g].reshape(shape)
-        return draws_tree({"posterior": post}, {"effect": [dims.TARGET]}, self._coords())
+        post = {"mu": s["b"][:, 0], dims.TAU: s["phi"][:, 0]}
+        dim_map = {"effect": [dims.TARGET], dims.THETA: [dims.STUDY]}
+        if d.moderators:
+            post["gamma"] = s["b"][:, 1:]
+            dim_map["gamma"] = ["moderator"]
+        for g, t in enumerate(d.terms):
+            post[f"sd_{t.dim}"] = s["phi"][:, 1 + g]
+            post[f"{t.dim}_effect"] = s["u"]
+            dim_map[f"{t.dim}_effect"] = [t.dim]
+        post[dims.THETA] = s["theta"]
+        post["effect"] = s["targets"]
+        post = {k: v.reshape(*shape, *v.shape[1:]) for k, v in post.items()}
+        return draws_tree({"posterior": post}, dim_map, self._coords()), s["centre"].reshape(*shape, self.k)
+
+    def _arviz_groups(self, tree, curves, centre, seed):
+        """``log_likelihood`` (each trial's likelihood given the draw of its centre and tau) and ``prior`` groups."""
+        from ketabayes.inference.arviz_groups import add_groups
+        from ketabayes.inference.exact_binomial import pointwise_log_lik
+
+        ll = pointwise_log_lik(curves, centre, tree["posterior"][dims.TAU].values)
+        priors = {dims.MU: self.prior_mu, dims.TAU: self.prior_tau,
+                  **{f"sd_{t.dim}": self.prior_sd[t.name] for t in self.design.terms}}
+        return add_groups(tree, ll, self.studies, priors, seed=seed)
 
     def _attach_data(self, tree):
         import xarray as xr
@@ -289,3 +331,29 @@ class BinomialModel:
         tree["observed_data"] = xr.DataTree(obs)
         tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords=constant_coords(self)))
         return tree
+
+
+def _not_exact(design) -> str:
+    """Why the exact engine cannot integrate a model structure ("" if it can).
+
+    Given ``tau`` every trial enters through its likelihood of its linear predictor, a one-dimensional
+    table; what remains must be a low-dimensional integral of such tables. That holds without groupings
+    (``mu``), with one grouping (``mu`` and one group SD, the groups independent given them) and with one
+    moderator (``mu`` and the slope); it fails for the forms below.
+    """
+    terms, mods = design.terms, design.moderators
+    if len(terms) > 1:
+        names = ", ".join(repr(t.name) for t in terms)
+        levels = sum(len(t.levels) for t in terms)
+        return (f"it has the random-effect terms {names} (crossed, nested or interacting groupings). Their effects "
+                f"are coupled through the trials that share levels, so given the variance components the posterior "
+                f"does not split into one-dimensional integrals per group: it is a {levels}-dimensional integral "
+                f"(one dimension per level) on top of {len(terms) + 1} variance components")
+    if terms and mods:
+        return (f"it has a grouping ({terms[0].name!r}) and a moderator ({mods[0]!r}). Each group's likelihood "
+                f"then depends on mu and the slope jointly, an integral per group inside a four-dimensional "
+                f"integral over tau, the group SD, mu and the slope")
+    if len(mods) > 1:
+        return (f"it has {len(mods)} moderators ({', '.join(map(repr, mods))}); the exact engine integrates one "
+                f"(tau, mu and one slope); each further slope adds a dimension to the integral")
+    return ""

@@ -526,7 +526,7 @@ class HierarchicalModel:
     def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 500, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
-            grid=None, parameterization: str = "marginal", **sample_kwargs):
+            grid=None, parameterization: str = "marginal", cache=None, **sample_kwargs):
         """Fit the model.
 
         Parameters
@@ -558,6 +558,12 @@ class HierarchicalModel:
             each draw (see :mod:`ketabayes.inference.nuts_hierarchical`).
             ``"noncentred"``: the trial effects integrated out, ``mu``, ``gamma`` and
             non-centred group effects sampled by NUTS.
+        cache : CompiledModelCache, optional
+            NUTS only: sample with nutpie through this cache of compiled models, so that fits
+            that differ only in data or prior parameters (same structure:
+            :func:`~ketabayes.inference.nuts_hierarchical.hierarchical_key`) compile once; the
+            draws equal an uncached fit's with the same seed. Of ``**sample_kwargs`` only
+            ``cores`` is then accepted.
         **sample_kwargs
             Passed unchanged to ``pymc.sample``.
 
@@ -581,17 +587,18 @@ class HierarchicalModel:
             tree = self._exact_tree(exact, seed, chains, draws)
         else:
             from ketabayes.inference import nuts_hierarchical as nh
+            from ketabayes.inference.compiled_cache import sample_model
             from ketabayes.inference.diagnostics import check_convergence
-            from ketabayes.inference.nuts import sample_nuts
 
             if parameterization not in ("marginal", "noncentred"):
                 raise KetabayesError(f"parameterization must be 'marginal' or 'noncentred', got {parameterization!r}")
-            model = nh.build_marginal(self) if parameterization == "marginal" else nh.build_hierarchical(self)
+            build = nh.build_marginal if parameterization == "marginal" else nh.build_hierarchical
             nuts = {"target_accept": 0.9, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs,
                                                                parameterization=parameterization)
-            tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
-                               progressbar=progressbar, **sample_kwargs)
+            tree = sample_model(lambda: build(self), cache=cache, key=lambda: nh.hierarchical_key(self, parameterization),
+                                data=lambda: nh.hierarchical_data(self, parameterization), seed=seed, draws=draws,
+                                tune=tune, chains=chains, nuts=nuts, progressbar=progressbar, **sample_kwargs)
             record_sampler(settings, tree)
             rng = np.random.default_rng([seed, 1])
             tree = (nh.complete_marginal(tree, self, rng) if parameterization == "marginal"

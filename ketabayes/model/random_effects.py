@@ -175,7 +175,7 @@ class RandomEffectsModel:
     def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
-            frequentist: bool = True, study_draws: bool | None = None, **sample_kwargs):
+            frequentist: bool = True, study_draws: bool | None = None, cache=None, **sample_kwargs):
         """Fit the model.
 
         Parameters
@@ -209,6 +209,12 @@ class RandomEffectsModel:
             ``k * chains * draws <= 5,000,000`` (e.g. k = 1,250 at 4 x 1,000 draws), so that very large
             meta-analyses fit in little memory; the exact marginal of every study effect is available
             either way (``result.marginal(label)``). NUTS always stores them.
+        cache : CompiledModelCache, optional
+            NUTS only: sample with nutpie through this cache of compiled models, so that fits that
+            differ only in data or prior parameters (same number of studies and prior families:
+            :func:`~ketabayes.inference.nuts.normal_normal_key`) compile once
+            (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`); the draws equal an
+            uncached fit's with the same seed. Of ``**sample_kwargs`` only ``cores`` is then accepted.
         **sample_kwargs
             Passed unchanged to ``pymc.sample``.
 
@@ -238,15 +244,19 @@ class RandomEffectsModel:
             settings["study_draws"] = bool(study_draws)
             tree = self._exact_tree(exact, seed, chains, draws, studies=bool(study_draws))
         else:
+            from ketabayes.inference.compiled_cache import sample_model
             from ketabayes.inference.diagnostics import check_convergence
-            from ketabayes.inference.nuts import sample_nuts
+            from ketabayes.inference.nuts import normal_normal_data, normal_normal_key
 
-            model = self.pymc_model()
             # tau near 0 with a heavy data weight gives the odd divergence at PyMC's default 0.8
             nuts = {"target_accept": 0.95, **(nuts or {})}
             settings["engine_settings"] = nuts_engine_settings(tune, nuts, sample_kwargs)
-            tree = sample_nuts(model, seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts,
-                               progressbar=progressbar, **sample_kwargs)
+            tau_prior = None if self.fixed else self.prior_tau
+            tree = sample_model(self.pymc_model, cache=cache,
+                                key=lambda: normal_normal_key(self.k, self.prior_mu, tau_prior, self.fixed),
+                                data=lambda: normal_normal_data(self.yi, self.vi, self.prior_mu, tau_prior),
+                                seed=seed, draws=draws, tune=tune, chains=chains, nuts=nuts, progressbar=progressbar,
+                                **sample_kwargs)
             record_sampler(settings, tree)
             var_names = [dims.MU] if self.fixed else [dims.MU, dims.TAU, dims.THETA, dims.THETA_NEW]
             diagnostics = check_convergence(tree, var_names, strict=strict)

@@ -218,21 +218,23 @@ def _forest_rows(result, prob: float) -> list[dict]:
     or None) and ``weight`` (a trial's share of the random-effects weights, or None).
     """
     rows = []
-    obs = result.tree["observed_data"] if "observed_data" in result.tree.children else None
-    have_y = obs is not None and "y" in obs.data_vars and "vi" in result.tree["constant_data"].data_vars
     study_targets = {t.name for t in result.targets if t.kind == "study"}
-    if have_y:
+    observed = _observed_estimates(result)
+    if observed is not None:
+        yi, vi, _ = observed
         z = float(stats.norm.ppf(0.5 + prob / 2.0))
-        yi = np.asarray(obs["y"].values, dtype=float)
-        vi = np.asarray(result.tree["constant_data"]["vi"].values, dtype=float)
         tau2 = float(result.marginal("tau").ppf(np.array([0.5]))[0]) ** 2 if "tau" in result.scale_names else 0.0
-        w = 1.0 / (vi + tau2)
+        w = np.where(np.isfinite(vi), 1.0 / (vi + tau2), 0.0)
         w = w / w.sum()
         for i, s in enumerate(result.studies):
-            se = math.sqrt(vi[i])
             post = tuple(_interval(result.marginal(s), prob)) if s in study_targets else None
-            rows.append({"label": s, "kind": "study", "obs": (yi[i] - z * se, yi[i], yi[i] + z * se), "post": post,
-                         "weight": w[i]})
+            if np.isfinite(yi[i]):
+                se = math.sqrt(vi[i])
+                rows.append({"label": s, "kind": "study", "obs": (yi[i] - z * se, yi[i], yi[i] + z * se),
+                             "post": post, "weight": w[i]})
+            else:   # a double-zero trial: no observed log odds ratio, but a posterior effect
+                rows.append({"label": f"{s} (not estimable)", "kind": "study", "obs": None, "post": post,
+                             "weight": None})
     for t in result.targets:
         if t.kind in ("group", "cell"):
             label = t.name.replace("|", " x ") + ("" if t.observed else " (no trials)")
@@ -242,6 +244,36 @@ def _forest_rows(result, prob: float) -> list[dict]:
         rows.append({"label": label, "kind": name, "obs": None, "post": tuple(_interval(result.marginal(name), prob)),
                      "weight": None})
     return rows
+
+
+def _observed_estimates(result):
+    """Each trial's observed estimate and sampling variance on the analysis scale, or ``None``.
+
+    Estimate-level results store them (``y``, ``vi``); arm-level binomial results store the counts,
+    from which the log odds ratios are computed as metafor's ``escalc`` does (0.5 added to every
+    cell of a trial with a zero cell; a trial without events in either arm is not estimable: NaN).
+    These are for display only: the binomial model itself uses the counts, with no correction.
+    """
+    tree = result.tree
+    if "observed_data" not in tree.children or "constant_data" not in tree.children:
+        return None
+    obs, const = tree["observed_data"], tree["constant_data"]
+    if "y" in obs.data_vars and "vi" in const.data_vars:
+        return np.asarray(obs["y"].values, dtype=float), np.asarray(const["vi"].values, dtype=float), False
+    if {"ai", "ci"} <= set(obs.data_vars) and {"n1i", "n2i"} <= set(const.data_vars):
+        import warnings
+
+        from ketabayes.data.effect_sizes import effect_sizes
+        from ketabayes.errors import DataWarning
+
+        with warnings.catch_warnings():   # a double-zero trial is shown as "not estimable" in the plot itself
+            warnings.simplefilter("ignore", DataWarning)
+            es = effect_sizes({"study": result.studies, "ai": obs["ai"].values, "n1i": const["n1i"].values,
+                               "ci": obs["ci"].values, "n2i": const["n2i"].values}, "OR")
+        zero = (obs["ai"].values == 0) | (obs["ci"].values == 0) | (obs["ai"].values == const["n1i"].values) | (
+            obs["ci"].values == const["n2i"].values)
+        return es["yi"].to_numpy(dtype=float), es["vi"].to_numpy(dtype=float), bool(np.any(zero))
+    return None
 
 
 def _has_observed(rows) -> bool:
@@ -381,8 +413,10 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, favours=N
     ax.text(null_ax + 0.01, 0.0, f"{right} \u2192", transform=under, ha="left", va="top", fontsize="small")
     handles = []
     if sq_x:
+        observed = _observed_estimates(result)
+        cc = "; 0.5 added to zero cells" if observed is not None and observed[2] else ""
         handles.append(Line2D([], [], color=_OBSERVED_COLOR, marker="s", ms=5,
-                              label=f"Observed, {pct} CI (area: weight)"))
+                              label=f"Observed, {pct} CI (area: weight{cc})"))
     if ci_x:
         handles.append(Line2D([], [], color=_POSTERIOR_COLOR, marker="o", ms=5, label=f"Posterior median, {pct} CrI"))
     handles += [Line2D([], [], color=_POOLED_COLOR, marker="D", ls="none", label=f"Average effect, {pct} CrI"),

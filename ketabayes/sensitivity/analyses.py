@@ -48,6 +48,22 @@ class _ExactFit:
         raise KetabayesError(f"unknown target {target!r} (study not in this variant's data?)")
 
 
+class _EngineTargets:
+    """Light-weight exact fit of a model with named targets (``model.design.targets``): their marginals
+    straight from the engine, as the model's result would give them."""
+
+    def __init__(self, exact, model):
+        self.exact = exact
+        self.studies = list(model.studies)
+        self._index = {t.name: i for i, t in enumerate(model.design.targets)}
+
+    def marginal(self, target: str) -> Marginal:
+        name = target.removeprefix("study=")
+        if name not in self._index:
+            raise KetabayesError(f"unknown target {target!r} (study not in this variant's data?)")
+        return self.exact.marginal(self._index[name])
+
+
 def _parse_target(target: str, studies) -> tuple[str | None, str | None]:
     """``(variable, study)`` of a target name, as :meth:`MetaResult.marginal` reads it.
 
@@ -135,6 +151,7 @@ def normal_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure:
     if variant.method == "nuts":
         kw.setdefault("cores", 1)  # parallelism is across variants; nested process pools break in workers
         kw.setdefault("frequentist", False)
+        _use_nuts_cache(kw, {"frequentist", "study_draws", "strict", "progressbar"})
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     res = model.fit(variant.method, seed=seed, **mcid, **kw)
     if variant.method == "exact":
@@ -152,32 +169,42 @@ def binomial_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measur
     groupings. ``method="exact"`` (the grid's default) uses the exact binomial engine
     (no grouping or one grouping; more groupings give a failed variant that says to use
     NUTS); ``method="nuts"`` samples, compiling each model structure once per process
-    (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`).
+    (:class:`~ketabayes.inference.compiled_cache.CompiledModelCache`), as the normal and
+    hierarchical NUTS variants do.
     """
     from ketabayes.model.binomial import BinomialModel
 
     model = BinomialModel(data, by=by, prior_mu=variant.prior_mu, prior_tau=variant.prior_tau, study=study)
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     if variant.method == "exact":
+        if not keep_result:   # marginals straight from the engine: no draws, tree or log-likelihood
+            return _EngineTargets(model._exact(), model)
         return model.fit("exact", seed=seed, **mcid)
     kw = dict(fit_kwargs)
     kw.setdefault("cores", 1)  # parallelism is across variants
-    if not (set(kw) - {"cores", "draws", "tune", "chains", "nuts"}):
-        kw.setdefault("cache", _binomial_cache())
+    _use_nuts_cache(kw, {"strict", "progressbar"})
     return model.fit("nuts", seed=seed, **mcid, **kw)
 
 
-_BINOMIAL_CACHE = None
+_NUTS_CACHE = None
 
 
-def _binomial_cache():
-    """One :class:`~ketabayes.inference.compiled_cache.CompiledModelCache` per process for NUTS binomial variants."""
-    global _BINOMIAL_CACHE
-    if _BINOMIAL_CACHE is None:
+def _nuts_cache():
+    """One :class:`~ketabayes.inference.compiled_cache.CompiledModelCache` per process for NUTS variants
+    (random / fixed normal, hierarchical, binomial): one compilation per model structure and process."""
+    global _NUTS_CACHE
+    if _NUTS_CACHE is None:
         from ketabayes.inference.compiled_cache import CompiledModelCache
 
-        _BINOMIAL_CACHE = CompiledModelCache()
-    return _BINOMIAL_CACHE
+        _NUTS_CACHE = CompiledModelCache(maxsize=16)
+    return _NUTS_CACHE
+
+
+def _use_nuts_cache(kw: dict, fit_options: set) -> None:
+    """Sample a NUTS variant through the process's cache of compiled models, unless the grid passes
+    ``pymc.sample`` arguments that nutpie does not take (then every variant compiles its own model)."""
+    if not (set(kw) - {"cores", "draws", "tune", "chains", "nuts", "cache", "parameterization"} - fit_options):
+        kw.setdefault("cache", _nuts_cache())
 
 
 def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, measure: str,
@@ -199,6 +226,7 @@ def hierarchical_analysis(data: pd.DataFrame, variant: Variant, *, seed: int, me
     kw = dict(fit_kwargs)
     if variant.method == "nuts":
         kw.setdefault("cores", 1)
+        _use_nuts_cache(kw, {"strict", "progressbar"})
     mcid = dict(mcid=thresholds.mcid, benefit=thresholds.benefit, harm=thresholds.harm) if thresholds else {}
     return model.fit(variant.method, seed=seed, **mcid, **kw)
 
