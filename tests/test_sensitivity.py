@@ -397,10 +397,9 @@ def test_target_names_are_read_as_metaresult_reads_them(es):
         m = res.marginal(t)
         assert row["mean"] == pytest.approx(m.mean, abs=1e-12)
         assert row["ci_high"] == pytest.approx(float(m.ppf(np.array([0.975]))[0]), abs=1e-9)
-    studies = es["study"].tolist()
-    assert _target_var(f"study={label}", studies) == ("theta", {"study": label})
-    assert _target_var("predictive", studies) == ("theta_new", None)
-    assert _target_var("nope", studies) == (None, None)
+    assert _target_var(f"study={label}", res) == ("theta", {"study": label})
+    assert _target_var("predictive", res) == ("theta_new", None)
+    assert _target_var("nope", res) == (None, None)
 
 
 # --------------------------------------------------------------------------- non-estimable (double-zero) trials

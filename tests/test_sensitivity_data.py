@@ -29,6 +29,8 @@ from ketabayes.sensitivity import FACTORS, normal_analysis, sensitivity_grid
 
 PRIOR_MU, PRIOR_TAU = Normal(0.0, 10.0), HalfNormal(2.0)
 MCID = 1.0  # lower is better
+#: an unadjusted and a bias-adjusted level; the size of the bias is an explicit prior (MD data: no cited default)
+ROB = {"none": None, "RoB": {"prior_rob": "halfnormal(0.5)"}}
 NUM = ["mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm"]
 
 # arm summaries: (mean, SD, n)
@@ -285,7 +287,7 @@ def _rob_brute_force(y, v, x, prior_mu, delta_sd, tau_sd=None, n=801):
 
 def test_bias_adjustment_equals_a_dense_grid_integration():
     es = pd.concat([parallel_es(), crossover_es(0.5)], ignore_index=True)
-    res = sensitivity_grid(es, prior_mu=PRIOR_MU, prior_tau=HalfNormal(0.5), bias=["none", "RoB"],
+    res = sensitivity_grid(es, prior_mu=PRIOR_MU, prior_tau=HalfNormal(0.5), bias=ROB,
                            model=["random", "fixed"], mcid=MCID, progress=False)
     t = res.table
     assert (t["error"] == "").all() and list(t["bias"].unique()) == ["none", "RoB"]
@@ -305,11 +307,33 @@ def test_bias_adjustment_equals_a_dense_grid_integration():
     assert "RoB" in res.table.attrs["grid"]["bias"] and res.table.attrs["grid"]["bias"]["none"] is None
 
 
+def test_bias_prior_level_equals_the_gaussian_closed_form():
+    """A BiasPrior level (shared shift b ~ N(m, s^2) towards benefit, per-trial e_i ~ N(0, k^2)), fixed effect:
+    y ~ N(mu 1 - m x, V + k^2 diag(x) + s^2 x x') with mu ~ N(0, 10^2) -- a normal-normal update in closed form."""
+    from ketabayes.model.bias_priors import BiasPrior
+
+    es = pd.concat([parallel_es(), crossover_es(0.5)], ignore_index=True)
+    prior = BiasPrior(mean=0.6, sd=0.3, kappa=0.4, source="elicited for this test (analysis scale)")
+    t = sensitivity_grid(es, prior_mu=PRIOR_MU, bias={"none": None, "elicited": {"prior_rob": prior}},
+                         model="fixed", mcid=MCID, progress=False).table
+    yv = parallel_yv() + crossover_yv(0.5)
+    y, v = np.array([a for a, _ in yv]), np.array([b for _, b in yv])
+    x = np.array([1.0, 0, 0, 1, 0])                       # P1 and X1 at high risk of bias
+    cov = np.diag(v) + 0.4**2 * np.diag(x) + 0.3**2 * np.outer(x, x)
+    w = np.linalg.solve(cov, np.ones(5))
+    prec = w.sum() + 1 / PRIOR_MU.sigma**2
+    mean = w @ (y + 0.6 * x) / prec                       # lower is better: the bias moved y down by 0.6
+    r = row(t, bias="elicited", model="fixed")
+    assert r["mean"] == pytest.approx(mean, abs=1e-8)
+    assert r["sd"] == pytest.approx(1 / np.sqrt(prec), abs=1e-8)
+    assert r["p_benefit"] == pytest.approx(special.ndtr((-MCID - mean) * np.sqrt(prec)), abs=1e-8)
+
+
 def test_bma_model_level_equals_kb_bma():
     es = pd.concat([parallel_es(), crossover_es(0.5)], ignore_index=True)
     t = sensitivity_grid(es, prior_mu=PRIOR_MU, prior_tau=HalfNormal(0.5), model=["random", "bma"],
-                         bias=["none", "RoB"], mcid=MCID, targets=("mean", "mean|effect"), progress=False).table
-    for bias, kw in (("none", {}), ("RoB", dict(bias=["RoB"], rob="rob"))):
+                         bias=ROB, mcid=MCID, targets=("mean", "mean|effect"), progress=False).table
+    for bias, kw in (("none", {}), ("RoB", dict(bias=["RoB"], rob="rob", prior_rob="halfnormal(0.5)"))):
         direct = kb.bma(es, prior_mu=PRIOR_MU, prior_tau=HalfNormal(0.5), mcid=MCID, seed=1, **kw)
         dt = direct.decision_table(targets=["mean", "mean|effect"]).set_index("target")
         for target in ("mean", "mean|effect"):
@@ -319,9 +343,13 @@ def test_bma_model_level_equals_kb_bma():
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
-    (dict(bias=["none", "RoB"], prior_tau=PRIOR_TAU, model="hierarchical"), "applies to model 'random', 'fixed'"),
-    (dict(bias={"none": None, "RoB": {"rob": "risk"}}, prior_tau=PRIOR_TAU), "bias level 'RoB'.*column 'risk'"),
-    (dict(bias={"none": None, "some": {"rob_high": ["some concerns"]}}, prior_tau=PRIOR_TAU),
+    (dict(bias=ROB, prior_tau=PRIOR_TAU, model="hierarchical"), "applies to model 'random', 'fixed'"),
+    (dict(bias={"none": None, "RoB": {"rob": "risk", "prior_rob": "halfnormal(0.5)"}}, prior_tau=PRIOR_TAU),
+     "bias level 'RoB'.*column 'risk'"),
+    (dict(bias=["none", "RoB"], prior_tau=PRIOR_TAU), "bias level 'RoB': the 'RoB' bias model needs prior_rob: a "
+     "cited default exists only for odds-ratio analyses"),
+    (dict(bias={"none": None, "some": {"rob_high": ["some concerns"], "prior_rob": "halfnormal(0.5)"}},
+          prior_tau=PRIOR_TAU),
      r"bias level 'some': no trial is at high risk of bias \(column 'rob' never in \('some concerns',\)\)"),
     (dict(multiarm="combine", prior_tau=PRIOR_TAU), "no multi-arm trial"),
     (dict(conversions=True, prior_tau=PRIOR_TAU), r"conversions='excluded': no trial's values were converted"),
@@ -334,7 +362,7 @@ def test_factors_that_cannot_apply_are_clear_errors(kwargs, pattern):
 
 
 def test_bias_with_a_flat_prior_is_a_recorded_failure_naming_the_prior():
-    t = sensitivity_grid(parallel_es(), prior_tau=PRIOR_TAU, bias=["none", "RoB"], progress=False).table
+    t = sensitivity_grid(parallel_es(), prior_tau=PRIOR_TAU, bias=ROB, progress=False).table
     assert (t.loc[t["bias"] == "none", "error"] == "").all()
     assert t.loc[t["bias"] == "RoB", "error"].str.contains("needs a normal prior for mu").all()
 
@@ -380,7 +408,7 @@ def flaky_analysis(data, variant, **kw):
 def test_checkpoint_resume_with_data_factors(tmp_path, suffix):
     es = pd.concat([parallel_es(), crossover_es(0.5)], ignore_index=True)
     path = tmp_path / f"grid{suffix}"
-    kw = dict(prior_mu=PRIOR_MU, prior_tau=PRIOR_TAU, r=[0.5, 0.2, 0.8], bias=["none", "RoB"], mcid=MCID,
+    kw = dict(prior_mu=PRIOR_MU, prior_tau=PRIOR_TAU, r=[0.5, 0.2, 0.8], bias=ROB, mcid=MCID,
               model={"random": flaky_analysis}, progress=False, checkpoint=path)
     FLAKY["on"] = True
     try:
@@ -395,7 +423,8 @@ def test_checkpoint_resume_with_data_factors(tmp_path, suffix):
     np.testing.assert_allclose(second.table[NUM].to_numpy(float), reference[NUM].to_numpy(float), rtol=1e-12)
     assert second.table["r"].dtype == np.float64
     # other r levels, other trial data behind an assumed r, or another bias definition: not reusable
-    for changed in ({**kw, "r": [0.5, 0.2, 0.7]}, {**kw, "bias": ["none", {"rob_high": ["high", "low"]}]}):
+    for changed in ({**kw, "r": [0.5, 0.2, 0.7]},
+                    {**kw, "bias": ["none", {"rob_high": ["high", "low"], "prior_rob": "halfnormal(0.5)"}]}):
         with pytest.raises(KetabayesError, match="different configuration"):
             sensitivity_grid(es, **changed)
     other = es.copy()

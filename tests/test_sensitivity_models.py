@@ -100,3 +100,29 @@ def test_separate_analyses_equal_a_random_effects_fit_per_level(sim):
     hier = t[(t["model"] == "hierarchical") & (t["target"] == "drug=ketamine")].iloc[0]
     sep = t[(t["model"] == "separate") & (t["target"] == "drug=ketamine")].iloc[0]
     assert np.isfinite(hier["p_benefit"]) and hier["mean"] != sep["mean"]
+
+
+def test_power_scaling_of_hierarchical_nuts_variants_matches_exact_with_scaled_priors():
+    """prior^alpha of N(0, 5^2) x HalfNormal(1) (tau and the group SD) is N(0, 5^2/alpha) x HalfNormal(1/sqrt(alpha)):
+    the importance-reweighted NUTS draws of a hierarchical variant (whose tree stores every target in
+    effect[target], not mu / theta) must match the exact hierarchical engine under those priors."""
+    es = kb.effect_sizes(kb.load_dataset("parkinson_adjuvants", form="contrasts"), "MD")
+    res = sensitivity_grid(es, prior_mu="normal(0, 5)", prior_tau="halfnormal(1)", model="hierarchical",
+                           method="nuts", mcid=1.0, power_scaling=(0.5, 2.0), progress=False, seed=3,
+                           targets=("mean", "drug_class=COMTI"),
+                           fit_kwargs=dict(by=["drug_class"], draws=1500, tune=500, chains=2))
+    t = res.table
+    assert (t["error"] == "").all(), t["error"].unique()
+    for a in (0.5, 2.0):
+        exact = kb.HierarchicalModel(es, by=["drug_class"], prior_mu=f"normal(0, {5 / np.sqrt(a)})",
+                                     prior_tau=f"halfnormal({1 / np.sqrt(a)})").fit("exact", mcid=1.0, seed=1)
+        ex = exact.decision_table().set_index("target")
+        for target in ("mean", "drug_class=COMTI"):
+            row = t[(t["power_scaling"] == f"prior^{a:g}") & (t["target"] == target)].iloc[0]
+            assert row["is_ess"] > 500 and row["pareto_k"] < 0.7
+            se = ex.loc[target, "sd"] / np.sqrt(row["is_ess"])       # Monte-Carlo error of the weighted mean
+            assert abs(row["mean"] - ex.loc[target, "mean"]) < 5 * se, (a, target)
+            # the SD of a draws-based estimate has a Monte-Carlo error of about sd / sqrt(2 ESS)
+            assert abs(row["sd"] / ex.loc[target, "sd"] - 1) < 5 / np.sqrt(2 * row["is_ess"]), (a, target)
+    assert {"psense_prior", "psense_likelihood"} <= set(t.columns)
+    assert t.loc[t["power_scaling"] == "none", "psense_prior"].notna().all()

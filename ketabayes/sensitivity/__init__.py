@@ -31,7 +31,8 @@ factor           levels
                  (an *analysis factory*)
 ``likelihood``   ``"normal"`` built in; ``"binomial"`` through :func:`register_analysis`
 ``bias``         ``"none"`` / ``"RoB"``: trials at high risk of bias shifted by
-                 ``delta`` (:class:`BiasAdjustment`; Turner et al. 2009)
+                 a bias with kb.bma's priors (:class:`BiasAdjustment`; Welton et al.
+                 2009, Turner et al. 2009)
 ``data``         the effect-size table itself: tables, or callables of the first
 ``r``            the within-patient correlation assumed where a trial reports none
                  (crossover periods, paired measures): those trials re-derived

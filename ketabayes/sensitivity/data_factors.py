@@ -143,7 +143,7 @@ def bias_levels(value, benefit: str) -> dict:
             unknown = set(v) - {"rob", "rob_high", "prior_rob"}
             if unknown:
                 raise KetabayesError(f"a bias level takes kb.bma's keywords rob, rob_high, prior_rob; got {sorted(unknown)}")
-            return BiasAdjustment(v.get("rob", "rob"), v.get("rob_high", ("high",)), v.get("prior_rob"), benefit)
+            return BiasAdjustment(v.get("rob", "rob"), v.get("rob_high"), v.get("prior_rob"), benefit)
         raise KetabayesError(f"bias levels are 'none', 'RoB', a BiasAdjustment or a dict (rob=..., rob_high=...); "
                              f"got {v!r}")
 

@@ -140,11 +140,13 @@ class Sensitivity:
         :meth:`~ketabayes.model.multivariate.MultivariateModel.from_time_points`.
     bias : str, BiasAdjustment, dict or list, optional
         Risk-of-bias adjustment (column ``bias``): ``"none"`` (unadjusted) and
-        ``"RoB"`` (trials with ``rob == "high"`` shifted by ``delta`` towards
-        benefit, ``|delta| ~ halfnormal(0.5)``; ``mu`` is then the effect in
-        the other trials), a :class:`~ketabayes.sensitivity.structured.BiasAdjustment`
-        or a dict of :func:`ketabayes.bma`'s keywords (``rob``, ``rob_high``,
-        ``prior_rob``). Applies to ``model`` ``"random"``, ``"fixed"`` (needs a
+        ``"RoB"`` (trials at high risk in column ``rob`` shifted by a bias towards
+        benefit; ``mu`` is then the effect in the other trials), a
+        :class:`~ketabayes.sensitivity.structured.BiasAdjustment` or a dict of
+        :func:`ketabayes.bma`'s keywords (``rob``, ``rob_high``, ``prior_rob``).
+        The bias prior is kb.bma's: given (``prior_rob``), or the cited ROBES 2018
+        default for odds-ratio analyses whose ``rob`` column names its domain; else
+        the grid refuses the level (no uncited default). Applies to ``model`` ``"random"``, ``"fixed"`` (needs a
         normal ``prior_mu``) and ``"bma"`` (adds the ``"RoB"`` models to the
         ensemble).
     targets : sequence of str
@@ -273,6 +275,12 @@ class Sensitivity:
         if self._rho_time and not self._rho_between:
             self._rho_between = {"0.5": 0.5}  # MultivariateModel.from_time_points' default, recorded in the table
         self._bias_levels = bias_levels(bias, benefit)
+        for lab, b in list(self._bias_levels.items()):   # kb.bma's priors: cited default or an explicit one
+            if b is not None:
+                try:
+                    self._bias_levels[lab] = b.resolved(self.measure)
+                except KetabayesError as e:
+                    raise type(e)(f"bias level {lab!r}: {e}") from None
         if any(b is not None for b in self._bias_levels.values()):
             odd = [m for m in self._model_levels.values() if not callable(m) and m not in ("random", "fixed", "bma")]
             if odd:

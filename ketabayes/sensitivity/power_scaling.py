@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ketabayes import dims
+from ketabayes.errors import KetabayesError
 from ketabayes.sensitivity.analyses import _parse_target
 from ketabayes.sensitivity.spec import Variant
 
@@ -20,9 +21,17 @@ __all__ = ["PARETO_K_THRESHOLD"]
 PARETO_K_THRESHOLD = 0.7
 
 
-def _target_var(target: str, studies):
-    """Posterior variable and coordinates of a target (``(None, None)`` if unknown)."""
-    var, study = _parse_target(target, studies)
+def _target_var(target: str, fit):
+    """Posterior variable and coordinates of a target in a fit's tree (``(None, None)`` if unknown).
+
+    Normal-normal trees hold ``mu``, ``theta_new`` and ``theta[study]``; hierarchical and binomial trees
+    hold every target in ``effect[target]``.
+    """
+    post = fit.tree["posterior"]
+    if "effect" in post.data_vars and dims.TARGET in post["effect"].dims:
+        key = target.removeprefix("study=")
+        return ("effect", {dims.TARGET: key}) if key in {str(t) for t in post[dims.TARGET].values} else (None, None)
+    var, study = _parse_target(target, fit.studies)
     return var, ({dims.STUDY: study} if var == dims.THETA else None)
 
 
@@ -52,34 +61,56 @@ def _power_weights(lp, alphas, sample_dims) -> dict[float, tuple[np.ndarray, flo
     return out
 
 
+def _log_prior(fit, variant: Variant):
+    """Log prior density of the top-level parameters at every posterior draw, ``(chain, draw)``.
+
+    The parameters whose prior is power-scaled: ``mu``, ``tau`` and the SD of every grouping
+    (``sd_<grouping>``, priors from the fit's settings); their densities are the priors' own
+    ``logpdf`` on the parameter scale. Study-level structure (trial effects, baselines) belongs to the
+    model, not to the prior being assessed.
+    """
+    import xarray as xr
+
+    from ketabayes.model._fit_common import prior_from_entry
+
+    post = fit.tree["posterior"]
+    settings = getattr(fit, "settings", None) or {}
+    terms = [(post[dims.MU], variant.prior_mu), (post.get(dims.TAU), None if variant.fixed else variant.prior_tau)]
+    sd_vars = [v for v in post.data_vars if str(v).startswith("sd_")]
+    for name, spec in settings.get("prior_sd", {}).items():     # keyed by grouping; "interaction": sd_a_x_b
+        match = [v for v in sd_vars if v == f"sd_{name}" or (name == "interaction" and "_x_" in str(v))]
+        if match:
+            terms.append((post[match[0]], prior_from_entry(spec)))
+    for name, spec in settings.get("prior_gamma", {}).items():  # moderator slopes
+        if "gamma" in post.data_vars and name in post["gamma"].coords.get("moderator", []):
+            terms.append((post["gamma"].sel(moderator=name, drop=True), prior_from_entry(spec)))
+    total = None
+    for da, prior in terms:
+        if da is None or prior is None:
+            continue
+        lp = xr.apply_ufunc(lambda x, p=prior: np.asarray(p.logpdf(x), dtype=float), da)
+        total = lp if total is None else total + lp
+    if total is None:
+        raise KetabayesError("power-scaling: no parameter with a prior (mu, tau, sd_*) in the posterior")
+    return total.rename("log_prior")
+
+
 def _power_scaling(fit, variant: Variant, alphas, targets):
-    """Power-scaled marginals (PSIS weights from ArviZ) and psense values for a NUTS fit."""
+    """Power-scaled marginals (PSIS weights from ArviZ) and psense values for a NUTS fit.
+
+    The likelihood is the tree's pointwise ``log_likelihood`` group (every model's NUTS tree has one:
+    normal-normal, hierarchical, binomial), the prior :func:`_log_prior`; both at the same draws as the
+    targets, so no PyMC model is needed.
+    """
     import arviz as az
-    import pymc as pm
+    import xarray as xr
 
-    from ketabayes._compat import ieee_pytensor
-    from ketabayes.inference.nuts import build_normal_normal
-
-    ieee_pytensor()
-    tree = fit.tree
-    if "log_prior" not in tree.children or "log_likelihood" not in tree.children:
-        model = getattr(fit, "model", None)
-        if model is None:
-            y = tree["observed_data"]["y"].values
-            v = tree["constant_data"]["vi"].values
-            model = build_normal_normal(y, v, fit.studies, variant.prior_mu, variant.prior_tau, fixed=variant.fixed)
-        # the standard-normal auxiliaries z, z_new only generate theta from its exact conditional: they
-        # are not part of the prior being assessed
-        prior_vars = [rv.name for rv in model.free_RVs if rv.name not in ("z", "z_new")]
-        post_vars = [v for v in tree["posterior"].data_vars if v in {rv.name for rv in model.free_RVs}
-                     or v in {d.name for d in model.deterministics}]
-        base = tree.copy()
-        base["posterior"] = tree["posterior"].to_dataset()[post_vars]
-        pm.stats.compute_log_likelihood(base, model=model, progressbar=False, extend_inferencedata=True)
-        pm.stats.compute_log_prior(base, var_names=prior_vars, model=model, progressbar=False,
-                                   extend_inferencedata=True)
-        tree["log_likelihood"] = base["log_likelihood"]
-        tree["log_prior"] = base["log_prior"]
+    tree = fit.tree.copy()
+    if "log_likelihood" not in tree.children:
+        raise KetabayesError("power-scaling needs the pointwise log-likelihood of the fit (a log_likelihood group "
+                             "in its tree); this analysis does not store one")
+    if "log_prior" not in tree.children:
+        tree["log_prior"] = xr.DataTree(xr.Dataset({"log_prior": _log_prior(fit, variant)}))
     out = {}
     sample_dims = [dims.CHAIN, dims.DRAW]
     for component, group in (("prior", "log_prior"), ("likelihood", "log_likelihood")):
@@ -88,7 +119,7 @@ def _power_scaling(fit, variant: Variant, alphas, targets):
             out[(component, a)] = val
     sens = {}
     for t in targets:
-        var, coords = _target_var(t, fit.studies)
+        var, coords = _target_var(t, fit)
         if var is None:
             continue
         vals = {}
@@ -99,9 +130,10 @@ def _power_scaling(fit, variant: Variant, alphas, targets):
     return out, sens, tree
 
 
-def _target_draws(tree, target, studies):
-    var, coords = _target_var(target, studies)
-    da = tree["posterior"][var]
+def _target_draws(fit, target):
+    """A target's posterior draws in the tree's (chain, draw) order -- the order of the importance weights."""
+    var, coords = _target_var(target, fit)
+    da = fit.tree["posterior"][var]
     if coords:
         da = da.sel(coords)
     return da.values.ravel()

@@ -14,10 +14,10 @@ the variant is bias-adjusted:
 
   both fitted exactly by :class:`~ketabayes.inference.exact_multivariate.ExactMultivariateNormal`
   (random effects) or by the closed-form generalised-least-squares posterior (fixed effect);
-* **risk-of-bias adjustment** (:class:`BiasAdjustment`): ``y_i ~ N(mu + delta x_i, v_i + tau^2)``
-  with ``x_i = 1`` for trials at high risk of bias and ``|delta|`` shifted towards benefit (the
-  ``"RoB"`` model of :func:`ketabayes.bma`, by its quadrature); ``mu`` is then the effect in
-  trials at low risk of bias.
+* **risk-of-bias adjustment** (:class:`BiasAdjustment`): ``y_i ~ N(mu + delta_i x_i, v_i + tau^2)``
+  with ``x_i = 1`` for trials at high risk of bias and the bias towards benefit, with kb.bma's
+  priors (a cited or elicited :class:`~ketabayes.model.bias_priors.BiasPrior`, or a prior of
+  ``|delta|``); ``mu`` is then the effect in trials at low risk of bias.
 
 :func:`bma_analysis` is the ``model="bma"`` level: the averaged mean of :func:`ketabayes.bma`
 (with the ``"RoB"`` bias models when the variant is bias-adjusted).
@@ -37,7 +37,7 @@ import pandas as pd
 
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.marginals import Marginal, MixtureMarginal
-from ketabayes.model.priors import Flat, HalfNormal, Normal, Prior, parse_prior
+from ketabayes.model.priors import Flat, HalfNormal, Normal, parse_prior
 
 __all__ = ["BiasAdjustment", "structure_of", "structured_analysis", "bma_analysis"]
 
@@ -49,50 +49,88 @@ MULTIARM_RHO = 0.5
 class BiasAdjustment:
     """A level of the grid's ``bias`` factor: an additive bias for the trials at high risk of bias.
 
-    ``y_i ~ N(mu + delta x_i, v_i + tau^2)`` with ``x_i = 1`` when column ``rob`` is one of
-    ``high`` (compared case-insensitively as text), ``|delta| ~ prior`` and ``delta`` pointing
-    towards benefit (the grid's ``benefit`` direction): ``mu`` is the effect in the other
-    trials. This is the ``"RoB"`` bias model of :func:`ketabayes.bma`.
+    The ``"RoB"`` bias model of :func:`ketabayes.bma`, with the same priors: a trial whose column
+    ``rob`` is one of ``high`` estimates its effect plus a bias towards benefit; ``mu`` is then the
+    effect in the other trials. The bias is
+
+    * a :class:`~ketabayes.model.bias_priors.BiasPrior` -- a shared shift ``b ~ N(mean, sd^2)`` plus
+      ``e_i ~ N(0, kappa^2)`` per trial (Welton et al. 2009), meta-epidemiological (e.g.
+      ``"ROBES 2018:blinding:subjective"``) or elicited on the analysis scale; integrated in closed
+      form (:func:`~ketabayes.inference.bias_adjusted.fit_bias_shift`); or
+    * a prior of its size ``|delta|`` on ``(0, inf)`` (e.g. ``"halfnormal(0.5)"``, an assumption the
+      analyst states), by quadrature.
+
+    Like ``kb.bma``, there is no uncited default: without ``prior`` the grid uses the ROBES 2018 prior
+    of the domain that ``rob`` names for odds-ratio analyses, and refuses otherwise
+    (:meth:`resolved`).
 
     Parameters
     ----------
     rob : str
         Column with each trial's risk of bias (e.g. RoB 2's ``"low"``, ``"some concerns"``,
         ``"high"``); every trial needs a value.
-    high : tuple of str
-        Values that count as high risk, e.g. ``("high", "some concerns")``.
-    prior : Prior or str, optional
-        Prior of ``|delta|`` on the analysis scale (default ``halfnormal(0.5)``, kb.bma's).
+    high : tuple of str, optional
+        Values that count as high risk, e.g. ``("high", "some concerns")``. Default: those of the
+        ``BiasPrior`` (its source's contrast, e.g. high or unclear for ROBES), else ``("high",)``.
+    prior : BiasPrior, Prior or str, optional
+        The bias prior, as ``prior_rob`` of :func:`ketabayes.bma`.
 
     Examples
     --------
-    >>> BiasAdjustment("rob_overall", high=("high", "some concerns")).describe()
+    >>> BiasAdjustment("rob_overall", high=("high", "some concerns"), prior="halfnormal(0.5)").describe()
     "shift of trials with rob_overall in ('high', 'some concerns'), |delta| ~ halfnormal(0.5)"
     """
 
     rob: str = "rob"
-    high: tuple = ("high",)
-    prior: Prior | None = None
+    high: tuple | None = None
+    prior: object = None
     direction: str = field(default="lower", compare=True)
 
     def __post_init__(self):
-        object.__setattr__(self, "high", tuple(str(h) for h in (
-            (self.high,) if isinstance(self.high, str) else self.high)))
-        if self.prior is not None:
-            p = parse_prior(self.prior)
-            if p.support != "positive" or not p.proper:
-                raise PriorError(f"the prior of |delta| (bias adjustment) must be a proper prior on (0, inf), got {p}")
-            object.__setattr__(self, "prior", p)
+        from ketabayes.model.bias_priors import BiasPrior
+
+        if self.high is not None:
+            object.__setattr__(self, "high", tuple(str(h) for h in (
+                (self.high,) if isinstance(self.high, str) else self.high)))
+        p = self.prior
+        if p is None or isinstance(p, BiasPrior) or (isinstance(p, str) and ":" in p):
+            return   # resolved against the measure by resolved()
+        p = parse_prior(p)
+        if p.support != "positive" or not p.proper:
+            raise PriorError(f"the prior of |delta| (bias adjustment) must be a proper prior on (0, inf), got {p}")
+        object.__setattr__(self, "prior", p)
+
+    def resolved(self, measure: str) -> BiasAdjustment:
+        """This level with its prior and high-risk values settled for ``measure`` as :func:`ketabayes.bma` does.
+
+        Raises :class:`~ketabayes.errors.PriorError` when there is no prior and no cited default.
+        """
+        from dataclasses import replace
+
+        from ketabayes.model.bias_priors import BiasPrior
+        from ketabayes.model.bma import _bias_prior
+
+        prior = _bias_prior(self.prior, self.rob, measure, True)
+        high = self.high if self.high is not None else (prior.levels if isinstance(prior, BiasPrior) else ("high",))
+        return replace(self, prior=prior, high=tuple(high))
 
     @property
-    def prior_delta(self) -> Prior:
-        return self.prior if self.prior is not None else HalfNormal(0.5)
+    def prior_delta(self):
+        if self.prior is None or isinstance(self.prior, str):
+            raise PriorError("this bias level has no resolved prior: call resolved(measure) (the grid does)")
+        return self.prior
 
     def describe(self) -> str:
-        return f"shift of trials with {self.rob} in {self.high}, |delta| ~ {self.prior_delta}"
+        from ketabayes.model.bias_priors import BiasPrior
+
+        what = f"bias ~ {self.prior}" if isinstance(self.prior, BiasPrior) else f"|delta| ~ {self.prior}"
+        return f"shift of trials with {self.rob} in {self.high}, {what}"
 
     def to_dict(self) -> dict:
-        return {"rob": self.rob, "high": list(self.high), "prior": str(self.prior_delta),
+        from ketabayes.model.bias_priors import BiasPrior
+
+        prior = self.prior.to_dict() if isinstance(self.prior, BiasPrior) else str(self.prior)
+        return {"rob": self.rob, "high": None if self.high is None else list(self.high), "prior": prior,
                 "direction": self.direction}
 
     def indicator(self, data: pd.DataFrame, study: str) -> np.ndarray:
@@ -233,13 +271,21 @@ def _bias_adjusted_analysis(data, variant, *, measure, study):
     if not isinstance(pm, Normal) or pm.truncated:
         raise PriorError(f"the bias-adjusted model needs a normal prior for mu (it uses kb.bma's quadrature), got "
                          f"{pm}; give prior_mu=... e.g. 'normal(0, 10)'")
+    from ketabayes.inference.bias_adjusted import fit_bias_shift
+    from ketabayes.model.bias_priors import BiasPrior
+
     spec: BiasAdjustment = variant.bias
     y = data["yi"].to_numpy(float)
     v = data["vi"].to_numpy(float)
     x = spec.indicator(data, study)
     prior_tau = None if variant.fixed else resolve_prior(variant.prior_tau, v)
-    q = fit_quadrature(y, v, prior_mu=pm, prior_tau=prior_tau, x=x, prior_beta=spec.prior_delta,
-                       beta_sign=1 if spec.direction == "higher" else -1)
+    prior = spec.prior_delta
+    if isinstance(prior, BiasPrior):   # shared normal shift + per-trial kappa, in closed form (as kb.bma)
+        q = fit_bias_shift(y, v, x, shift_mean=prior.shift(spec.direction), shift_sd=prior.sd, kappa=prior.kappa,
+                           prior_mu=pm, prior_tau=prior_tau)
+    else:
+        q = fit_quadrature(y, v, prior_mu=pm, prior_tau=prior_tau, x=x, prior_beta=prior,
+                           beta_sign=1 if spec.direction == "higher" else -1)
     return _BiasAdjustedFit(q, data[study].astype(str))
 
 

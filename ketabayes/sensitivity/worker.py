@@ -107,10 +107,10 @@ def _run_one(task: dict, common: dict) -> dict:
                     row.update(bf10=bf.bf10, post_prob_h1=bf.post_prob_h1)
                 rows.append(row)
             if ps is not None:
-                var, _ = _target_var(t, fit.studies)
+                var, _ = _target_var(t, fit)
                 if var is None:
                     continue
-                draws = _target_draws(fit.tree, t, fit.studies)
+                draws = _target_draws(fit, t)
                 for (component, a), (w, ess, khat) in ps.items():
                     wm = WeightedDrawsMarginal(draws, w)
                     s2, per2 = _summary_row(wm, th_list, rule)
