@@ -85,6 +85,14 @@ def _dask_threads(client) -> int:
     return int(sum(client.nthreads().values()))
 
 
+def _warm_dask(client, workers=None) -> None:
+    """Import the engine on the given workers (all by default) before a variant there is timed."""
+    try:
+        client.run(_ready, workers=workers)
+    except Exception:  # noqa: BLE001 - a worker that left meanwhile; its tasks move on
+        pass
+
+
 def n_workers(executor) -> int:
     """Number of parallel workers of an executor (2 when it does not say)."""
     if _kind(executor) == "dask":
@@ -121,7 +129,7 @@ def _warm(pool, kind: str, workers: int) -> None:
     """Start the workers and import the engine in each of them before any variant is timed."""
     try:
         if kind == "dask":
-            _dask_client(pool).run(_ready)
+            _warm_dask(_dask_client(pool))
         elif kind == "process":
             for f in [pool.submit(_ready, 0.05) for _ in range(workers)]:
                 f.result(timeout=600)
@@ -212,11 +220,17 @@ class _Run:
         self.lost: dict = {}  # Dask: future -> how often its finished result was lost with its worker
         self.restarts: list = []  # Dask: threads restarting the workers of hung variants
         self.live = -1  # Dask: worker threads seen at the last check
+        self.known: set = set()  # Dask: workers warmed up (a restarted worker is new: warmed before it is timed)
         self.no_workers_since: float | None = None
         self.disturbed = False  # Dask: workers were stopped here or died
         self.workers = workers = n_workers(executor)
         if timeout is not None:
             _warm(self.pool, kind, workers)
+            if kind == "dask":
+                try:
+                    self.known = set(self.client.nthreads())
+                except Exception:  # noqa: BLE001 - seen on the first check
+                    pass
         # with a timeout, no more futures than worker threads: a submitted variant starts at once, so its
         # clock is true (on Dask the number of live threads, which drops while a worker restarts)
         self.window = workers if timeout else 2 * workers
@@ -244,10 +258,16 @@ class _Run:
     def _dask_window(self) -> int:
         """Futures allowed in flight on Dask; restarts the clocks when workers left (their tasks move)."""
         try:
-            live = _dask_threads(self.client)
+            threads = self.client.nthreads()
+            live = int(sum(threads.values()))
         except Exception:  # noqa: BLE001 - the scheduler is busy: keep the last count
-            live = max(self.live, 0)
+            threads, live = {}, max(self.live, 0)
         if live < self.live:
+            self._restart_clocks()
+        new = set(threads) - self.known
+        if new and self.timeout is not None:  # a (re)started worker imports the engine before it is timed
+            _warm_dask(self.client, sorted(new))
+            self.known |= new
             self._restart_clocks()
         self.live = live
         now = time.monotonic()
