@@ -111,7 +111,8 @@ def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str
     ----------
     evaluate : callable
         ``evaluate(phi (N, C), targets) -> (log density in phi, tm (N, T), tv (N, T))``; the log density
-        (prior times likelihood) may be ``-inf``; ``tm``, ``tv`` only when ``targets`` (else ``None``).
+        (prior times likelihood) may be ``-inf``; ``tm``, ``tv`` only when ``targets`` (else ``None``;
+        ``targets="mean"``: ``tm`` only, ``tv`` may be placeholders).
     priors : sequence of callables
         Per component, ``ppf(q)`` of its prior on the standardised scale (or ``None``), for the range.
     zones : sequence of (float, float)
@@ -402,7 +403,7 @@ def _half_order(rule: TensorRule, c: int, C: int, evaluate, st, m0, sc):
     tm = np.zeros((W.shape[0], rule.tm.shape[1]))
     for i in range(0, W.shape[0], st.chunk):
         sl = slice(i, i + st.chunk)
-        lp, m, _ = evaluate(a * np.sinh(W[sl]), True)
+        lp, m, _ = evaluate(a * np.sinh(W[sl]), "mean")
         with np.errstate(divide="ignore"):
             ld[sl] = lp + np.log(a * np.cosh(W[sl])).sum(1)
         tm[sl] = m

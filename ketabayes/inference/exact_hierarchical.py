@@ -368,7 +368,8 @@ class ExactHierarchical:
         Pn = P / (dg[:, :, None] * dg[:, None, :])
         Ln = np.linalg.cholesky(Pn)
         logdet = 2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
-        if targets:
+        full = targets and targets != "mean"  # "mean": target means only (no variances: no inverse)
+        if full:
             Pinv = np.linalg.inv(Pn) / (dg[:, :, None] * dg[:, None, :])
             sol = (Pinv @ r[:, :, None])[:, :, 0]
         else:
@@ -382,14 +383,18 @@ class ExactHierarchical:
             out["sv"] = sv
         if targets:
             out["tmean"] = (mean * sv) @ self.A.T
+        if full:
             M = (Pinv * sv[:, :, None] * sv[:, None, :]).reshape(n, -1)
             out["tvar"] = (self._A_outer @ M.T).T + (phi**2) @ self.pred.T.astype(float)
         if factor:
             out["chol"] = dg[:, :, None] * Ln  # P = (D Ln)(D Ln)'
         return out
 
-    def _evaluate(self, phi, targets: bool):
-        """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``."""
+    def _evaluate(self, phi, targets):
+        """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``.
+
+        With ``targets`` also the targets' conditional means and variances (``"mean"``: means only).
+        """
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
         lp = np.zeros(n)
@@ -415,11 +420,14 @@ class ExactHierarchical:
                             continue
                         out[jj] = lp[jj] + o["loglik"][0]
                         if targets:
-                            tm[jj], tv[jj] = o["tmean"][0], o["tvar"][0]
+                            tm[jj] = o["tmean"][0]
+                            tv[jj] = o["tvar"][0] if "tvar" in o else 1.0
                     continue
                 out[j] = lp[j] + o["loglik"]
                 if targets:
-                    tm[j], tv[j] = o["tmean"], o["tvar"]
+                    tm[j] = o["tmean"]
+                    if "tvar" in o:
+                        tv[j] = o["tvar"]
         out = np.where(np.isfinite(out), out, -np.inf)
         return out, tm, tv
 
