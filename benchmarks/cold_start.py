@@ -7,7 +7,13 @@ random-effects model with an MCID and prints the decision table must take at mos
 Each repetition runs the three commands in fresh subprocesses, one after the other (so a burst of load from
 other jobs hits all three), and reports the median wall time of each over the repetitions and the median of
 the per-repetition ratios; the same for CPU time (user + system of the child, from ``os.wait4``), which
-other jobs on a shared machine disturb less than wall time. Data: the bundled magnesium trials (Teo 1991 / ISIS-4, ``magnesium_mi``), written
+other jobs on a shared machine disturb less than wall time.
+
+All three commands read compiled bytecode, as in an installed package: the children get a bytecode cache of
+their own (``PYTHONPYCACHEPREFIX`` in the temporary folder, filled by one warm-up run of each command) and
+``PYTHONDONTWRITEBYTECODE`` is removed from their environment. Without this, a checkout run with
+``PYTHONDONTWRITEBYTECODE=1`` (as on the development machine) compiles every ketabayes module from source at
+each start (~0.1 s) while numpy, scipy and pandas read the ``.pyc`` files written when they were installed. Data: the bundled magnesium trials (Teo 1991 / ISIS-4, ``magnesium_mi``), written
 to a temporary CSV with metafor's column names before the timings start.
 
 Run ``python benchmarks/cold_start.py [--reps 9]``; the ketabayes measured is the one the child processes
@@ -54,8 +60,9 @@ def measure(reps: int = 9) -> dict[str, float]:
     """Median wall times (s) of the three commands and the median per-repetition ratios."""
     import ketabayes as kb
 
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         csv = str(Path(tmp) / "magnesium.csv")
         mg = kb.load_dataset("magnesium_mi")
         mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))[["study", "ai", "n1i", "ci", "n2i"]]
@@ -68,7 +75,7 @@ def measure(reps: int = 9) -> dict[str, float]:
         }
         # run in the temporary folder: `python -c` / `-m` put the working directory first on sys.path, so a
         # checkout in the working directory would shadow the ketabayes chosen by PYTHONPATH
-        for cmd in commands.values():  # warm the file-system cache and the .pyc files once
+        for cmd in commands.values():  # warm the file-system cache and fill the bytecode cache once
             _time(cmd, env, tmp)
         times: dict[str, list[float]] = {k: [] for k in commands}
         cpu: dict[str, list[float]] = {k: [] for k in commands}

@@ -34,3 +34,10 @@ def slow_analysis(data, variant, **kw):
         time.sleep(3600)
     time.sleep(0.15)
     return normal_analysis(data, variant, **kw)
+
+
+def sleepy_analysis(data, variant, **kw):
+    """Variant ``sleep`` takes 3 s (a hang that ends: an in-process worker's thread cannot be stopped)."""
+    if variant.levels["prior_mu"] == "sleep":
+        time.sleep(3.0)
+    return normal_analysis(data, variant, **kw)

@@ -7,6 +7,8 @@ and returns a :class:`~ketabayes.result.result.MetaResult`.
 
 from __future__ import annotations
 
+import copy
+import functools
 import warnings
 
 import numpy as np
@@ -242,7 +244,10 @@ class RandomEffectsModel:
             if study_draws is None:
                 study_draws = self.k * chains * draws <= STUDY_DRAWS_LIMIT
             settings["study_draws"] = bool(study_draws)
-            tree = self._exact_tree(exact, seed, chains, draws, studies=bool(study_draws))
+            # the tree (exact draws, log_likelihood, prior) is built when first asked for: tables and
+            # decision probabilities come from the exact marginals, so a report needs no xarray at all
+            # (bound to a copy, so that a model changed after the fit cannot change the tree)
+            tree = functools.partial(copy.copy(self)._exact_full_tree, exact, seed, chains, draws, bool(study_draws))
         else:
             from ketabayes.inference.compiled_cache import sample_model
             from ketabayes.inference.diagnostics import check_convergence
@@ -263,17 +268,26 @@ class RandomEffectsModel:
             if self.fixed:
                 post = tree["posterior"].to_dataset()
                 tree["posterior"] = xr_assign(post, dims.TAU, np.zeros((post.sizes["chain"], post.sizes["draw"])))
-        from ketabayes.inference.arviz_groups import add_normal_normal_groups
-
-        tree = add_normal_normal_groups(tree, self.yi, self.vi, self.studies, self.prior_mu,
-                                        None if self.fixed else self.prior_tau, seed=seed,
-                                        log_likelihood=settings.get("study_draws", True))
+            tree = self._add_groups(tree, seed, log_likelihood=True)
         freq = None
         if frequentist:
             from ketabayes.inference.frequentist import rma_all
 
             freq = rma_all(self.yi, self.vi)
-        return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=freq)
+        return MetaResult(tree, settings, exact=exact, diagnostics=diagnostics, frequentist=freq,
+                          studies=self.studies)
+
+    def _add_groups(self, tree, seed, *, log_likelihood: bool):
+        from ketabayes.inference.arviz_groups import add_normal_normal_groups
+
+        return add_normal_normal_groups(tree, self.yi, self.vi, self.studies, self.prior_mu,
+                                        None if self.fixed else self.prior_tau, seed=seed,
+                                        log_likelihood=log_likelihood)
+
+    def _exact_full_tree(self, exact, seed, chains, draws, study_draws: bool):
+        """The tree of an exact fit: exact draws, data, ``log_likelihood`` (with study draws) and ``prior``."""
+        return self._add_groups(self._exact_tree(exact, seed, chains, draws, studies=study_draws), seed,
+                                log_likelihood=study_draws)
 
     def pymc_model(self):
         """The PyMC model the NUTS engine samples (for ``pm.sample_prior_predictive`` and other PyMC tools).

@@ -19,18 +19,22 @@ import hashlib
 import html
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ketabayes import dims
 from ketabayes.decision import RATIO_MEASURES, Thresholds, benefit_curve, decision_probabilities
 from ketabayes.errors import KetabayesError
 from ketabayes.marginals import Marginal, MixtureMarginal
 from ketabayes.provenance import to_json
+
+if TYPE_CHECKING:  # xarray is imported when a tree is built: an exact fit and its tables need none
+    import xarray as xr
 
 __all__ = ["ResultBase", "SETTINGS_ATTR", "TargetInfo", "SCALES", "content_hash"]
 
@@ -100,7 +104,10 @@ class ResultBase:
     tree : xarray.DataTree
         ``posterior`` (draws; exact draws for the exact engine), ``observed_data``,
         ``constant_data``, ``log_likelihood`` and ``prior`` where available, and for NUTS
-        ``sample_stats``. Root attribute ``ketabayes`` holds the settings as JSON.
+        ``sample_stats``. Root attribute ``ketabayes`` holds the settings as JSON. An exact
+        fit builds it on first access (its tables and decision probabilities come from the
+        exact marginals and need no draws), so a script that only reports never imports
+        xarray; the draws are the same whenever it is built (seeded).
     settings : dict
         Model type, priors, thresholds, engine settings, seed, versions, data hash.
     exact : object or None
@@ -112,11 +119,27 @@ class ResultBase:
     #: targets of :meth:`decision_table` when none are given (``None``: every target but slopes and studies)
     default_targets: tuple | None = None
 
-    def __init__(self, tree: xr.DataTree, settings: dict, *, exact=None, diagnostics=None):
-        self.tree = tree
+    def __init__(self, tree: xr.DataTree | Callable[[], xr.DataTree], settings: dict, *, exact=None,
+                 diagnostics=None, studies=None):
+        # ``tree`` may be a function that builds it (called once, on first access of ``.tree``);
+        # ``studies`` then gives the study labels, which would otherwise be read from the tree
+        self._tree, self._build_tree = (None, tree) if callable(tree) else (tree, None)
+        self._studies = None if studies is None else [str(s) for s in studies]
         self.settings = settings
         self.exact = exact
         self.diagnostics = diagnostics
+
+    @property
+    def tree(self) -> xr.DataTree:
+        if self._tree is None:
+            self._tree = self._build_tree()
+            self._build_tree = None
+            self._store_settings()
+        return self._tree
+
+    @tree.setter
+    def tree(self, value: xr.DataTree) -> None:
+        self._tree, self._build_tree = value, None
 
     # ------------------------------------------------------------------ what a subclass supplies
     @property
@@ -142,7 +165,8 @@ class ResultBase:
 
     # ------------------------------------------------------------------ basics
     def _store_settings(self) -> None:
-        self.tree.attrs[SETTINGS_ATTR] = to_json(self._stored_settings())
+        if self._tree is not None:  # a tree not built yet gets them when it is built
+            self._tree.attrs[SETTINGS_ATTR] = to_json(self._stored_settings())
 
     def _stored_settings(self) -> dict:
         s = dict(self.settings)
@@ -184,6 +208,8 @@ class ResultBase:
     @property
     def studies(self) -> list[str]:
         """Study labels, in the order of the data."""
+        if self._studies is not None:
+            return list(self._studies)
         return [str(s) for s in self.tree["observed_data"][dims.STUDY].values]
 
     def _thresholds(self, mcid, benefit, harm, required=True) -> Thresholds | None:
@@ -447,7 +473,10 @@ class ResultBase:
 
     def _header(self) -> list[str]:
         s = self.settings
-        n = self.tree["observed_data"].sizes.get(dims.STUDY, 0) if "observed_data" in self.tree.children else 0
+        if self._studies is not None:
+            n = len(self._studies)
+        else:
+            n = self.tree["observed_data"].sizes.get(dims.STUDY, 0) if "observed_data" in self.tree.children else 0
         lines = [f"{type(self).__name__}: {self.model_type}, {n} trials, measure {self.measure}, engine {self.engine}"]
         for k, v in s.items():
             if k.startswith("prior_") and isinstance(v, dict) and "text" in v:

@@ -11,13 +11,17 @@ ran and Monte-Carlo estimates from the draws otherwise.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ketabayes import dims
 from ketabayes.marginals import DrawsMarginal, Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["MetaResult", "load_result"]
 
@@ -41,8 +45,9 @@ class MetaResult(ResultBase):
 
     default_targets = ("mean", "predictive")
 
-    def __init__(self, tree: xr.DataTree, settings: dict, *, exact=None, diagnostics=None, frequentist=None):
-        super().__init__(tree, settings, exact=exact, diagnostics=diagnostics)
+    def __init__(self, tree: xr.DataTree, settings: dict, *, exact=None, diagnostics=None, frequentist=None,
+                 studies=None):
+        super().__init__(tree, settings, exact=exact, diagnostics=diagnostics, studies=studies)
         self.frequentist = frequentist or {}
         self._store_settings()
 

@@ -69,11 +69,11 @@ Cheap where possible
 Scale-out
 ---------
 ``executor=`` takes any :class:`concurrent.futures.Executor`. For large grids
-use a Dask cluster::
+use a Dask cluster (pass the client itself)::
 
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=8, threads_per_worker=1) as cluster, Client(cluster) as client:
-        res = sensitivity_grid(data, ..., executor=client.get_executor())
+        res = sensitivity_grid(data, ..., executor=client)
 
 Each variant's seed is derived from the base seed and the variant's name
 (:func:`variant_seed`), so results do not depend on execution order or executor.

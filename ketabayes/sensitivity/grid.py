@@ -462,7 +462,7 @@ class Sensitivity:
             Base seed; each variant's seed is :func:`variant_seed` ``(seed, name)``.
         executor : concurrent.futures.Executor, optional
             Where to run the fits (default: serially in this process), e.g. a
-            ``ProcessPoolExecutor`` or ``distributed.Client(...).get_executor()``. A worker
+            ``ProcessPoolExecutor`` or a ``distributed.Client`` (or its ``get_executor()``). A worker
             that dies is recorded as a failed variant and the others complete
             (:mod:`ketabayes.sensitivity.runner`).
         batch_size : int, optional
