@@ -91,7 +91,11 @@ def test_forest_rows_and_labels(magnesium):
     assert labels[:16] == magnesium.studies
     assert labels[-2:] == ["Average effect", "New trial (predictive)"]
     assert "Odds ratio" in ax.get_xlabel()
-    texts = [t.get_text() for t in ax.texts]
+    # the estimate columns are a table axes of the layout (so a tight bounding box keeps them), sharing the rows
+    table = fig.axes[1]
+    assert table.get_shared_y_axes().joined(ax, table) and not table.axison
+    assert table.get_tightbbox().x1 <= fig.bbox.x1 + 1      # not cut at the figure's edge
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
     assert "Observed [95% CI]" in texts and "Posterior [95% CrI]" in texts
     # the estimate column prints the exact posterior median and interval of the average effect, as ratios
     row = magnesium.decision_table(scale="ratio").set_index("target").loc["mean"]
@@ -140,6 +144,9 @@ def test_forest_draws_on_given_axes(ketamine):
     out = plot_forest(ketamine, ax=ax2)
     assert out is fig
     assert not ax1.has_data() and ax2.has_data()
+    # the estimate column is an inset of the given axes, to its right: inside any tight bounding box of ax2
+    (table,) = ax2.child_axes
+    assert "Posterior [95% CrI]" in [t.get_text() for t in table.texts]
 
 
 # ---------------------------------------------------------------------------- decision

@@ -323,26 +323,46 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, favours=N
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.font_manager import FontProperties
     from matplotlib.lines import Line2D
     from matplotlib.patches import Polygon
-    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+    from matplotlib.transforms import ScaledTranslation
 
     if not 0.0 < prob < 1.0:
         raise KetabayesError(f"prob must be between 0 and 1, got {prob!r}")
     rows = _forest_rows(result, prob)
     n = len(rows)
-    fig, ax = _new_axes(ax, figsize or (9.0, 1.9 + 0.3 * n))
     ratio = result.ratio
     tr = np.exp if ratio else (lambda x: np.asarray(x, dtype=float))
     pct = f"{prob * 100:g}%"
     y = np.arange(n)[::-1].astype(float)
-    # the estimate columns sit in a strip on the right of the figure, reserved from the layout
+
+    def fmt(t):
+        lo, mid, hi = (round(float(v), 2) + 0.0 for v in tr(np.array(t)))   # + 0.0: no "-0.00"
+        return f"{mid:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    # the estimate columns live in a table axes right of the forest, sharing its rows: part of the layout
+    # (and of a tight bounding box), sized from the longest entry of each column
     two_cols = _has_observed(rows)
-    strip = 0.30 if two_cols else 0.17
-    if fig.get_layout_engine() is not None and hasattr(fig.get_layout_engine(), "set"):
-        fig.get_layout_engine().set(rect=(0.0, 0.0, 1.0 - strip, 1.0))
-    text_tr = blended_transform_factory(fig.transFigure, ax.transData)
-    x_obs, x_post = 1.0 - strip + 0.01, (1.0 - strip / 2.0 - 0.005) if two_cols else 1.0 - strip + 0.01
+    head_obs, head_post = f"Observed [{pct} CI]", f"Posterior [{pct} CrI]"
+    char_in = 0.6 * FontProperties(size="small").get_size_in_points() / 72.0
+    w_obs = (max(len(fmt(r["obs"])) for r in rows if r["obs"] is not None) if two_cols else 0)
+    w_obs = (max(w_obs, len(head_obs)) + 2) * char_in if two_cols else 0.0
+    w_post = (max([len(fmt(r["post"])) for r in rows if r["post"] is not None] + [len(head_post)]) + 1) * char_in
+    table_in = w_obs + w_post
+    if ax is None:
+        width = figsize[0] if figsize else 7.5 + table_in
+        fig = _figure_class()(figsize=(width, figsize[1] if figsize else 1.9 + 0.3 * n), layout="constrained")
+        gs = fig.add_gridspec(1, 2, width_ratios=[max(width - table_in - 2.5, 2.0), table_in], wspace=0.0)
+        ax = fig.add_subplot(gs[0])
+        table = fig.add_subplot(gs[1], sharey=ax)
+    else:
+        fig = ax.figure
+        ax_in = ax.get_position().width * fig.get_figwidth()
+        table = ax.inset_axes([1.01, 0.0, table_in / max(ax_in, 1e-3), 1.0], sharey=ax)
+    table.set_axis_off()
+    table.set_xlim(0.0, table_in)
+    x_obs, x_post = 0.05, (w_obs if two_cols else 0.05)
     extremes = []
     both = any(r["obs"] is not None and r["post"] is not None for r in rows)
     off = 0.17 if both else 0.0
@@ -359,8 +379,7 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, favours=N
             sq_x.append(mid), sq_y.append(yy + off), sq_s.append(12.0 + 110.0 * r["weight"] / max(
                 rr["weight"] for rr in rows if rr["weight"] is not None))
             extremes += [lo, hi]
-            ax.text(x_obs, yy, fmt(r["obs"]), transform=text_tr, va="center", fontsize="small", color=_OBSERVED_COLOR,
-                    in_layout=False)
+            table.text(x_obs, yy, fmt(r["obs"]), va="center", fontsize="small", color=_OBSERVED_COLOR)
         if r["post"] is None:
             continue
         lo, mid, hi = (float(v) for v in tr(np.array(r["post"])))
@@ -373,17 +392,15 @@ def plot_forest(result, *, prob: float = 0.95, show_mcid: bool = True, favours=N
             yp = yy - off if r["obs"] is not None else yy
             ax.hlines(yp, lo, hi, color=_POSTERIOR_COLOR, lw=1.5)
             ci_x.append(mid), ci_y.append(yp)
-        ax.text(x_post, yy, fmt(r["post"]), transform=text_tr, va="center", fontsize="small", color="black",
-                in_layout=False)
+        table.text(x_post, yy, fmt(r["post"]), va="center", fontsize="small", color="black")
     if sq_x:
         ax.scatter(sq_x, sq_y, s=sq_s, marker="s", color=_OBSERVED_COLOR, zorder=3)
     if ci_x:
         ax.plot(ci_x, ci_y, "o", color=_POSTERIOR_COLOR, ms=4.5, zorder=3)
     if two_cols:
-        ax.text(x_obs, n - 0.35, f"Observed [{pct} CI]", transform=text_tr, va="bottom", fontsize="small",
-                fontweight="bold", color=_OBSERVED_COLOR, in_layout=False)
-    ax.text(x_post, n - 0.35, f"Posterior [{pct} CrI]", transform=text_tr, va="bottom", fontsize="small",
-            fontweight="bold", in_layout=False)
+        table.text(x_obs, n - 0.35, head_obs, va="bottom", fontsize="small", fontweight="bold",
+                   color=_OBSERVED_COLOR)
+    table.text(x_post, n - 0.35, head_post, va="bottom", fontsize="small", fontweight="bold")
     labels = [r["label"] for r in rows]
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color="black", lw=0.8)
