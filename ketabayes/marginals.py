@@ -26,7 +26,25 @@ import numpy as np
 from scipy import optimize, special
 
 __all__ = ["Marginal", "MixtureMarginal", "DrawsMarginal", "WeightedDrawsMarginal", "PointMass",
-           "MixedMarginal"]
+           "MixedMarginal", "CdfMarginal"]
+
+
+def _identity(x):
+    return x
+
+
+def _transform(name):
+    """The monotone increasing map of :meth:`Marginal.hpd`'s ``transform`` (``None`` or ``"exp"``)."""
+    if name is None or name == "identity":
+        return _identity
+    if name == "exp":
+        return np.exp
+    raise ValueError(f"transform must be None or 'exp', got {name!r}")
+
+
+def _check_prob(prob) -> None:
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
 
 
 class Marginal:
@@ -54,13 +72,34 @@ class Marginal:
         lo, hi = np.asarray(self.ppf(np.array([a, 1.0 - a])), dtype=float)
         return float(lo), float(hi)
 
-    def hpd(self, prob: float = 0.95) -> tuple[float, float]:
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
         """Shortest interval holding ``prob`` of the posterior (the HPD interval of a unimodal posterior).
 
-        Minimises ``ppf(a + prob) - ppf(a)`` over the lower tail probability ``a`` in
-        ``[0, 1 - prob]`` (:func:`scipy.optimize.minimize_scalar`, bounded Brent, on the
-        exact quantiles when the marginal is exact). For a multimodal posterior the
-        highest-density *region* may be a union of intervals; this is the shortest single one.
+        Parameters
+        ----------
+        prob : float
+            Probability the interval holds.
+        transform : {None, "exp"}
+            ``"exp"``: the shortest interval of ``exp(X)`` (e.g. an odds ratio when ``X`` is a log
+            odds ratio). HPD intervals are not invariant under transformation: this is *not*
+            ``exp`` of the shortest interval of ``X``.
+
+        Returns
+        -------
+        (float, float)
+            The interval, on the scale of ``X`` or of ``exp(X)``.
+
+        Notes
+        -----
+        Every interval holding ``prob`` is ``[Q(a), Q(a + prob)]`` for some lower tail probability
+        ``a`` in ``[0, 1 - prob]`` (``Q`` the quantile function; with atoms, the closed interval
+        holds at least ``prob``), so the shortest one minimises ``g(Q(a + prob)) - g(Q(a))``
+        (``g`` the identity or ``exp``). The default implementation scans ``a`` on a grid of 41
+        points and refines the best one by bounded Brent minimisation
+        (:func:`scipy.optimize.minimize_scalar`) on the exact quantiles; subclasses replace it where
+        a better route exists (the density for normal mixtures, ArviZ's ``hdi`` for draws). For
+        a multimodal posterior the highest-density *region* may be a union of intervals; this is
+        the shortest single interval.
 
         Examples
         --------
@@ -68,25 +107,38 @@ class Marginal:
         >>> m = MixtureMarginal([1.0], [0.0], [1.0])
         >>> [round(x, 4) for x in m.hpd(0.95)]  # a normal posterior: HPD == equal-tailed
         [-1.96, 1.96]
+        >>> [round(x, 4) for x in m.hpd(0.95, transform="exp")]  # lognormal: not exp(-1.96), exp(1.96)
+        [0.0261, 5.1869]
         """
-        if not 0.0 < prob < 1.0:
-            raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+        g = _transform(transform)
+        _check_prob(prob)
+        return self._shortest_by_quantiles(prob, g)
 
-        def width(a):
-            lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
-            return hi - lo
-
+    def _shortest_by_quantiles(self, prob: float, g, n_grid: int = 40) -> tuple[float, float]:
         amax = 1.0 - prob
         eps = 1e-9 * amax
-        res = optimize.minimize_scalar(width, bounds=(eps, amax - eps), method="bounded",
-                                       options={"xatol": 1e-10 * amax})
-        a = float(res.x)
-        # the optimum may sit at an end (e.g. a posterior piled up at a boundary such as tau = 0)
-        for cand in (eps, amax - eps):
-            if width(cand) < width(a):
-                a = cand
-        lo, hi = np.asarray(self.ppf(np.array([a, a + prob])), dtype=float)
-        return float(lo), float(hi)
+        a = np.linspace(eps, amax - eps, n_grid + 1)
+        x = np.asarray(self.ppf(np.concatenate([a, a + prob])), dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            widths = g(x[n_grid + 1:]) - g(x[:n_grid + 1])
+        widths = np.where(np.isfinite(widths), widths, np.inf)
+        k = int(np.argmin(widths))
+        best_a, best_w = float(a[k]), float(widths[k])
+        lo_a, hi_a = float(a[max(k - 1, 0)]), float(a[min(k + 1, n_grid)])
+
+        def width(t):
+            q = np.asarray(self.ppf(np.array([t, t + prob])), dtype=float)
+            with np.errstate(invalid="ignore", over="ignore"):
+                w = float(g(q[1]) - g(q[0]))
+            return w if np.isfinite(w) else np.inf
+
+        if hi_a > lo_a:
+            res = optimize.minimize_scalar(width, bounds=(lo_a, hi_a), method="bounded",
+                                           options={"xatol": 1e-13 * amax})
+            if float(res.fun) < best_w:
+                best_a = float(res.x)
+        lo, hi = np.asarray(self.ppf(np.array([best_a, best_a + prob])), dtype=float)
+        return float(g(lo)), float(g(hi))
 
     def prob_between(self, lo, hi):
         """P(lo < X <= hi)."""
@@ -203,6 +255,85 @@ class MixtureMarginal(Marginal):
             out[idx] = self.loc + self.scale * x
         return out
 
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
+        """Shortest interval of ``X`` (or of ``exp(X)``), from the density of the mixture.
+
+        The shortest interval ``[l, u]`` of a unimodal density holds ``prob`` and has equal
+        density at both ends: ``F(u) - F(l) = prob`` and ``f_Y(l) = f_Y(u)``, where
+        ``f_Y = f`` (or ``f_Y(y) = f(log y) / y`` for ``exp(X)``, i.e. ``log f(x) - x`` equal at
+        both ends on the log scale). These two equations are solved by damped Newton steps
+        from the equal-tailed interval, with the exact CDF, log density and its slope of the
+        mixture. The answer is checked: the density must not dip below the end-point density
+        inside the interval (unimodality) and the interval must not be longer than the
+        equal-tailed one; otherwise the general quantile search of :meth:`Marginal.hpd` runs.
+        See :meth:`Marginal.hpd` for the parameters.
+        """
+        g = _transform(transform)
+        _check_prob(prob)
+        c = self.scale if transform == "exp" else 0.0
+        out = self._hpd_newton(prob, c)
+        if out is None:
+            return self._shortest_by_quantiles(prob, g)
+        lo, hi = (self.loc + self.scale * z for z in out)
+        return float(g(lo)), float(g(hi))
+
+    def _log_density_slope(self, z):
+        """``log f`` and ``d log f / dz`` of the standardised mixture at points ``z`` (stable in the tails)."""
+        t = (np.asarray(z, dtype=float)[..., None] - self._m) / self._s
+        lw = np.log(self.weights) - np.log(self._s) - 0.5 * t * t
+        top = lw.max(-1, keepdims=True)
+        e = np.exp(lw - top)
+        tot = e.sum(-1)
+        logf = np.log(tot) + top[..., 0] - 0.5 * np.log(2.0 * np.pi)
+        slope = (e * (-t / self._s)).sum(-1) / tot
+        return logf, slope
+
+    def _hpd_newton(self, prob: float, c: float):
+        """Standardised end points ``(l, u)`` of the shortest interval, or ``None`` if the check fails."""
+        a = 0.5 * (1.0 - prob)
+        l, u = self._std(self.ppf(np.array([a, 1.0 - a])))
+        eti_width = (np.exp(self.scale * u) - np.exp(self.scale * l)) if c else u - l
+
+        def resid(l, u):
+            lf, sl = self._log_density_slope(np.array([l, u]))
+            e1 = self._cdf1(u) - self._cdf1(l) - prob
+            e2 = (lf[0] - c * l) - (lf[1] - c * u)
+            return np.array([e1, e2]), lf, sl
+
+        r, lf, sl = resid(l, u)
+        for _ in range(100):
+            if abs(r[0]) < 1e-14 and abs(r[1]) < 1e-11:
+                break
+            fl, fu = np.exp(lf)
+            jac = np.array([[-fl, fu], [sl[0] - c, -(sl[1] - c)]])
+            try:
+                step = np.linalg.solve(jac, -r)
+            except np.linalg.LinAlgError:
+                return None
+            norm = abs(r[0]) / prob + abs(r[1])
+            t = 1.0
+            for _ in range(60):
+                nl, nu = l + t * step[0], u + t * step[1]
+                if nl < nu:
+                    nr, nlf, nsl = resid(nl, nu)
+                    if np.all(np.isfinite(nr)) and abs(nr[0]) / prob + abs(nr[1]) < norm:
+                        break
+                t *= 0.5
+            else:
+                return None
+            l, u, r, lf, sl = nl, nu, nr, nlf, nsl
+        else:
+            return None
+        if not (abs(r[0]) < 1e-10 and abs(r[1]) < 1e-7):
+            return None
+        width = (np.exp(self.scale * u) - np.exp(self.scale * l)) if c else u - l
+        if width > eti_width * (1.0 + 1e-12):
+            return None
+        inside = self._log_density_slope(np.linspace(l, u, 33)[1:-1])[0] - c * np.linspace(l, u, 33)[1:-1]
+        if np.any(inside < lf[0] - c * l - 1e-9):
+            return None  # not unimodal: the density dips inside the interval
+        return float(l), float(u)
+
     def _cdf1(self, x: float) -> float:
         """CDF at a standardised point."""
         return float(special.ndtr((x - self._m) / self._s) @ self.weights)
@@ -226,6 +357,19 @@ class DrawsMarginal(Marginal):
 
     def ppf(self, q):
         return np.quantile(self.draws, q)
+
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
+        """Shortest interval of the draws (of ``exp`` of the draws): ArviZ's ``hdi`` (method ``"nearest"``).
+
+        See :meth:`Marginal.hpd`; :func:`arviz_stats.hdi` takes the narrowest span of the sorted
+        draws that holds ``floor(prob * n) + 1`` of them.
+        """
+        from arviz_stats.base import array_stats
+
+        g = _transform(transform)
+        _check_prob(prob)
+        lo, hi = np.asarray(array_stats.hdi(g(self.draws), prob, axis=-1, method="nearest"), dtype=float)
+        return float(lo), float(hi)
 
     @property
     def mean(self) -> float:
@@ -259,6 +403,23 @@ class WeightedDrawsMarginal(Marginal):
     def ppf(self, q):
         return self.draws[np.minimum(np.searchsorted(self.cw, np.asarray(q, dtype=float)), self.draws.size - 1)]
 
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
+        """Shortest span of the sorted draws whose weights sum to at least ``prob`` (see :meth:`Marginal.hpd`).
+
+        For each draw as the lower end, the upper end is the first draw at which the
+        cumulative weight reaches ``prob`` more (a search over the cumulative weights); the
+        narrowest of these spans (on the scale of ``exp`` with ``transform="exp"``) is returned.
+        """
+        g = _transform(transform)
+        _check_prob(prob)
+        before = np.concatenate([[0.0], self.cw[:-1]])
+        j = np.searchsorted(self.cw, before + prob * (1.0 - 1e-12), side="left")
+        ok = j < self.draws.size
+        i = np.flatnonzero(ok)
+        x = g(self.draws)
+        k = i[int(np.argmin(x[j[ok]] - x[i]))]
+        return float(x[k]), float(x[j[k]])
+
     @property
     def mean(self) -> float:
         return float(self.w @ self.draws)
@@ -266,6 +427,66 @@ class WeightedDrawsMarginal(Marginal):
     @property
     def sd(self) -> float:
         return float(np.sqrt(max(self.w @ self.draws**2 - self.mean**2, 0.0)))
+
+
+class CdfMarginal(Marginal):
+    """A continuous marginal given by an exact CDF function of an engine (e.g. of a variance component).
+
+    Parameters
+    ----------
+    cdf : callable
+        Vectorised CDF.
+    mean, sd : float
+        Posterior mean and SD (e.g. quadrature sums of the engine).
+    lower : float
+        Lower end of the support (``0`` for a standard deviation).
+    ppf : callable, optional
+        The engine's quantile function; default Brent's method on ``cdf``.
+    """
+
+    exact = True
+
+    def __init__(self, cdf, mean: float, sd: float, *, lower: float = -np.inf, ppf=None):
+        self._cdf, self._mean, self._sd, self._lower = cdf, float(mean), float(sd), float(lower)
+        self._ppf = ppf
+
+    def cdf(self, x):
+        return np.asarray(self._cdf(np.asarray(x, dtype=float)), dtype=float)
+
+    def ppf(self, q):
+        if self._ppf is not None:
+            return np.asarray(self._ppf(np.asarray(q, dtype=float)), dtype=float)
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        step = max(self._sd, 1e-12 * max(abs(self._mean), 1.0))
+        for idx in np.ndindex(q.shape):
+            qq = float(q[idx])
+            if not 0.0 < qq < 1.0:
+                out[idx] = (self._lower if qq == 0.0 else np.inf) if qq in (0.0, 1.0) else np.nan
+                continue
+
+            def f(x, qq=qq):
+                return float(self._cdf(np.array(x))) - qq
+
+            lo, width = self._mean - step, step
+            while lo > self._lower and f(lo) > 0.0:
+                width *= 2.0
+                lo = self._mean - width
+            lo = max(lo, self._lower)
+            hi, width = self._mean + step, step
+            while f(hi) < 0.0:
+                width *= 2.0
+                hi = self._mean + width
+            out[idx] = lo if f(lo) >= 0.0 else optimize.brentq(f, lo, hi, xtol=1e-13 * step, rtol=1e-14)
+        return out
+
+    @property
+    def mean(self) -> float:
+        return self._mean
+
+    @property
+    def sd(self) -> float:
+        return self._sd
 
 
 class PointMass(Marginal):
@@ -300,6 +521,12 @@ class PointMass(Marginal):
     @property
     def atoms(self) -> np.ndarray:
         return np.array([self.value])
+
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
+        """The point itself (every interval around it holds all the mass)."""
+        g = _transform(transform)
+        _check_prob(prob)
+        return float(g(self.value)), float(g(self.value))
 
 
 class MixedMarginal(Marginal):
