@@ -47,6 +47,69 @@ def _check_prob(prob) -> None:
         raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
 
 
+def _shortest_by_cdf(m, prob: float, g, lo: float, hi: float, n: int = 401, levels: int = 7):
+    """Shortest closed interval holding ``prob`` of ``m`` (of ``g(X)``), from its vectorised CDF alone.
+
+    For marginals whose quantiles are costly but whose CDF is cheap on many points (mixtures of
+    models with atoms). Every grid point is tried as the lower end ``l``; the upper end is the
+    generalised inverse of ``F`` at ``P(X < l) + prob``, linear between grid points (exactly an
+    atom when the target falls in its jump). The best pair is then refined on finer grids around
+    both ends (``levels`` times, each 300 times finer), so the ends are accurate far below the
+    first grid's spacing (each level ~16 times finer). Atoms are always grid points.
+    """
+    atoms = np.asarray(getattr(m, "atoms", np.empty(0)), dtype=float)
+
+    def grid(a, b, k):
+        pts = np.linspace(a, b, k)
+        inside = atoms[(atoms >= a) & (atoms <= b)]
+        if inside.size:  # no grid point a rounding error away from an atom
+            near = np.min(np.abs(pts[:, None] - inside[None, :]), axis=1) <= 1e-9 * (b - a)
+            pts = pts[~near]
+        return np.unique(np.concatenate([pts, inside]))
+
+    def uppers(targets, U):
+        FU = np.asarray(m.cdf(U), dtype=float)
+        FbU = np.asarray(m.prob_below(U), dtype=float) if atoms.size else FU
+        j = np.searchsorted(FU, targets * (1.0 - 1e-15), side="left")
+        out = np.full(targets.shape, np.nan)
+        ok = (j < U.size) & (j > 0)
+        jj = j[ok]
+        t = targets[ok]
+        jump = FbU[jj] < t  # the target mass is reached inside the atom's jump: the atom itself
+        prev = FU[jj - 1]
+        frac = np.where(FbU[jj] > prev, (t - prev) / np.where(FbU[jj] > prev, FbU[jj] - prev, 1.0), 1.0)
+        out[ok] = np.where(jump, U[jj], U[jj - 1] + np.clip(frac, 0.0, 1.0) * (U[jj] - U[jj - 1]))
+        first = j == 0
+        out[first] = U[0]
+        return out
+
+    def search(L, U):
+        base = np.asarray(m.prob_below(L), dtype=float) if atoms.size else np.asarray(m.cdf(L), dtype=float)
+        up = uppers(base + prob, U)
+        with np.errstate(invalid="ignore", over="ignore"):
+            w = g(up) - g(L)
+        w = np.where(np.isfinite(w), w, np.inf)
+        k = int(np.argmin(w))
+        return float(L[k]), float(up[k]), w
+
+    x = grid(lo, hi, n)
+    best_l, best_u, _ = search(x, x)
+    hl = hu = (hi - lo) / (n - 1)
+    for _ in range(levels):
+        L = grid(best_l - 3.0 * hl, best_l + 3.0 * hl, 101)
+        U = np.union1d(grid(best_u - 6.0 * hu, best_u + 6.0 * hu, 201), [best_u])
+        l2, u2, _ = search(np.union1d(L, [best_l]), U)
+        best_l, best_u = l2, u2
+        hl, hu = 6.0 * hl / 100, 12.0 * hu / 200
+    # a step in the CDF (draws) between grid points: interpolating across it falls short of prob
+    base = float(m.prob_below(np.array(best_l))) if atoms.size else float(m.cdf(np.array(best_l)))
+    if float(m.cdf(np.array(best_u))) < base + prob:
+        FU = np.asarray(m.cdf(U), dtype=float)
+        j = int(np.searchsorted(FU, base + prob, side="left"))
+        best_u = float(U[min(j, U.size - 1)])
+    return float(g(best_l)), float(g(best_u))
+
+
 class Marginal:
     """Interface: ``cdf``, ``ppf``, ``mean``, ``sd`` of one scalar quantity."""
 
@@ -279,13 +342,16 @@ class MixtureMarginal(Marginal):
 
     def _log_density_slope(self, z):
         """``log f`` and ``d log f / dz`` of the standardised mixture at points ``z`` (stable in the tails)."""
-        t = (np.asarray(z, dtype=float)[..., None] - self._m) / self._s
-        lw = np.log(self.weights) - np.log(self._s) - 0.5 * t * t
+        if "_lw0" not in self.__dict__:
+            self._lw0 = np.log(self.weights) - np.log(self._s)
+            self._inv_s = 1.0 / self._s
+        t = (np.asarray(z, dtype=float)[..., None] - self._m) * self._inv_s
+        lw = self._lw0 - 0.5 * t * t
         top = lw.max(-1, keepdims=True)
         e = np.exp(lw - top)
         tot = e.sum(-1)
         logf = np.log(tot) + top[..., 0] - 0.5 * np.log(2.0 * np.pi)
-        slope = (e * (-t / self._s)).sum(-1) / tot
+        slope = -(e * t) @ self._inv_s / tot
         return logf, slope
 
     def _hpd_newton(self, prob: float, c: float):
@@ -329,7 +395,8 @@ class MixtureMarginal(Marginal):
         width = (np.exp(self.scale * u) - np.exp(self.scale * l)) if c else u - l
         if width > eti_width * (1.0 + 1e-12):
             return None
-        inside = self._log_density_slope(np.linspace(l, u, 33)[1:-1])[0] - c * np.linspace(l, u, 33)[1:-1]
+        pts = np.linspace(l, u, 11)[1:-1]
+        inside = self._log_density_slope(pts)[0] - c * pts
         if np.any(inside < lf[0] - c * l - 1e-9):
             return None  # not unimodal: the density dips inside the interval
         return float(l), float(u)
@@ -574,7 +641,153 @@ class MixedMarginal(Marginal):
         pts = [getattr(c, "atoms", np.empty(0)) for w, c in zip(self.weights, self.components) if w > 0]
         return np.unique(np.concatenate(pts)) if pts else np.empty(0)
 
+    def hpd(self, prob: float = 0.95, *, transform: str | None = None) -> tuple[float, float]:
+        """Shortest interval of the model average (see :meth:`Marginal.hpd`).
+
+        With an atom (e.g. at 0 from the no-effect models) the interval may be the atom alone (if it
+        holds ``prob``), end at an atom, or hold it inside. When every component is a normal mixture
+        or a point mass, each case is solved exactly: an atom as an end by the generalised inverse of
+        the CDF; no atom or one atom inside by the equal-density conditions of
+        :meth:`MixtureMarginal.hpd` on the continuous part with the probability the atom does not
+        supply; the shortest feasible interval wins. Otherwise (draws, truncated or grid
+        components) the CDF is searched on refined grids spanning every component's bulk and the atoms.
+        """
+        g = _transform(transform)
+        _check_prob(prob)
+        out = self._hpd_atoms_and_normals(prob, g, transform)
+        if out is not None:
+            return out
+        los, his = [], []
+        for w, c in zip(self.weights, self.components):
+            if w <= 0:
+                continue
+            if isinstance(c, MixtureMarginal):
+                los.append(float(np.min(c.means - 12.0 * c.sds)))
+                his.append(float(np.max(c.means + 12.0 * c.sds)))
+            elif isinstance(c, PointMass):
+                los.append(c.value)
+                his.append(c.value)
+            else:
+                q = np.asarray(c.ppf(np.array([1e-10, 1.0 - 1e-10])), dtype=float)
+                los.append(float(q[0]))
+                his.append(float(q[1]))
+        lo, hi = min(los), max(his)
+        if hi <= lo:  # atoms at one point only
+            return float(g(lo)), float(g(lo))
+        return _shortest_by_cdf(self, prob, g, lo, hi)
+
+    @property
+    def _flat(self):
+        """``(C, atom positions, atom masses, continuous mass)`` when every component is a normal mixture or a
+        point mass (``C``: the normal mixture of all continuous parts, or ``None``); else ``None``."""
+        if "_flat_cache" in self.__dict__:
+            return self._flat_cache
+        atoms: dict[float, float] = {}
+        ws, ms, ss = [], [], []
+        out = None
+        for w, c in zip(self.weights, self.components):
+            if w <= 0:
+                continue
+            if isinstance(c, PointMass):
+                atoms[c.value] = atoms.get(c.value, 0.0) + float(w)
+            elif isinstance(c, MixtureMarginal):
+                ws.append(w * c.weights)
+                ms.append(c.means)
+                ss.append(c.sds)
+            else:
+                break
+        else:
+            a_pos = np.array(sorted(atoms))
+            a_mass = np.array([atoms[a] for a in a_pos])
+            pc = max(1.0 - float(a_mass.sum()), 0.0)
+            C = MixtureMarginal(np.concatenate(ws), np.concatenate(ms), np.concatenate(ss)) if ws and pc > 1e-14 \
+                else None
+            out = (C, a_pos, a_mass, pc)
+        self._flat_cache = out
+        return out
+
+    def _hpd_atoms_and_normals(self, prob: float, g, transform):
+        """The exact route of :meth:`hpd` for point masses and normal mixtures; ``None`` for other components."""
+        if self._flat is None:
+            return None
+        C, a_pos, a_mass, pc = self._flat
+        cands = [(float(a), float(a)) for a, p in zip(a_pos, a_mass) if p >= prob]
+        if C is not None:
+
+            def f_tot(x):
+                return pc * float(C.cdf(np.array(x))) + float(a_mass[a_pos <= x].sum())
+
+            def fb_tot(x):
+                return pc * float(C.cdf(np.array(x))) + float(a_mass[a_pos < x].sum())
+
+            c_exp = 1.0 if transform == "exp" else 0.0
+            lo_all, hi_all = float(np.min(C.means - 40 * C.sds)), float(np.max(C.means + 40 * C.sds))
+            # no atom inside, or one atom inside: equal densities at both ends of the continuous part
+            for inside in [None, *range(a_pos.size)]:
+                p_in = 0.0 if inside is None else float(a_mass[inside])
+                target = (prob - p_in) / pc
+                if not 0.0 < target < 1.0:
+                    continue
+                r = C._hpd_newton(target, c_exp)
+                if r is None:
+                    continue
+                l, u = r
+                held = a_pos[(a_pos > l) & (a_pos < u)]
+                if (inside is None and held.size == 0) or (inside is not None and held.size == 1
+                                                           and held[0] == a_pos[inside]):
+                    cands.append((l, u))
+            # an atom as the lower or the upper end
+            for a in a_pos:
+                t = fb_tot(a) + prob
+                if f_tot(a) < t < 1.0 and f_tot(hi_all) >= t:
+                    u = optimize.brentq(lambda x, t=t: f_tot(x) - t, a, hi_all, xtol=1e-14 * (hi_all - lo_all))
+                    while f_tot(u) < t:
+                        u = np.nextafter(u, np.inf)
+                    cands.append((float(a), float(u)))
+                t = f_tot(a) - prob
+                if 0.0 < t and fb_tot(a) > t and fb_tot(lo_all) <= t:
+                    l = optimize.brentq(lambda x, t=t: fb_tot(x) - t, lo_all, a, xtol=1e-14 * (hi_all - lo_all))
+                    while fb_tot(l) > t:
+                        l = np.nextafter(l, -np.inf)
+                    cands.append((float(l), float(a)))
+        if not cands:
+            return None
+        with np.errstate(over="ignore"):
+            best = min(cands, key=lambda lu: float(g(lu[1]) - g(lu[0])))
+        return float(g(best[0])), float(g(best[1]))
+
+    def _ppf_flat(self, q):
+        """Generalised inverse for normal mixtures and atoms: between atoms, a quantile of the continuous part."""
+        C, a_pos, a_mass, pc = self._flat
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        cum = np.concatenate([[0.0], np.cumsum(a_mass)])  # atom mass below the k-th gap
+        for idx in np.ndindex(q.shape):
+            qq = float(q[idx])
+            if not 0.0 < qq < 1.0:
+                out[idx] = -np.inf if qq == 0.0 else (np.inf if qq == 1.0 else np.nan)
+                continue
+            below = [pc * float(C.cdf(np.array(a))) if C is not None else 0.0 for a in a_pos]
+            # q in [F(a-), F(a)]: the atom (at F(a-) too, F rising up to the atom)
+            hit = [k for k in range(a_pos.size) if below[k] + cum[k] - 1e-15 <= qq <= below[k] + cum[k + 1]]
+            if hit:
+                out[idx] = a_pos[hit[0]]
+                continue
+            for k in range(a_pos.size + 1):  # the gap between atoms k-1 and k holding the quantile
+                t = (qq - cum[k]) / pc
+                if not 0.0 < t < 1.0:
+                    continue
+                x = float(C.ppf(np.array([t]))[0])
+                if (k == 0 or x >= a_pos[k - 1]) and (k == a_pos.size or x < a_pos[k]):
+                    out[idx] = x
+                    break
+            else:  # pragma: no cover - rounding at an atom's edge: the atom
+                out[idx] = a_pos[int(np.argmin(np.abs(np.array(below) + cum[:-1] - qq)))]
+        return out
+
     def ppf(self, q):
+        if self._flat is not None and self._flat[0] is not None:
+            return self._ppf_flat(q)
         q = np.asarray(q, dtype=float)
         out = np.full(q.shape, np.nan)
         atoms = self.atoms

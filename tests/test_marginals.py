@@ -206,3 +206,30 @@ def test_hpd_rejects_bad_arguments():
         m.hpd(1.0)
     with pytest.raises(ValueError, match="transform"):
         m.hpd(0.9, transform="log")
+
+
+@pytest.mark.parametrize("w0, m, s, prob", [(0.1, 0.3, 0.2, 0.9), (0.3, 0.05, 0.2, 0.9)])
+def test_hpd_with_the_atom_inside(w0, m, s, prob):
+    """An atom at 0 (mass w0) inside the interval: the normal part supplies prob - w0 with equal end densities,
+    i.e. m +/- z s with Phi(z) = 1/2 + (prob - w0) / (2 (1 - w0))."""
+    mm = MixedMarginal([w0, 1 - w0], [PointMass(0.0), MixtureMarginal([1.0], [m], [s])])
+    z = stats.norm.ppf(0.5 + (prob - w0) / (2 * (1 - w0)))
+    lo, hi = mm.hpd(prob)
+    assert lo == pytest.approx(m - z * s, abs=1e-10) and hi == pytest.approx(m + z * s, abs=1e-10)
+    assert lo < 0 < hi
+
+
+def test_hpd_of_a_model_average_with_draws_uses_the_cdf_search():
+    """A component without a density (draws) sends the model average to the CDF search: against a brute-force
+    search of the same CDF on a dense grid."""
+    draws = np.random.default_rng(2).normal(0.5, 0.2, 4001)
+    mm = MixedMarginal([0.2, 0.5, 0.3], [PointMass(0.0), MixtureMarginal([1.0], [0.4], [0.15]), DrawsMarginal(draws)])
+    x = np.union1d(np.linspace(-0.6, 1.6, 200_001), [0.0])
+    F, Fb = mm.cdf(x), mm.prob_below(x)
+    j = np.searchsorted(F, Fb + 0.9 - 1e-13)
+    ok = j < x.size
+    width = np.where(ok, x[np.minimum(j, x.size - 1)] - x, np.inf)
+    i = int(np.argmin(width))
+    lo, hi = mm.hpd(0.9)
+    assert hi - lo == pytest.approx(width[i], abs=2.5e-5)
+    assert float(mm.cdf(np.array(hi)) - mm.prob_below(np.array(lo))) >= 0.9 - 1e-9
