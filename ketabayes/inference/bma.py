@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes.errors import PriorError
-from ketabayes.inference.bma_quadrature import fit_quadrature
+from ketabayes.inference.bma_quadrature import QuadratureFit, fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, SMCFit, fit_smc
 from ketabayes.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
 from ketabayes.model.priors import HalfCauchy, HalfNormal, Normal, Prior, parse_prior
@@ -90,6 +90,9 @@ class ModelFit:
     omega: np.ndarray | None = None
     seconds: float = 0.0
     smc: SMCFit | None = field(default=None, repr=False)
+    #: posterior predictive of a new, unbiased trial's true effect ``mu + tau z`` (see :func:`fit_ensemble`)
+    predictive: Marginal | None = None
+    quad: QuadratureFit | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -156,10 +159,17 @@ def ensemble_specs(bias=None, prior_probs=None) -> list[ModelSpec]:
 
 
 class Ensemble:
-    """Fitted ensemble: posterior model probabilities, inclusion Bayes factors, averaged posteriors."""
+    """Fitted ensemble: posterior model probabilities, inclusion Bayes factors, averaged posteriors.
 
-    def __init__(self, fits: list[ModelFit]):
+    ``data`` holds what the models were fitted to (``y``, ``v``, ``sign``, ``rob``) and ``priors``
+    their priors (``mu``, ``tau``, ``mu_sign``, ``PET``, ``PEESE``, ``RoB``), for the joint draws of
+    :mod:`ketabayes.inference.bma_draws`.
+    """
+
+    def __init__(self, fits: list[ModelFit], data: dict | None = None, priors: dict | None = None):
         self.fits = fits
+        self.data = data or {}
+        self.priors = priors or {}
         prior = np.array([f.spec.prior_prob for f in fits])
         lml = np.array([f.log_ml for f in fits])
         with np.errstate(divide="ignore"):
@@ -222,7 +232,8 @@ class Ensemble:
                 "log_bf_se": log_bf_se, "prior_prob": float(pi1), "post_prob": float(q1)}
 
     def averaged(self, what: str = "mu", condition: str | None = None) -> Marginal:
-        """Model-averaged posterior of ``"mu"`` or ``"tau"``, optionally only over models with ``condition``."""
+        """Model-averaged posterior of ``"mu"``, ``"tau"`` or ``"predictive"`` (a new trial's true effect),
+        optionally only over models with ``condition``."""
         keep = np.ones(len(self.fits), bool) if condition is None else self._has(condition)
         w = self.post_probs * keep
         if w.sum() <= 0:
@@ -277,6 +288,13 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
     Returns
     -------
     Ensemble
+        Each model's fit carries the posteriors of ``mu`` and ``tau`` and the posterior predictive
+        of a new trial's true effect, ``theta_new = mu + tau z`` with ``z ~ N(0, 1)``: ``N(mu,
+        tau^2)`` under random effects, ``mu`` under a fixed effect, 0 or ``N(0, tau^2)`` without an
+        effect. Under a bias model it is the same bias-free quantity: the effect of a new trial
+        free of small-study effects (PET/PEESE: at standard error 0), of publication selection
+        (selection models: ``mu`` is the effect before selection) and at low risk of bias
+        (``"RoB"``) -- the bias-corrected predictive, not the prediction of a new biased estimate.
 
     Examples
     --------
@@ -321,7 +339,8 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
             mu = DrawsMarginal(s.mu) if s.mu is not None else PointMass(0.0)
             tau = DrawsMarginal(s.tau) if s.tau is not None else PointMass(0.0)
             fits.append(ModelFit(spec, s.log_ml, s.log_ml_se, mu, tau, omega=s.omega,
-                                 seconds=time.perf_counter() - t0, smc=s))
+                                 seconds=time.perf_counter() - t0, smc=s,
+                                 predictive=_smc_predictive(s, np.random.default_rng([int(seed), k, 5]))))
             continue
         x = prior_b = None
         if spec.bias == "PET":
@@ -336,5 +355,15 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
                            mu_sign=mu_sign)
         beta = WeightedDrawsMarginal(q.beta_nodes, q.beta_weights) if q.beta_nodes is not None else None
         fits.append(ModelFit(spec, q.log_ml, 0.0, q.mu, _tau_marginal(q), beta=beta,
-                             seconds=time.perf_counter() - t0))
-    return Ensemble(fits)
+                             seconds=time.perf_counter() - t0, predictive=q.predictive(), quad=q))
+    return Ensemble(fits, data={"y": y, "v": v, "sign": sign, "rob": None if rob is None else np.asarray(rob, float)},
+                    priors={"mu": prior_mu, "tau": prior_tau, "mu_sign": mu_sign, "PET": prior_pet,
+                            "PEESE": prior_peese, "RoB": prior_rob or HalfNormal(0.5)})
+
+
+def _smc_predictive(s: SMCFit, rng: np.random.Generator) -> Marginal:
+    """``mu + tau z`` over the SMC draws of a selection model (``z`` drawn once, with a fixed seed)."""
+    if s.tau is None:
+        return DrawsMarginal(s.mu) if s.mu is not None else PointMass(0.0)
+    mu = s.mu if s.mu is not None else np.zeros_like(s.tau)
+    return DrawsMarginal(mu + s.tau * rng.standard_normal(s.tau.size))

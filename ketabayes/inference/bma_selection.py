@@ -35,7 +35,8 @@ from scipy import special
 
 from ketabayes.model.priors import Normal, Prior
 
-__all__ = ["WEIGHT_FUNCTIONS", "WeightFunction", "SMCFit", "fit_smc", "interval_index", "weight_function_logpdf"]
+__all__ = ["WEIGHT_FUNCTIONS", "WeightFunction", "SMCFit", "fit_smc", "interval_index", "weight_function_logpdf",
+           "weight_function_loglik"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,32 @@ def weight_function_logpdf(y, se, mu, tau, omega, wf: WeightFunction, sign: int,
     log_om = xp.log(xp.stack([omega[j] for j in range(wf.n_weights)]))[idx] if xp is not np else \
         np.log(np.asarray(omega))[idx]
     return xp.sum(log_om + norm_ll - xp.log(denom))
+
+
+def weight_function_loglik(y, se, mu, tau, omega, wf: WeightFunction, sign: int) -> np.ndarray:
+    """Pointwise log likelihood ``(n, k)`` of the weighted normal model at ``n`` draws (numpy).
+
+    ``mu``, ``tau``: ``(n,)``; ``omega``: ``(n, J)``. Each study's term of
+    :func:`weight_function_logpdf`: ``log omega_j(i) + log N(y_i; mu, v_i + tau^2) - log sum_j omega_j
+    P(p_i in I_j | mu, tau)``.
+    """
+    y, se = np.asarray(y, dtype=float), np.asarray(se, dtype=float)
+    mu = np.asarray(mu, dtype=float)[:, None]
+    tau = np.asarray(tau, dtype=float)[:, None]
+    omega = np.asarray(omega, dtype=float)
+    idx = interval_index(y, se, wf, sign)
+    sd = np.sqrt(se**2 + tau**2)
+    loc, scale = sign * mu / se, sd / se
+    denom = 0.0
+    for j, pieces in enumerate(_z_cuts(wf)):
+        pj = 0.0
+        for lo, hi in pieces:
+            up = 1.0 if np.isinf(hi) else special.ndtr((hi - loc) / scale)
+            down = 0.0 if np.isinf(lo) else special.ndtr((lo - loc) / scale)
+            pj = pj + up - down
+        denom = denom + omega[:, j:j + 1] * pj
+    norm_ll = -0.5 * math.log(2 * math.pi) - np.log(sd) - 0.5 * ((y - mu) / sd) ** 2
+    return np.log(omega[:, idx]) + norm_ll - np.log(denom)
 
 
 def _last_finite(x) -> float:
