@@ -27,8 +27,9 @@ from ketabayes.model.random_effects import RandomEffectsModel
 from ketabayes.result.result import load_result
 
 PRIORS = {"prior_mu": "normal(0, 2)", "prior_tau": "halfnormal(0.5)"}
-TARGET_COLUMNS = ["target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "p_benefit", "p_trivial", "p_harm",
-                  "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid", "benefit_cut", "harm_cut"]
+TARGET_COLUMNS = ["target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "hpd_low", "hpd_high", "p_benefit",
+                  "p_trivial", "p_harm", "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid",
+                  "benefit_cut", "harm_cut"]
 Z975 = 1.959963984540054
 
 
@@ -375,7 +376,7 @@ def test_to_dict_is_strict_json_with_all_fields(which, exact, nuts):
         for k in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
             assert isinstance(e[k], float), k
         assert e["ci_low"] < e["median"] < e["ci_high"]
-    assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high"}
+    assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high", "hpd_low", "hpd_high"}
     assert 0 < d["tau"]["ci_low"] < d["tau"]["median"] < d["tau"]["ci_high"]
     assert set(d["frequentist"]) == {"FE", "DL", "REML", "REML-HKSJ"}
     for method, f in d["frequentist"].items():
