@@ -56,6 +56,28 @@ def _short_nuts(model, seed, **kwargs):
 # ---------------------------------------------------------------------------
 # (a) exact vs NUTS
 # ---------------------------------------------------------------------------
+def test_nuts_tree_has_the_arviz_groups(nuts, magnesium_or):
+    """log_likelihood N(y_i | mu, v_i + tau^2) at the NUTS draws; prior draws of every posterior variable (the
+    non-centred raw effects z, z_new standard normal); log_prior of mu and tau; psense and the plot run."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    tree = nuts.tree
+    post = tree["posterior"]
+    assert set(tree["prior"].data_vars) == set(post.data_vars)
+    c, d, i = 1, 123, 5
+    mu, tau = float(post["mu"].values[c, d]), float(post["tau"].values[c, d])
+    y, v = magnesium_or["yi"].to_numpy()[i], magnesium_or["vi"].to_numpy()[i]
+    assert float(tree["log_likelihood"]["y"].values[c, d, i]) == pytest.approx(
+        stats.norm.logpdf(y, mu, math.sqrt(v + tau**2)), rel=1e-12)
+    assert float(tree["log_prior"]["tau"].values[c, d]) == pytest.approx(stats.halfnorm(scale=0.5).logpdf(tau))
+    assert stats.kstest(tree["prior"]["z"].values.ravel(), "norm").pvalue > 1e-3
+    sens = az.psense(tree, group="prior")
+    assert set(sens.data_vars) == set(post.data_vars)
+    az.plot_prior_posterior(tree)
+    plt.close("all")
+
+
 def test_exact_and_nuts_agree_within_monte_carlo_error(exact, nuts):
     post = nuts.posterior
     mcse = az.mcse(nuts.tree, var_names=["mu", "tau", "theta_new"])

@@ -13,7 +13,8 @@ With them ``arviz.loo``, ``arviz.psense`` and ``arviz.plot_prior_posterior`` wor
   high Pareto k in PSIS-LOO; the marginal one is what both engines condition on.
 * ``prior``: independent draws from the prior of every posterior variable whose prior is proper
   (scale parameters and means by numerical inversion of each prior's CDF,
-  :func:`prior_draws`; trial, group and new-trial effects from the model given those), so
+  :func:`prior_draws`; trial, group and new-trial effects from the model given those; the
+  standard-normal raw effects ``z...`` of a non-centred NUTS fit), so
   ``az.plot_prior_posterior`` compares like with like. A variable with an improper prior
   (``flat()``) and everything depending on it has no prior draws (plot it with ``var_names=``).
 * ``log_prior``: the log prior density of each parameter at the posterior draws (improper priors:
@@ -102,6 +103,13 @@ def set_groups(tree: xr.DataTree, *, log_likelihood: dict | None = None, prior: 
     return tree
 
 
+def _raw_normal_draws(post, prior: dict, rng: np.random.Generator) -> None:
+    """Prior draws of the standard-normal raw effects of a non-centred NUTS parameterisation (``z``, ``z_<group>``)."""
+    for name, da in post.data_vars.items():
+        if name not in prior and (name == "z" or str(name).startswith("z_")):
+            prior[name] = (da.dims, rng.standard_normal(da.shape))
+
+
 def _normal_logpdf(y, mean, var):
     return -0.5 * (np.log(2.0 * math.pi * var) + np.square(y - mean) / var)
 
@@ -135,10 +143,12 @@ def add_normal_normal_groups(tree: xr.DataTree, yi, vi, studies, prior_mu, prior
             theta = d_mu[:, None] + d_tau[:, None] * rng.standard_normal((n, y.size))
             prior[dims.THETA] = ((*sd, dims.STUDY), theta.reshape(*shape, y.size))
         prior[dims.THETA_NEW] = (sd, (d_mu + d_tau * rng.standard_normal(n)).reshape(shape))
+    _raw_normal_draws(post, prior, rng)
     lp = {dims.MU: (sd, log_prior_density(prior_mu, mu))}
     if not fixed:
         lp[dims.TAU] = (sd, log_prior_density(prior_tau, tau, v))
-    return set_groups(tree, log_likelihood=ll, prior=prior, log_prior=lp, coords={dims.STUDY: studies})
+    coords = {dims.STUDY: studies, **{d: post[d].values for name in prior for d in prior[name][0] if d in post.coords}}
+    return set_groups(tree, log_likelihood=ll, prior=prior, log_prior=lp, coords=coords)
 
 
 def add_hierarchical_groups(tree: xr.DataTree, yi, vi, studies, design, priors: dict, prior_gamma: dict, *,
@@ -199,6 +209,7 @@ def add_hierarchical_groups(tree: xr.DataTree, yi, vi, studies, design, priors: 
         rows = np.flatnonzero(design.shrink >= 0)
         eff[:, rows] += ph[:, :1] * rng.standard_normal((n, rows.size))  # a trial's own effect: + e_i
         prior["effect"] = ((*sd, dims.TARGET), eff.reshape(*shape, -1))
+    _raw_normal_draws(post, prior, rng)
     # ---- log prior at the posterior draws
     lp = {}
     for name, p in priors.items():
@@ -209,5 +220,6 @@ def add_hierarchical_groups(tree: xr.DataTree, yi, vi, studies, design, priors: 
         lp["gamma"] = ((*sd, "moderator"), np.stack([log_prior_density(prior_gamma[m], g[..., j])
                                                      for j, m in enumerate(mods)], axis=-1))
     coords = {dims.STUDY: list(studies), dims.TARGET: [t.name for t in design.targets], "moderator": mods,
-              **{t.dim: list(t.levels) for t in design.terms}}
+              **{t.dim: list(t.levels) for t in design.terms},
+              **{d: post[d].values for name in prior for d in prior[name][0] if d in post.coords}}
     return set_groups(tree, log_likelihood=ll, prior=prior, log_prior=lp, coords=coords)
