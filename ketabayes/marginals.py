@@ -60,6 +60,7 @@ def _shortest_by_cdf(m, prob: float, g, lo: float, hi: float, n: int = 401, leve
     atoms = np.asarray(getattr(m, "atoms", np.empty(0)), dtype=float)
 
     def grid(a, b, k):
+        a, b = max(a, lo), min(b, hi)  # refinements stay on the support (e.g. tau >= 0)
         pts = np.linspace(a, b, k)
         inside = atoms[(atoms >= a) & (atoms <= b)]
         if inside.size:  # no grid point a rounding error away from an atom
@@ -154,15 +155,13 @@ class Marginal:
 
         Notes
         -----
-        Every interval holding ``prob`` is ``[Q(a), Q(a + prob)]`` for some lower tail probability
-        ``a`` in ``[0, 1 - prob]`` (``Q`` the quantile function; with atoms, the closed interval
-        holds at least ``prob``), so the shortest one minimises ``g(Q(a + prob)) - g(Q(a))``
-        (``g`` the identity or ``exp``). The default implementation scans ``a`` on a grid of 41
-        points and refines the best one by bounded Brent minimisation
-        (:func:`scipy.optimize.minimize_scalar`) on the exact quantiles; subclasses replace it where
-        a better route exists (the density for normal mixtures, ArviZ's ``hdi`` for draws). For
-        a multimodal posterior the highest-density *region* may be a union of intervals; this is
-        the shortest single interval.
+        An interval ``[l, u]`` holds at least ``prob`` when ``F(u) - P(X < l) >= prob``. The default
+        implementation (``_shortest_by_cdf``) tries every point of a grid over the support as the
+        lower end, takes the upper end from the CDF (its generalised inverse, linear between grid
+        points), and refines the best pair on finer grids around both ends, using only vectorised
+        CDF evaluations; subclasses replace it where a better route exists (the density for normal
+        mixtures, ArviZ's ``hdi`` for draws). For a multimodal posterior the highest-density
+        *region* may be a union of intervals; this is the shortest single interval.
 
         Examples
         --------
@@ -175,33 +174,14 @@ class Marginal:
         """
         g = _transform(transform)
         _check_prob(prob)
-        return self._shortest_by_quantiles(prob, g)
+        return self._shortest(prob, g)
 
-    def _shortest_by_quantiles(self, prob: float, g, n_grid: int = 40) -> tuple[float, float]:
-        amax = 1.0 - prob
-        eps = 1e-9 * amax
-        a = np.linspace(eps, amax - eps, n_grid + 1)
-        x = np.asarray(self.ppf(np.concatenate([a, a + prob])), dtype=float)
-        with np.errstate(invalid="ignore", over="ignore"):
-            widths = g(x[n_grid + 1:]) - g(x[:n_grid + 1])
-        widths = np.where(np.isfinite(widths), widths, np.inf)
-        k = int(np.argmin(widths))
-        best_a, best_w = float(a[k]), float(widths[k])
-        lo_a, hi_a = float(a[max(k - 1, 0)]), float(a[min(k + 1, n_grid)])
-
-        def width(t):
-            q = np.asarray(self.ppf(np.array([t, t + prob])), dtype=float)
-            with np.errstate(invalid="ignore", over="ignore"):
-                w = float(g(q[1]) - g(q[0]))
-            return w if np.isfinite(w) else np.inf
-
-        if hi_a > lo_a:
-            res = optimize.minimize_scalar(width, bounds=(lo_a, hi_a), method="bounded",
-                                           options={"xatol": 1e-13 * amax})
-            if float(res.fun) < best_w:
-                best_a = float(res.x)
-        lo, hi = np.asarray(self.ppf(np.array([best_a, best_a + prob])), dtype=float)
-        return float(g(lo)), float(g(hi))
+    def _shortest(self, prob: float, g) -> tuple[float, float]:
+        """``_shortest_by_cdf`` over the support: from its lower end (``ppf(0)``, e.g. 0 for a standard
+        deviation) or the 1e-10 quantile, to the 1 - 1e-10 quantile."""
+        q = np.asarray(self.ppf(np.array([0.0, 1e-10, 1.0 - 1e-10])), dtype=float)
+        lo = q[0] if np.isfinite(q[0]) else q[1]
+        return _shortest_by_cdf(self, prob, g, float(lo), float(q[2]))
 
     def prob_between(self, lo, hi):
         """P(lo < X <= hi)."""
@@ -328,7 +308,7 @@ class MixtureMarginal(Marginal):
         from the equal-tailed interval, with the exact CDF, log density and its slope of the
         mixture. The answer is checked: the density must not dip below the end-point density
         inside the interval (unimodality) and the interval must not be longer than the
-        equal-tailed one; otherwise the general quantile search of :meth:`Marginal.hpd` runs.
+        equal-tailed one; otherwise the general CDF search of :meth:`Marginal.hpd` runs.
         See :meth:`Marginal.hpd` for the parameters.
         """
         g = _transform(transform)
@@ -336,7 +316,7 @@ class MixtureMarginal(Marginal):
         c = self.scale if transform == "exp" else 0.0
         out = self._hpd_newton(prob, c)
         if out is None:
-            return self._shortest_by_quantiles(prob, g)
+            return self._shortest(prob, g)
         lo, hi = (self.loc + self.scale * z for z in out)
         return float(g(lo)), float(g(hi))
 

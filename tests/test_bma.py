@@ -587,3 +587,17 @@ def test_pointwise_likelihoods_of_bias_models():
     assert d["beta"][r] > 0
     ref = stats.norm.logpdf(Y, d["mu"][r] + d["beta"][r] * SE, np.sqrt(V + d["tau"][r] ** 2))
     assert out[r] == pytest.approx(ref, rel=1e-12)
+
+
+def test_models_without_joint_draws_or_predictive_are_reported_not_guessed():
+    """An engine that gives marginals only (no quadrature nodes, no particles): no predictive target and no
+    joint draws -- the ensemble says so instead of inventing a dependence between mu and tau."""
+    from ketabayes.inference import bma_draws
+
+    ens = fit_ensemble(Y, V, prior_mu="normal(0, 0.5)", prior_tau="halfnormal(0.3)", benefit="higher")
+    assert ens.has_predictive and bma_draws.can_draw(ens)
+    k = ens.labels.index("RE-H1")
+    ens.fits[k].quad, ens.fits[k].predictive = None, None
+    assert not ens.has_predictive and not bma_draws.can_draw(ens)
+    with pytest.raises(NotImplementedError, match="RE-H1"):
+        bma_draws.posterior_draws(ens, 100, np.random.default_rng(0))

@@ -231,6 +231,11 @@ class Ensemble:
         return {"component": component, "bf": float(np.exp(log_bf)), "log_bf": float(log_bf),
                 "log_bf_se": log_bf_se, "prior_prob": float(pi1), "post_prob": float(q1)}
 
+    @property
+    def has_predictive(self) -> bool:
+        """Whether every model with posterior probability has a predictive of a new trial."""
+        return all(f.predictive is not None for f, q in zip(self.fits, self.post_probs) if q > 0)
+
     def averaged(self, what: str = "mu", condition: str | None = None) -> Marginal:
         """Model-averaged posterior of ``"mu"``, ``"tau"`` or ``"predictive"`` (a new trial's true effect),
         optionally only over models with ``condition``."""

@@ -26,7 +26,12 @@ import numpy as np
 
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, weight_function_loglik
 
-__all__ = ["posterior_draws", "prior_draws", "pointwise_loglik", "log_prior"]
+__all__ = ["can_draw", "posterior_draws", "prior_draws", "pointwise_loglik", "log_prior"]
+
+
+def can_draw(ens) -> bool:
+    """Whether every model with posterior probability has joint draws (quadrature nodes or SMC particles)."""
+    return all(f.quad is not None or f.smc is not None for f, q in zip(ens.fits, ens.post_probs) if q > 0)
 
 
 def _model_draws(fit, n: int, rng: np.random.Generator) -> dict:
@@ -35,6 +40,8 @@ def _model_draws(fit, n: int, rng: np.random.Generator) -> dict:
         d["omega"] = None
         return d
     s = fit.smc
+    if s is None:
+        raise NotImplementedError(f"{fit.spec.label}: no joint posterior draws for this engine")
     size = (s.mu if s.mu is not None else s.tau if s.tau is not None else s.omega).shape[0]
     idx = rng.integers(0, size, n)
     return {"mu": s.mu[idx] if s.mu is not None else np.zeros(n), "tau": s.tau[idx] if s.tau is not None

@@ -120,8 +120,15 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         const = tree["constant_data"].to_dataset().assign(rob_high=((dims.STUDY,), rob_x.astype(float)))
         tree["constant_data"] = xr.DataTree(const)
     from ketabayes.inference.arviz_groups_multi import add_bma_groups
+    from ketabayes.inference.bma_draws import can_draw
 
-    tree = add_bma_groups(tree, ens, seed=seed, draws=draws, chains=chains)
+    if can_draw(ens):
+        tree = add_bma_groups(tree, ens, seed=seed, draws=draws, chains=chains)
+    else:  # an engine without joint draws: the tables are unaffected, ArviZ has no draws to work on
+        import xarray as xr
+
+        tree["posterior"] = xr.DataTree(xr.Dataset())
+        settings["arviz_groups"] = "not stored: a model's engine has no joint posterior draws"
     return BMAResult(tree, settings, ens)
 
 

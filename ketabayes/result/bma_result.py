@@ -42,7 +42,10 @@ class BMAResult(ResultBase):
         The fitted models.
     """
 
-    default_targets = ("mean", "mean|effect", "predictive")
+    @property
+    def default_targets(self) -> tuple:
+        """``mean``, ``mean|effect`` and ``predictive`` (when every model has a predictive)."""
+        return ("mean", "mean|effect") + (("predictive",) if self.ensemble.has_predictive else ())
 
     def __init__(self, tree: xr.DataTree, settings: dict, ensemble, *, diagnostics=None):
         super().__init__(tree, settings, exact=None, diagnostics=diagnostics)
@@ -53,8 +56,8 @@ class BMAResult(ResultBase):
     @property
     def targets(self) -> list[TargetInfo]:
         n = len(self.studies)
-        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n),
-                 TargetInfo("predictive", "predictive", n_trials=n)]
+        pred = [TargetInfo("predictive", "predictive", n_trials=n)] if self.ensemble.has_predictive else []
+        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n)] + pred
                 + [TargetInfo(f"{_MODEL}{lab}", "model", n_trials=n) for lab in self.ensemble.labels])
 
     @property
@@ -68,7 +71,7 @@ class BMAResult(ResultBase):
         if name == "mean|effect":
             return e.averaged("mu", "effect")
         if name == "predictive":
-            return e.averaged("predictive")
+            return e.averaged("predictive") if e.has_predictive else None
         if name == "tau":
             return e.averaged("tau")
         if name.startswith(_MODEL):
