@@ -380,8 +380,8 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     else:
         out("\n(give --mcid to get the probabilities of benefit, practically no effect and harm)")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        out("\nPosterior summary (95% equal-tailed intervals, analysis scale):")
-        cols = ["target", "mean", "sd", "median", "ci_low", "ci_high"]
+        out("\nPosterior summary (95% intervals, analysis scale: ci_* equal-tailed, hpd_* shortest):")
+        cols = ["target", "mean", "sd", "median", "ci_low", "ci_high", "hpd_low", "hpd_high"]
         out(res.summary()[cols].to_string(index=False, float_format=lambda x: sig(x, 4)))
     freq = res.frequentist_table() if hasattr(res, "frequentist_table") else []
     if len(freq):

@@ -299,7 +299,7 @@ def test_cli_analyse_bma_json(tmp_path):
     assert models["FE-H0"]["log_ml"] == pytest.approx(stats.norm.logpdf(Y, 0, SE).sum(), abs=1e-10)
     assert models["FE-H1"]["log_ml"] == pytest.approx(
         stats.multivariate_normal(np.zeros(Y.size), np.diag(V) + 0.25).logpdf(Y), abs=1e-10)
-    assert {e["target"] for e in d["estimates"]} == {"mean", "mean|effect"}
+    assert {e["target"] for e in d["estimates"]} == {"mean", "mean|effect", "predictive"}
     assert "Inclusion Bayes factors" in r.output
     bad = CliRunner().invoke(main, ["analyse", str(csv), "--bias", "PET"])
     assert bad.exit_code != 0 and "--bias needs --bma" in bad.output
@@ -398,3 +398,181 @@ def test_risk_of_bias_shift_model(tmp_path):
         kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB", prior_rob="halfnormal(0.4)")
     with pytest.raises(PriorError, match="needs prior_rob"):   # no uncited default prior of the bias
         kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.3)", bias="RoB", rob="rob")
+
+
+# ---------------------------------------------------------------- predictive of a new trial (the "predictive" target)
+def _re_h1_predictive_cdf(c, s0, st, mu_lower=None, m0=0.0):
+    """P(theta_new <= c | y) under RE-H1 with mu ~ N(m0, s0^2) (optionally truncated to mu >= mu_lower) and
+    tau ~ half-normal(st), and the model's evidence, by scipy quadrature of the conjugate forms given tau."""
+    def given_tau(tau):
+        w = 1.0 / (V + tau**2)
+        prec = w.sum() + 1.0 / s0**2
+        m = ((w * Y).sum() + m0 / s0**2) / prec
+        s = prec**-0.5
+        # p(y | tau) with mu integrated (normal prior; the truncated one rescales by the posterior/prior half mass)
+        cov = np.diag(V + tau**2) + s0**2
+        log_ml = stats.multivariate_normal(np.full(Y.size, m0), cov).logpdf(Y)
+        if mu_lower is None:
+            cdf = stats.norm.cdf(c, m, math.sqrt(s**2 + tau**2))
+        else:
+            post_mass = stats.norm.sf(mu_lower, m, s)
+            log_ml += math.log(post_mass) - math.log(stats.norm.sf(mu_lower, m0, s0))
+            # E[Phi((c - mu) / tau)] over mu ~ N(m, s^2) truncated to mu >= mu_lower
+            f = lambda mu: stats.norm.pdf(mu, m, s) * stats.norm.cdf((c - mu) / tau) / post_mass  # noqa: E731
+            cdf = integrate.quad(f, mu_lower, m + 12 * s, epsabs=1e-14, epsrel=1e-11)[0]
+        return math.exp(log_ml) * stats.halfnorm.pdf(tau, scale=st), cdf
+
+    # tau by a composite Gauss-Legendre rule on [0, 3] (the posterior of tau is smooth there)
+    x, w = special.roots_legendre(32)
+    edges = np.linspace(0.0, 3.0, 6)
+    taus = np.concatenate([0.5 * (a + b) + 0.5 * (b - a) * x for a, b in zip(edges[:-1], edges[1:])])
+    wts = np.concatenate([0.5 * (b - a) * w for a, b in zip(edges[:-1], edges[1:])])
+    vals = np.array([given_tau(t) for t in taus])
+    z = wts @ vals[:, 0]
+    return (wts @ (vals[:, 0] * vals[:, 1])) / z, z
+
+
+def test_model_averaged_predictive_against_independent_integration():
+    """sum_M p(M | y) P(theta_new <= c | y, M): FE-H0 a spike at 0, FE-H1 the conjugate normal, RE-H0 N(0, tau^2),
+    RE-H1 N(m_tau, s_tau^2 + tau^2) -- each integrated over tau by scipy, the evidences too."""
+    s0, st = 0.5, 0.3
+    df = pd.DataFrame({"yi": Y, "vi": V})
+    res = kb.bma(df, prior_mu=f"normal(0, {s0})", prior_tau=f"halfnormal({st})", mcid=0.1, benefit="higher", seed=1)
+    m = res.marginal("predictive")
+    ev_fe0 = math.exp(stats.norm.logpdf(Y, 0, SE).sum())
+    ev_fe1 = math.exp(stats.multivariate_normal(np.zeros(Y.size), np.diag(V) + s0**2).logpdf(Y))
+    ev_re0 = integrate.quad(lambda t: math.exp(stats.norm.logpdf(Y, 0, np.sqrt(V + t**2)).sum())
+                            * stats.halfnorm.pdf(t, scale=st), 0, 3, epsabs=0, epsrel=1e-11)[0]
+    prec = (1 / V).sum() + 1 / s0**2
+    m1, s1 = (Y / V).sum() / prec, prec**-0.5
+    for c in (-0.1, 0.05, 0.1, 0.3):
+        cdf_re1, ev_re1 = _re_h1_predictive_cdf(c, s0, st)
+        cdf_re0 = integrate.quad(lambda t, c=c: math.exp(stats.norm.logpdf(Y, 0, np.sqrt(V + t**2)).sum())
+                                 * stats.halfnorm.pdf(t, scale=st) * stats.norm.cdf(c / t), 1e-12, 3,
+                                 epsabs=0, epsrel=1e-11)[0] / ev_re0
+        ev = np.array([ev_fe0, ev_fe1, ev_re0, ev_re1])
+        pp = ev / ev.sum()
+        ref = pp @ [float(c >= 0), stats.norm.cdf(c, m1, s1), cdf_re0, cdf_re1]
+        assert float(m.cdf(np.array(c))) == pytest.approx(ref, abs=1e-7), c
+    # the decision table uses it: P(benefit) = P(theta_new > 0.1) for higher-is-better
+    row = res.decision_table().set_index("target").loc["predictive"]
+    assert row["kind"] == "predictive"
+    assert row["p_benefit"] == pytest.approx(1.0 - float(m.cdf(np.array(0.1))), abs=1e-12)
+    assert "predictive" in set(res.decision_table()["target"])
+
+
+def test_grid_convolution_of_a_normal_prior_equals_the_normal_mixture():
+    """GridMarginal.convolved (used for non-normal priors of mu) on a normal prior, where the predictive is the
+    closed-form mixture sum_j w_j N(m'_j, s'_j^2 + tau_j^2) of the conjugate updates."""
+    from ketabayes.inference.bma_quadrature import GridMarginal
+
+    rng = np.random.default_rng(8)
+    w, m, s = rng.uniform(0.1, 1, 30), rng.normal(0.2, 0.1, 30), rng.uniform(0.05, 0.15, 30)
+    tau = np.repeat(rng.uniform(0.0, 0.4, 10), 3)  # nodes sharing a tau, as in a (tau, beta) grid
+    m0, s0 = 0.1, 0.3
+    post_var = 1 / (1 / s**2 + 1 / s0**2)
+    post_m = post_var * (m / s**2 + m0 / s0**2)
+    # N(mu; m, s^2) N(mu; m0, s0^2) = N(m; m0, s^2 + s0^2) N(mu; post_m, post_var): the node weights do not change
+    g = GridMarginal.convolved(w, m, s, tau, Normal(m0, s0))
+    for c in (-0.1, 0.15, 0.3, 0.6):
+        ref = (w / w.sum()) @ stats.norm.cdf(c, post_m, np.sqrt(post_var + tau**2))
+        assert float(g.cdf(np.array(c))) == pytest.approx(ref, abs=3e-7)
+
+
+@pytest.mark.parametrize("prior", ["truncated", pytest.param("studentt", marks=pytest.mark.slow)])
+def test_single_model_predictive_under_non_normal_priors(prior):
+    """RE-H1 alone: a directional (truncated normal) prior -- exact via bivariate normal CDFs -- and a Student-t
+    prior (grid convolution), against scipy integration over tau (and mu)."""
+    s0, st = 0.5, 0.3
+    df = pd.DataFrame({"yi": Y, "vi": V})
+    if prior == "truncated":
+        res = kb.bma(df, prior_mu=f"normal(0, {s0})", prior_tau=f"halfnormal({st})", mu_truncation="positive",
+                     prior_probs=[0, 0, 0, 1], seed=1)
+        m = res.marginal("predictive")
+        assert m.exact
+        for c in (0.0, 0.3):
+            assert float(m.cdf(np.array(c))) == pytest.approx(_re_h1_predictive_cdf(c, s0, st, mu_lower=0.0)[0],
+                                                              abs=1e-7)
+        return
+    res = kb.bma(df, prior_mu="studentt(3, 0, 0.5)", prior_tau=f"halfnormal({st})", prior_probs=[0, 0, 0, 1], seed=1)
+    m = res.marginal("predictive")
+    t_prior = stats.t(3, 0, 0.5)
+
+    def joint(mu, tau):
+        return math.exp(stats.norm.logpdf(Y, mu, np.sqrt(V + tau**2)).sum() + t_prior.logpdf(mu)
+                        + stats.halfnorm.logpdf(tau, scale=st))
+
+    z = integrate.dblquad(joint, 0, 3, -2, 2, epsabs=0, epsrel=1e-9)[0]
+    for c in (0.0, 0.2):
+        num = integrate.dblquad(lambda mu, tau, c=c: joint(mu, tau) * stats.norm.cdf((c - mu) / max(tau, 1e-300)),
+                                0, 3, -2, 2, epsabs=0, epsrel=1e-9)[0]
+        assert float(m.cdf(np.array(c))) == pytest.approx(num / z, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_pet_predictive_is_the_bias_corrected_effect():
+    """RE-H1-PET alone: theta_new = mu + tau z with mu the intercept (the effect at standard error 0); given
+    (tau, beta), mu | y is normal -- integrated over tau and beta by scipy's dblquad."""
+    s0, st = 0.5, 0.3
+    df = pd.DataFrame({"yi": Y, "vi": V})
+    probs = [0.0] * 12
+    labels = [s.label for s in ensemble_specs(bias="pet-peese")]
+    probs[labels.index("RE-H1-PET")] = 1.0
+    res = kb.bma(df, prior_mu=f"normal(0, {s0})", prior_tau=f"halfnormal({st})", bias="pet-peese",
+                 prior_probs=probs, benefit="higher", seed=1)
+    m = res.marginal("predictive")
+
+    def parts(beta, tau, c):
+        r = Y - beta * SE
+        w = 1.0 / (V + tau**2)
+        prec = w.sum() + 1 / s0**2
+        mm, s = (w * r).sum() / prec, prec**-0.5
+        ev = math.exp(stats.multivariate_normal(beta * SE, np.diag(V + tau**2) + s0**2).logpdf(Y)
+                      + stats.halfnorm.logpdf(tau, scale=st) + stats.halfcauchy.logpdf(beta))
+        return ev, ev * stats.norm.cdf(c, mm, math.sqrt(s**2 + tau**2))
+
+    ranges = ((0, 2), (2, 20), (20, 400))
+    z = sum(integrate.dblquad(lambda b, t: parts(b, t, 0)[0], 0, 2.5, a, bb, epsabs=0, epsrel=1e-7)[0]
+            for a, bb in ranges)
+    for c in (0.0, 0.2):
+        num = sum(integrate.dblquad(lambda b, t, c=c: parts(b, t, c)[1], 0, 2.5, a, bb, epsabs=0, epsrel=1e-7)[0]
+                  for a, bb in ranges)
+        assert float(m.cdf(np.array(c))) == pytest.approx(num / z, abs=1e-5)
+
+
+def test_pointwise_likelihoods_of_bias_models():
+    """Per-trial log-likelihood under PET (shifted normal) and a selection model (the weighted normal: the
+    per-trial terms sum to weight_function_logpdf, itself checked above) at draws of their parameters."""
+    from ketabayes.inference import bma_draws
+    from ketabayes.inference.bma_selection import weight_function_loglik
+
+    wf = WEIGHT_FUNCTIONS["1s.025.05"]
+    rng = np.random.default_rng(4)
+    mu, tau = rng.normal(0.2, 0.1, 5), rng.uniform(0, 0.4, 5)
+    omega = np.column_stack([np.ones(5), rng.uniform(0.3, 1, 5), rng.uniform(0.05, 0.3, 5)])
+    ll = weight_function_loglik(Y, SE, mu, tau, omega, wf, 1)
+    for i in range(5):
+        assert ll[i].sum() == pytest.approx(weight_function_logpdf(Y, SE, mu[i], tau[i], omega[i], wf, 1), rel=1e-12)
+    # PET through the ensemble's draws
+    ens = fit_ensemble(Y, V, prior_mu="normal(0, 0.5)", prior_tau="halfnormal(0.3)", bias="PET", benefit="higher")
+    d = bma_draws.posterior_draws(ens, 2000, np.random.default_rng(1))
+    out = bma_draws.pointwise_loglik(ens, d)
+    k = ens.labels.index("RE-H1-PET")
+    r = np.flatnonzero(d["model"] == k)[0]
+    assert d["beta"][r] > 0
+    ref = stats.norm.logpdf(Y, d["mu"][r] + d["beta"][r] * SE, np.sqrt(V + d["tau"][r] ** 2))
+    assert out[r] == pytest.approx(ref, rel=1e-12)
+
+
+def test_models_without_joint_draws_or_predictive_are_reported_not_guessed():
+    """An engine that gives marginals only (no quadrature nodes, no particles): no predictive target and no
+    joint draws -- the ensemble says so instead of inventing a dependence between mu and tau."""
+    from ketabayes.inference import bma_draws
+
+    ens = fit_ensemble(Y, V, prior_mu="normal(0, 0.5)", prior_tau="halfnormal(0.3)", benefit="higher")
+    assert ens.has_predictive and bma_draws.can_draw(ens)
+    k = ens.labels.index("RE-H1")
+    ens.fits[k].quad, ens.fits[k].predictive = None, None
+    assert not ens.has_predictive and not bma_draws.can_draw(ens)
+    with pytest.raises(NotImplementedError, match="RE-H1"):
+        bma_draws.posterior_draws(ens, 100, np.random.default_rng(0))

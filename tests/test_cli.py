@@ -25,7 +25,8 @@ from ketabayes.cli import main
 Z95 = 1.6448536269514722
 Z975 = 1.959963984540054
 RM5 = "tests/data/review_utf8.rm5"
-ESTIMATE_FIELDS = ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit")
+ESTIMATE_FIELDS = ("mean", "sd", "ci_low", "median", "ci_high", "hpd_low", "hpd_high", "p_benefit", "p_trivial",
+                   "p_harm", "p_any_benefit")
 
 
 @pytest.fixture()
@@ -49,7 +50,7 @@ def _check_fields(d):
     for e in d["estimates"]:
         for k in ESTIMATE_FIELDS:
             assert isinstance(e[k], float), k
-    assert set(d["tau"]) >= {"mean", "ci_low", "median", "ci_high"}
+    assert set(d["tau"]) >= {"mean", "ci_low", "median", "ci_high", "hpd_low", "hpd_high"}
     assert set(d["frequentist"]) == {"FE", "DL", "REML", "REML-HKSJ"}
     for f in d["frequentist"].values():
         assert {"estimate", "se", "ci_low", "ci_high", "tau2", "pi_low", "pi_high"} <= set(f)
@@ -117,7 +118,10 @@ def test_analyse_fixed_effect_equals_inverse_variance_closed_form(runner, mg_csv
     assert e["p_trivial"] == pytest.approx(stats.norm.cdf(math.log(1.25), mean, sd)
                                            - stats.norm.cdf(-math.log(1.25), mean, sd), abs=1e-10)
     assert d["settings"]["fixed"] is True and d["settings"]["prior_tau"] is None
-    assert d["tau"] == {"mean": 0.0, "ci_low": 0.0, "median": 0.0, "ci_high": 0.0}
+    assert d["tau"] == {"mean": 0.0, "ci_low": 0.0, "median": 0.0, "ci_high": 0.0, "hpd_low": 0.0, "hpd_high": 0.0}
+    # a normal posterior: the shortest interval is the equal-tailed one
+    assert e["hpd_low"] == pytest.approx(e["ci_low"], abs=1e-8) and e["hpd_high"] == pytest.approx(e["ci_high"],
+                                                                                                   abs=1e-8)
 
 
 # the short run may not reach the ESS / R-hat thresholds: the CLI then prints a one-line

@@ -292,6 +292,23 @@ def test_noncentred_nuts_agrees_with_exact(fit_nuts):
     for name in ("tau", "sd_drug"):
         assert abs(sn.loc[name, "mean"] - se.loc[name, "mean"]) < 4.0 * se.loc[name, "sd"] / math.sqrt(
             sn.loc[name, "ess_bulk"])
+    # ArviZ groups of the NUTS tree: the raw effects z_drug have N(0, 1) prior draws; the likelihood is marginal
+    import arviz as az
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    tree = nu.tree
+    assert set(tree["prior"].data_vars) == set(tree["posterior"].data_vars)
+    assert stats.kstest(tree["prior"]["z_drug"].values.ravel(), "norm").pvalue > 1e-3
+    post, i, c, d = tree["posterior"], 3, 1, 77
+    eta = float(post["mu"].values[c, d] + post["drug_effect"].sel(drug=df["drug"].iloc[i]).values[c, d])
+    v = float(df["vi"].iloc[i]) if "vi" in df else float(df["sei"].iloc[i]) ** 2
+    assert float(tree["log_likelihood"]["y"].values[c, d, i]) == pytest.approx(
+        stats.norm.logpdf(float(df["yi"].iloc[i]), eta, math.sqrt(v + float(post["tau"].values[c, d]) ** 2)),
+        rel=1e-10)
+    assert set(az.psense(tree).data_vars) == set(post.data_vars)
+    az.plot_prior_posterior(tree, var_names=["mu", "tau", "sd_drug", "z_drug"])
+    plt.close("all")
 
 
 # ------------------------------------------------------------------ errors

@@ -1,9 +1,11 @@
-"""Marginals with atoms and weighted draws, against closed forms.
+"""Marginals with atoms and weighted draws, against closed forms; shortest (HPD) intervals of every marginal.
 
 ``PointMass`` / ``MixedMarginal`` (model averages of a Bayes factor) and
 ``WeightedDrawsMarginal`` (power-scaling): CDFs, left limits, moments and the
 generalised inverse ``inf{x: F(x) >= q}``, checked against normal CDFs and
-quantiles from scipy and hand-computed step functions.
+quantiles from scipy and hand-computed step functions. HPD intervals, also of ``exp(X)``:
+against the closed form for a lognormal, the highest-density region on a dense grid, and
+brute-force searches over the (weighted) draws.
 """
 
 from __future__ import annotations
@@ -92,3 +94,142 @@ def test_weighted_draws_marginal_matches_hand_computed_step_function():
     np.testing.assert_array_equal(m.ppf(np.array([0.1, 0.2, 0.55, 0.61])), [1.0, 1.0, 3.0, 4.0])
     assert m.mean == pytest.approx((3 * 1 + 1 * 2 + 2 * 3 + 4 * 4) / 10)
     assert m.sd == pytest.approx(math.sqrt((9 * 1 + 1 * 2 + 4 * 3 + 16 * 4) / 10 - 2.7**2))
+
+
+# ---------------------------------------------------------------------------
+# shortest (HPD) intervals: every marginal, on the analysis and on the ratio (exp) scale
+# ---------------------------------------------------------------------------
+def _grid_hpd(x, dens, prob):
+    """The highest-density region {f > c} holding ``prob`` on a dense uniform grid (bisection on c)."""
+    dx = x[1] - x[0]
+    lo_c, hi_c = 0.0, float(dens.max())
+    for _ in range(200):
+        c = 0.5 * (lo_c + hi_c)
+        if dens[dens > c].sum() * dx > prob:
+            lo_c = c
+        else:
+            hi_c = c
+    region = x[dens > lo_c]
+    return region[0], region[-1]
+
+
+def _mixture_density(x, w, m, s):
+    return sum(wi * stats.norm.pdf(x, mi, si) for wi, mi, si in zip(w, m, s))
+
+
+def test_hpd_of_the_exponential_of_a_normal_has_its_closed_form():
+    """exp(X), X ~ N(m, s^2): f_Y(e^l) = f_Y(e^u) gives l + u = 2 (m - s^2) on the log scale."""
+    m, s, prob = -0.3, 0.6, 0.95
+    lo, hi = MixtureMarginal([1.0], [m], [s]).hpd(prob, transform="exp")
+
+    def mass(u):
+        return stats.norm.cdf(u, m, s) - stats.norm.cdf(2 * (m - s**2) - u, m, s) - prob
+
+    from scipy import optimize
+
+    u = optimize.brentq(mass, m - s**2, m + 10 * s, xtol=1e-15)
+    assert lo == pytest.approx(math.exp(2 * (m - s**2) - u), rel=1e-9)
+    assert hi == pytest.approx(math.exp(u), rel=1e-9)
+    # not exp of the log-scale HPD (= the equal-tailed interval of a normal)
+    assert abs(lo - math.exp(m - 1.959964 * s)) > 0.05
+
+
+@pytest.mark.parametrize("transform", [None, "exp"])
+def test_hpd_of_a_skewed_mixture_against_a_dense_grid(transform):
+    w, m, s = [0.6, 0.3, 0.1], [0.0, 0.7, -0.5], [0.3, 0.5, 0.2]
+    y = np.linspace(1e-6, 12.0, 1_200_001) if transform else np.linspace(-4.0, 5.0, 900_001)
+    dens = (_mixture_density(np.log(y), w, m, s) / y) if transform else _mixture_density(y, w, m, s)
+    ref = _grid_hpd(y, dens, 0.9)
+    lo, hi = MixtureMarginal(w, m, s).hpd(0.9, transform=transform)
+    step = y[1] - y[0]
+    assert lo == pytest.approx(ref[0], abs=3 * step) and hi == pytest.approx(ref[1], abs=3 * step)
+
+
+def test_hpd_of_a_bimodal_mixture_is_the_shortest_single_interval():
+    """Symmetric modes at -3 and 3: the interval with equal end densities around 0 (in the valley) holds 40%
+    but is not the shortest; the density check sends this case to the quantile search."""
+    m = MixtureMarginal([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
+    x = np.linspace(-9.0, 9.0, 180_001)
+    F = 0.5 * stats.norm.cdf(x + 3.0) + 0.5 * stats.norm.cdf(x - 3.0)
+    j = np.searchsorted(F, F + 0.4)  # for each lower end, the first grid point holding 40% more
+    ok = j < x.size
+    i = int(np.argmin(np.where(ok, x[np.minimum(j, x.size - 1)] - x, np.inf)))
+    lo, hi = m.hpd(0.4)
+    assert hi - lo == pytest.approx(x[j[i]] - x[i], abs=2e-4)
+    assert hi - lo < 3.0 and float(m.cdf(hi) - m.cdf(lo)) == pytest.approx(0.4, abs=1e-9)
+
+
+@pytest.mark.parametrize("transform", [None, "exp"])
+def test_hpd_of_draws_is_the_narrowest_span_holding_the_draws(transform):
+    x = np.random.default_rng(3).gamma(2.0, 0.4, size=2001) - 0.5
+    g = np.exp if transform else (lambda t: t)
+    xs = np.sort(g(x))
+    n_in = int(np.floor(0.9 * xs.size)) + 1  # ArviZ's convention: floor(prob n) + 1 draws
+    widths = [xs[i + n_in - 1] - xs[i] for i in range(xs.size - n_in + 1)]
+    i = int(np.argmin(widths))
+    assert DrawsMarginal(x).hpd(0.9, transform=transform) == pytest.approx((xs[i], xs[i + n_in - 1]), rel=1e-14)
+
+
+@pytest.mark.parametrize("transform", [None, "exp"])
+def test_hpd_of_weighted_draws_by_brute_force(transform):
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=300), rng.uniform(0.1, 1.0, 300)
+    g = np.exp if transform else (lambda t: t)
+    o = np.argsort(x)
+    xs, ws = g(x[o]), w[o] / w.sum()
+    best = (np.inf, None)
+    for i in range(xs.size):  # every span [x_i, x_j] holding at least 80% of the weight
+        for j in range(i, xs.size):
+            if ws[i:j + 1].sum() >= 0.8 - 1e-12:
+                if xs[j] - xs[i] < best[0]:
+                    best = (xs[j] - xs[i], (xs[i], xs[j]))
+                break
+    assert WeightedDrawsMarginal(x, w).hpd(0.8, transform=transform) == pytest.approx(best[1], rel=1e-14)
+
+
+def test_hpd_with_an_atom():
+    """Spike at 0 (mass 0.6) and N(0.3, 0.1^2) (0.4): a 95% interval must hold the spike and reach right to u
+    with 0.6 + 0.4 (Phi((u - 0.3) / 0.1) - Phi(-3)) = 0.95; a 50% one is the spike alone."""
+    mm = MixedMarginal([0.6, 0.4], [PointMass(0.0), MixtureMarginal([1.0], [0.3], [0.1])])
+    u = 0.3 + 0.1 * stats.norm.ppf(0.35 / 0.4 + stats.norm.cdf(-3.0))
+    lo, hi = mm.hpd(0.95)
+    assert lo == 0.0 and hi == pytest.approx(u, abs=1e-9)
+    assert mm.hpd(0.5) == (0.0, 0.0)
+    lo, hi = mm.hpd(0.95, transform="exp")
+    assert lo == 1.0 and hi == pytest.approx(math.exp(u), abs=1e-9)
+    assert PointMass(0.2).hpd(0.9, transform="exp") == (math.exp(0.2), math.exp(0.2))
+
+
+def test_hpd_rejects_bad_arguments():
+    m = MixtureMarginal([1.0], [0.0], [1.0])
+    with pytest.raises(ValueError, match="prob"):
+        m.hpd(1.0)
+    with pytest.raises(ValueError, match="transform"):
+        m.hpd(0.9, transform="log")
+
+
+@pytest.mark.parametrize("w0, m, s, prob", [(0.1, 0.3, 0.2, 0.9), (0.3, 0.05, 0.2, 0.9)])
+def test_hpd_with_the_atom_inside(w0, m, s, prob):
+    """An atom at 0 (mass w0) inside the interval: the normal part supplies prob - w0 with equal end densities,
+    i.e. m +/- z s with Phi(z) = 1/2 + (prob - w0) / (2 (1 - w0))."""
+    mm = MixedMarginal([w0, 1 - w0], [PointMass(0.0), MixtureMarginal([1.0], [m], [s])])
+    z = stats.norm.ppf(0.5 + (prob - w0) / (2 * (1 - w0)))
+    lo, hi = mm.hpd(prob)
+    assert lo == pytest.approx(m - z * s, abs=1e-10) and hi == pytest.approx(m + z * s, abs=1e-10)
+    assert lo < 0 < hi
+
+
+def test_hpd_of_a_model_average_with_draws_uses_the_cdf_search():
+    """A component without a density (draws) sends the model average to the CDF search: against a brute-force
+    search of the same CDF on a dense grid."""
+    draws = np.random.default_rng(2).normal(0.5, 0.2, 4001)
+    mm = MixedMarginal([0.2, 0.5, 0.3], [PointMass(0.0), MixtureMarginal([1.0], [0.4], [0.15]), DrawsMarginal(draws)])
+    x = np.union1d(np.linspace(-0.6, 1.6, 200_001), [0.0])
+    F, Fb = mm.cdf(x), mm.prob_below(x)
+    j = np.searchsorted(F, Fb + 0.9 - 1e-13)
+    ok = j < x.size
+    width = np.where(ok, x[np.minimum(j, x.size - 1)] - x, np.inf)
+    i = int(np.argmin(width))
+    lo, hi = mm.hpd(0.9)
+    assert hi - lo == pytest.approx(width[i], abs=2.5e-5)
+    assert float(mm.cdf(np.array(hi)) - mm.prob_below(np.array(lo))) >= 0.9 - 1e-9

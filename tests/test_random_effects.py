@@ -27,8 +27,9 @@ from ketabayes.model.random_effects import RandomEffectsModel
 from ketabayes.result.result import load_result
 
 PRIORS = {"prior_mu": "normal(0, 2)", "prior_tau": "halfnormal(0.5)"}
-TARGET_COLUMNS = ["target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "p_benefit", "p_trivial", "p_harm",
-                  "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid", "benefit_cut", "harm_cut"]
+TARGET_COLUMNS = ["target", "kind", "mean", "sd", "median", "ci_low", "ci_high", "hpd_low", "hpd_high", "p_benefit",
+                  "p_trivial", "p_harm", "p_any_benefit", "exact", "ci_prob", "scale", "benefit_direction", "mcid",
+                  "benefit_cut", "harm_cut"]
 Z975 = 1.959963984540054
 
 
@@ -55,6 +56,28 @@ def _short_nuts(model, seed, **kwargs):
 # ---------------------------------------------------------------------------
 # (a) exact vs NUTS
 # ---------------------------------------------------------------------------
+def test_nuts_tree_has_the_arviz_groups(nuts, magnesium_or):
+    """log_likelihood N(y_i | mu, v_i + tau^2) at the NUTS draws; prior draws of every posterior variable (the
+    non-centred raw effects z, z_new standard normal); log_prior of mu and tau; psense and the plot run."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    tree = nuts.tree
+    post = tree["posterior"]
+    assert set(tree["prior"].data_vars) == set(post.data_vars)
+    c, d, i = 1, 123, 5
+    mu, tau = float(post["mu"].values[c, d]), float(post["tau"].values[c, d])
+    y, v = magnesium_or["yi"].to_numpy()[i], magnesium_or["vi"].to_numpy()[i]
+    assert float(tree["log_likelihood"]["y"].values[c, d, i]) == pytest.approx(
+        stats.norm.logpdf(y, mu, math.sqrt(v + tau**2)), rel=1e-12)
+    assert float(tree["log_prior"]["tau"].values[c, d]) == pytest.approx(stats.halfnorm(scale=0.5).logpdf(tau))
+    assert stats.kstest(tree["prior"]["z"].values.ravel(), "norm").pvalue > 1e-3
+    sens = az.psense(tree, group="prior")
+    assert set(sens.data_vars) == set(post.data_vars)
+    az.plot_prior_posterior(tree)
+    plt.close("all")
+
+
 def test_exact_and_nuts_agree_within_monte_carlo_error(exact, nuts):
     post = nuts.posterior
     mcse = az.mcse(nuts.tree, var_names=["mu", "tau", "theta_new"])
@@ -375,7 +398,7 @@ def test_to_dict_is_strict_json_with_all_fields(which, exact, nuts):
         for k in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
             assert isinstance(e[k], float), k
         assert e["ci_low"] < e["median"] < e["ci_high"]
-    assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high"}
+    assert set(d["tau"]) == {"mean", "ci_low", "median", "ci_high", "hpd_low", "hpd_high"}
     assert 0 < d["tau"]["ci_low"] < d["tau"]["median"] < d["tau"]["ci_high"]
     assert set(d["frequentist"]) == {"FE", "DL", "REML", "REML-HKSJ"}
     for method, f in d["frequentist"].items():

@@ -123,7 +123,8 @@ def fit_bias_shift(yi, vi, x, *, shift_mean: float, shift_sd: float, kappa: floa
     if prior_tau is None:
         ld, mean, sd = logdens(None)
         mu = mu_marginal([1.0], np.atleast_1d(mean), np.atleast_1d(sd)) if prior_mu is not None else PointMass(0.0)
-        return QuadratureFit(float(ld), mu, None, None, None, None, 1)
+        return QuadratureFit(float(ld), mu, None, None, None, None, 1, _joint(np.ones(1), np.zeros(1), mean, sd),
+                             prior_mu, mu_sign)
 
     def log_prior_u(u):
         return prior_tau.logpdf(np.exp(u)) + u
@@ -140,4 +141,14 @@ def fit_bias_shift(yi, vi, x, *, shift_mean: float, shift_sd: float, kappa: floa
     total = float(wts.sum())
     wts = wts / total
     mu = mu_marginal(wts, mean, sd) if prior_mu is not None else PointMass(0.0)
-    return QuadratureFit(top + math.log(total), mu, np.exp(u_n), wts, None, None, int(wts.size))
+    return QuadratureFit(top + math.log(total), mu, np.exp(u_n), wts, None, None, int(wts.size),
+                         _joint(wts, np.exp(u_n), mean, sd), prior_mu, mu_sign)
+
+
+def _joint(weights, tau, mean, sd) -> dict:
+    """The joint nodes of :class:`~ketabayes.inference.bma_quadrature.QuadratureFit` (the shift is integrated out in
+    closed form, so ``beta`` is 0): the predictive of a new trial at low risk of bias and joint draws."""
+    n = np.size(weights)
+    return {"weight": np.asarray(weights, dtype=float).ravel(), "tau": np.asarray(tau, dtype=float).ravel(),
+            "beta": np.zeros(n), "mean": np.zeros(n) if mean is None else np.broadcast_to(mean, (n,)).astype(float),
+            "sd": np.ones(n) if sd is None else np.broadcast_to(sd, (n,)).astype(float)}

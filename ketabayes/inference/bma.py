@@ -43,7 +43,7 @@ import pandas as pd
 
 from ketabayes.errors import PriorError
 from ketabayes.inference.bias_adjusted import fit_bias_shift
-from ketabayes.inference.bma_quadrature import fit_quadrature
+from ketabayes.inference.bma_quadrature import QuadratureFit, fit_quadrature
 from ketabayes.inference.bma_selection import WEIGHT_FUNCTIONS, Cutoffs, SMCFit, fit_smc
 from ketabayes.inference.bma_selection_is import fit_selection_is
 from ketabayes.marginals import DrawsMarginal, Marginal, MixedMarginal, PointMass, WeightedDrawsMarginal
@@ -96,6 +96,11 @@ class ModelFit:
     seconds: float = 0.0
     smc: SMCFit | None = field(default=None, repr=False)
     engine: str | None = None
+    #: posterior predictive of a new, unbiased trial's true effect ``mu + tau z`` (see :func:`fit_ensemble`)
+    predictive: Marginal | None = None
+    quad: QuadratureFit | None = field(default=None, repr=False)
+    #: joint posterior draws ``{"mu", "tau", "omega"}`` of an importance-sampled model (resampled by weight)
+    points: dict | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -163,10 +168,17 @@ def ensemble_specs(bias=None, prior_probs=None) -> list[ModelSpec]:
 
 
 class Ensemble:
-    """Fitted ensemble: posterior model probabilities, inclusion Bayes factors, averaged posteriors."""
+    """Fitted ensemble: posterior model probabilities, inclusion Bayes factors, averaged posteriors.
 
-    def __init__(self, fits: list[ModelFit]):
+    ``data`` holds what the models were fitted to (``y``, ``v``, ``sign``, ``rob``) and ``priors``
+    their priors (``mu``, ``tau``, ``mu_sign``, ``PET``, ``PEESE``, ``RoB``), for the joint draws of
+    :mod:`ketabayes.inference.bma_draws`.
+    """
+
+    def __init__(self, fits: list[ModelFit], data: dict | None = None, priors: dict | None = None):
         self.fits = fits
+        self.data = data or {}
+        self.priors = priors or {}
         prior = np.array([f.spec.prior_prob for f in fits])
         lml = np.array([f.log_ml for f in fits])
         with np.errstate(divide="ignore"):
@@ -230,8 +242,14 @@ class Ensemble:
         return {"component": component, "bf": float(np.exp(log_bf)), "log_bf": float(log_bf),
                 "log_bf_se": log_bf_se, "prior_prob": float(pi1), "post_prob": float(q1)}
 
+    @property
+    def has_predictive(self) -> bool:
+        """Whether every model with posterior probability has a predictive of a new trial."""
+        return all(f.predictive is not None for f, q in zip(self.fits, self.post_probs) if q > 0)
+
     def averaged(self, what: str = "mu", condition: str | None = None) -> Marginal:
-        """Model-averaged posterior of ``"mu"`` or ``"tau"``, optionally only over models with ``condition``."""
+        """Model-averaged posterior of ``"mu"``, ``"tau"`` or ``"predictive"`` (a new trial's true effect),
+        optionally only over models with ``condition``."""
         keep = np.ones(len(self.fits), bool) if condition is None else self._has(condition)
         w = self.post_probs * keep
         if w.sum() <= 0:
@@ -247,12 +265,18 @@ def _tau_marginal(fit_q) -> Marginal:
     return WeightedDrawsMarginal(fit_q.tau_nodes, fit_q.tau_weights)
 
 
-def _is_fit(spec: ModelSpec, f, seconds: float) -> ModelFit:
-    """A :class:`ModelFit` from importance-sampling output: weighted points, omega resampled for plots."""
+def _is_fit(spec: ModelSpec, f, seconds: float, rng: np.random.Generator) -> ModelFit:
+    """A :class:`ModelFit` from importance-sampling output: weighted points for the marginals; a systematic
+    resample of the points (jointly: mu, tau, omega) for plots, joint draws and the predictive of a new trial."""
     mu = WeightedDrawsMarginal(f.mu, f.weights) if f.mu is not None else PointMass(0.0)
     tau = WeightedDrawsMarginal(f.tau, f.weights) if f.tau is not None else PointMass(0.0)
-    return ModelFit(spec, f.log_ml, f.log_ml_se, mu, tau, omega=f.omega[f.resample()], seconds=seconds,
-                    engine="importance")
+    idx = f.resample()
+    n = idx.size
+    pts = {"mu": f.mu[idx] if f.mu is not None else np.zeros(n), "tau": f.tau[idx] if f.tau is not None
+           else np.zeros(n), "omega": f.omega[idx]}
+    predictive = DrawsMarginal(pts["mu"] + pts["tau"] * rng.standard_normal(n)) if f.tau is not None else mu
+    return ModelFit(spec, f.log_ml, f.log_ml_se, mu, tau, omega=pts["omega"], seconds=seconds, engine="importance",
+                    predictive=predictive, points=pts)
 
 
 def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, benefit: str = "higher",
@@ -312,6 +336,13 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
     Returns
     -------
     Ensemble
+        Each model's fit carries the posteriors of ``mu`` and ``tau`` and the posterior predictive
+        of a new trial's true effect, ``theta_new = mu + tau z`` with ``z ~ N(0, 1)``: ``N(mu,
+        tau^2)`` under random effects, ``mu`` under a fixed effect, 0 or ``N(0, tau^2)`` without an
+        effect. Under a bias model it is the same bias-free quantity: the effect of a new trial
+        free of small-study effects (PET/PEESE: at standard error 0), of publication selection
+        (selection models: ``mu`` is the effect before selection) and at low risk of bias
+        (``"RoB"``) -- the bias-corrected predictive, not the prediction of a new biased estimate.
 
     Examples
     --------
@@ -357,7 +388,7 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
                 f_is = fit_selection_is(y, v, prior_mu=pm_, prior_tau=pt_, wf=wf, sign=sign, mu_sign=mu_sign,
                                         cutoffs=selection_cutoffs, points=selection_points, seed=seed + 7919 * k)
                 if f_is.log_ml_se <= selection_max_se:
-                    fits.append(_is_fit(spec, f_is, time.perf_counter() - t0))
+                    fits.append(_is_fit(spec, f_is, time.perf_counter() - t0, np.random.default_rng([int(seed), k, 5])))
                     continue
                 if selection == "importance":
                     raise PriorError(f"{spec.label}: importance sampling did not converge (Monte-Carlo error of "
@@ -368,7 +399,8 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
             mu = DrawsMarginal(s.mu) if s.mu is not None else PointMass(0.0)
             tau = DrawsMarginal(s.tau) if s.tau is not None else PointMass(0.0)
             fits.append(ModelFit(spec, s.log_ml, s.log_ml_se, mu, tau, omega=s.omega,
-                                 seconds=time.perf_counter() - t0, smc=s, engine="smc"))
+                                 seconds=time.perf_counter() - t0, smc=s, engine="smc",
+                                 predictive=_smc_predictive(s, np.random.default_rng([int(seed), k, 5]))))
             continue
         x = prior_b = None
         if spec.bias == "PET":
@@ -385,12 +417,25 @@ def fit_ensemble(yi, vi, *, prior_mu, prior_tau, bias=None, prior_probs=None, be
                 q = fit_bias_shift(y, v, np.asarray(rob, dtype=float), shift_mean=prior_rob.shift(benefit),
                                    shift_sd=prior_rob.sd, kappa=prior_rob.kappa, prior_mu=pm_, prior_tau=pt_,
                                    mu_sign=mu_sign)
-                fits.append(ModelFit(spec, q.log_ml, 0.0, q.mu, _tau_marginal(q), seconds=time.perf_counter() - t0))
+                # the shared shift couples the trials: no per-trial likelihood, so no joint draws (quad=None)
+                fits.append(ModelFit(spec, q.log_ml, 0.0, q.mu, _tau_marginal(q), seconds=time.perf_counter() - t0,
+                                     predictive=q.predictive()))
                 continue
             x, prior_b = np.asarray(rob, dtype=float), prior_rob
         q = fit_quadrature(y, v, prior_mu=pm_, prior_tau=pt_, x=x, prior_beta=prior_b, beta_sign=sign,
                            mu_sign=mu_sign)
         beta = WeightedDrawsMarginal(q.beta_nodes, q.beta_weights) if q.beta_nodes is not None else None
         fits.append(ModelFit(spec, q.log_ml, 0.0, q.mu, _tau_marginal(q), beta=beta,
-                             seconds=time.perf_counter() - t0))
-    return Ensemble(fits)
+                             seconds=time.perf_counter() - t0, predictive=q.predictive(), quad=q))
+    return Ensemble(fits, data={"y": y, "v": v, "sign": sign, "rob": None if rob is None else np.asarray(rob, float),
+                                 "cutoffs": selection_cutoffs},
+                    priors={"mu": prior_mu, "tau": prior_tau, "mu_sign": mu_sign, "PET": prior_pet,
+                            "PEESE": prior_peese, "RoB": None if isinstance(prior_rob, BiasPrior) else prior_rob})
+
+
+def _smc_predictive(s: SMCFit, rng: np.random.Generator) -> Marginal:
+    """``mu + tau z`` over the SMC draws of a selection model (``z`` drawn once, with a fixed seed)."""
+    if s.tau is None:
+        return DrawsMarginal(s.mu) if s.mu is not None else PointMass(0.0)
+    mu = s.mu if s.mu is not None else np.zeros_like(s.tau)
+    return DrawsMarginal(mu + s.tau * rng.standard_normal(s.tau.size))

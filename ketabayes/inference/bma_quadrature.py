@@ -33,7 +33,8 @@ from scipy import optimize, special
 from ketabayes.marginals import Marginal, MixtureMarginal, PointMass
 from ketabayes.model.priors import Normal, Prior
 
-__all__ = ["QuadratureFit", "fit_quadrature", "TruncatedNormalMixture", "GridMarginal"]
+__all__ = ["QuadratureFit", "fit_quadrature", "TruncatedNormalMixture", "TruncatedNormalPlusNormal",
+           "GridMarginal"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -96,6 +97,58 @@ class TruncatedNormalMixture(Marginal):
         return out
 
 
+class TruncatedNormalPlusNormal(Marginal):
+    """Mixture over nodes ``j`` of ``X_j + tau_j Z``: ``X_j ~ N(m_j, s_j^2)`` truncated to ``sign * x >= 0``.
+
+    The predictive of a new trial under a directional prior of ``mu``. With ``W`` standard normal,
+    ``X = m + s W`` given ``sign (m + s W) >= 0``: ``P(X + tau Z <= x)`` is the probability of the
+    two jointly normal events ``s W + tau Z <= x - m`` and ``-sign s W <= sign m`` (correlation
+    ``-sign s / sqrt(s^2 + tau^2)``) over the probability of the second -- a bivariate normal CDF
+    (:func:`~ketabayes.inference.exact_bivariate.bvn_cdf`, Owen's T function). Exact.
+    """
+
+    exact = True
+
+    def __init__(self, weights, means, sds, tau, sign: int):
+        w = np.asarray(weights, dtype=float)
+        keep = w > 1e-14 * w.sum()
+        self.w = w[keep] / w[keep].sum()
+        self.m, self.s = np.asarray(means, float)[keep], np.asarray(sds, float)[keep]
+        self.t, self.sign = np.asarray(tau, float)[keep], int(sign)
+        self._q = np.sqrt(self.s**2 + self.t**2)
+        self._r = -self.sign * self.s / self._q
+        self._k = self.sign * self.m / self.s        # P(-sign W <= sign m / s) = Phi(k)
+        self._trunc = TruncatedNormalMixture(self.w, self.m, self.s, self.sign)
+
+    def cdf(self, x):
+        from ketabayes.inference.exact_bivariate import bvn_cdf
+
+        x = np.asarray(x, dtype=float)
+        h = (x[..., None] - self.m) / self._q
+        joint = bvn_cdf(h, np.broadcast_to(self._k, h.shape), np.broadcast_to(self._r, h.shape))
+        return (joint / special.ndtr(self._k)) @ self.w
+
+    @property
+    def mean(self) -> float:
+        return self._trunc.mean
+
+    @property
+    def sd(self) -> float:
+        return float(np.sqrt(self._trunc.sd**2 + self.w @ self.t**2))
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        lo0 = float(np.min(self.m - 14 * self._q))
+        hi0 = float(np.max(self.m + 14 * self._q))
+        for idx in np.ndindex(q.shape):
+            qq = float(q[idx])
+            if 0.0 < qq < 1.0:
+                out[idx] = optimize.brentq(lambda x, qq=qq: float(self.cdf(np.array(x))) - qq, lo0, hi0,
+                                           xtol=1e-13 * max(self.sd, 1e-300), rtol=1e-14)
+        return out
+
+
 _N_HERMITE = 48
 
 
@@ -138,6 +191,45 @@ class GridMarginal(Marginal):
             dens += (w[chunk] / norm) @ comp
         return cls(x, dens)
 
+    @classmethod
+    def convolved(cls, weights, means, sds, tau, prior, n_min: int = 32769, n_max: int = 131073):
+        """``mu + tau z`` where ``mu`` given node ``j`` has density ``N(mu; m_j, s_j^2) p(mu)`` (normalised).
+
+        The node densities of ``mu`` are summed per distinct ``tau`` on one uniform grid and convolved
+        with the ``N(0, tau^2)`` density (:func:`scipy.signal.fftconvolve`); a ``tau`` below the grid
+        spacing adds nothing. The grid spans all but ~1e-11 of the mass (of the normal mixture without
+        the prior factor, which only narrows it) with a spacing of at most 1/40 of the narrowest node
+        density (``n_min`` to ``n_max`` points). The error falls with the square of the spacing: 2e-7
+        in the CDF with 32,769 points on the towels data (Student-t prior), against an integration
+        node by node.
+        """
+        from scipy.signal import fftconvolve
+
+        w = np.asarray(weights, dtype=float)
+        keep = w > 1e-12 * w.max()
+        w, m, s, t = w[keep] / w[keep].sum(), np.asarray(means)[keep], np.asarray(sds)[keep], np.asarray(tau)[keep]
+        lo, hi = MixtureMarginal(w, m, np.sqrt(s**2 + t**2)).ppf(np.array([1e-11, 1.0 - 1e-11]))
+        pad = 0.05 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+        narrow = float(np.min(s[w > 1e-9 * w.max()]))
+        n = int(min(max(n_min, math.ceil(40.0 * (hi - lo) / narrow) + 1), n_max))
+        x = np.linspace(lo, hi, n)
+        dx = x[1] - x[0]
+        lp = np.asarray(prior.logpdf(x), dtype=float)
+        dens = np.zeros(n)
+        for tv in np.unique(t):
+            sel = np.flatnonzero(t == tv)
+            z = (x[None, :] - m[sel, None]) / s[sel, None]
+            comp = np.exp(-0.5 * z * z + lp[None, :] - np.max(lp))
+            norm = np.trapezoid(comp, x, axis=1)
+            g = (w[sel] / norm) @ comp
+            if tv > dx:
+                half = int(min(np.ceil(12 * tv / dx), n - 1))
+                k = np.exp(-0.5 * (np.arange(-half, half + 1) * dx / tv) ** 2) / (tv * math.sqrt(2 * math.pi))
+                g = fftconvolve(g, k, mode="full")[half:half + n] * dx
+            dens += g
+        return cls(x, dens)
+
     def cdf(self, x):
         return np.interp(np.asarray(x, dtype=float), self.x, self.c, left=0.0, right=1.0)
 
@@ -164,9 +256,11 @@ class QuadratureFit:
     ``mu`` is the posterior of the average effect (a point mass at 0 without an effect),
     ``tau_nodes``/``tau_weights`` and ``beta_nodes``/``beta_weights`` the normalised posterior
     weights of the quadrature nodes (``None`` when the parameter is absent), ``n_nodes`` the
-    number of nodes used, ``theta_new`` the predictive distribution of the true effect of a new
-    trial with ``x = 0`` (``mu + tau z``; only for a normal, untruncated prior of ``mu``, else
-    ``None``).
+    number of nodes used. ``joint`` holds the joint nodes: ``weight``, ``tau`` and ``beta`` (0
+    where absent) and the conditional ``mean``/``sd`` of ``mu`` given them (for a non-normal prior
+    of ``mu``: of the likelihood of ``mu``, to be multiplied by the prior); ``prior_mu`` and
+    ``mu_sign`` say which (see :meth:`predictive` and :meth:`sample`); ``theta_new`` is
+    :meth:`predictive` (the true effect of a new trial with ``x = 0``).
     """
 
     log_ml: float
@@ -176,7 +270,76 @@ class QuadratureFit:
     beta_nodes: np.ndarray | None
     beta_weights: np.ndarray | None
     n_nodes: int
-    theta_new: Marginal | None = None
+    joint: dict | None = None
+    prior_mu: Prior | None = None
+    mu_sign: int = 0
+
+    @property
+    def _mode(self) -> str:
+        if self.prior_mu is None:
+            return "none"
+        if not isinstance(self.prior_mu, Normal):
+            return "general"
+        return "truncated" if self.mu_sign else "normal"
+
+    @property
+    def theta_new(self) -> Marginal | None:
+        """:meth:`predictive` (``None`` without joint nodes): the target ``predictive`` of grid analyses."""
+        return self.predictive() if self.joint is not None else None
+
+    def predictive(self) -> Marginal:
+        """Posterior predictive of a new trial's true effect ``theta_new = mu + tau z`` (no bias term).
+
+        Exact: a normal mixture over the joint nodes for a normal prior of ``mu`` (and for no
+        effect), a mixture of truncated-normal-plus-normal laws (:class:`TruncatedNormalPlusNormal`,
+        bivariate normal CDFs) for a directional prior, and for any other prior the node
+        densities of ``mu`` convolved with ``N(0, tau^2)`` on a fine grid (:class:`GridMarginal`).
+        """
+        j = self.joint
+        tau = j["tau"]
+        if not np.any(tau > 0):
+            return self.mu
+        mode = self._mode
+        if mode == "none":
+            return MixtureMarginal(j["weight"], np.zeros_like(tau), np.maximum(tau, 1e-300))
+        if mode == "normal":
+            return MixtureMarginal(j["weight"], j["mean"], np.sqrt(j["sd"] ** 2 + tau**2))
+        if mode == "truncated":
+            return TruncatedNormalPlusNormal(j["weight"], j["mean"], j["sd"], tau, self.mu_sign)
+        return GridMarginal.convolved(j["weight"], j["mean"], j["sd"], tau, self.prior_mu)
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict:
+        """``n`` joint posterior draws of ``mu``, ``tau`` and ``beta`` (0 where the model has none).
+
+        A joint node is drawn by its weight; ``mu`` given the node from its normal (truncated
+        for a directional prior) conditional, or for another prior by inverting the CDF of
+        ``N(mhat, s^2) p(mu)`` on a grid of 2,001 points over ``mhat +/- 12 s``.
+        """
+        from scipy import stats
+
+        j = self.joint
+        idx = rng.choice(j["weight"].size, size=n, p=j["weight"])
+        m, sd = j["mean"][idx], j["sd"][idx]
+        mode = self._mode
+        if mode == "none":
+            mu = np.zeros(n)
+        elif mode == "normal":
+            mu = rng.normal(m, sd)
+        elif mode == "truncated":
+            a, b = ((0.0 - m) / sd, np.full(n, np.inf)) if self.mu_sign > 0 else (np.full(n, -np.inf), (0.0 - m) / sd)
+            mu = stats.truncnorm.rvs(a, b, loc=m, scale=sd, random_state=rng)
+        else:
+            mu = np.empty(n)
+            r = rng.uniform(size=n)
+            z = np.linspace(-12.0, 12.0, 2001)
+            for node in np.unique(idx):
+                sel = np.flatnonzero(idx == node)
+                x = j["mean"][node] + j["sd"][node] * z
+                lp = -0.5 * z * z + np.asarray(self.prior_mu.logpdf(x), dtype=float)
+                dens = np.exp(lp - np.max(lp))
+                cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x))])
+                mu[sel] = np.interp(r[sel] * cdf[-1], cdf, x)
+        return {"mu": mu, "tau": j["tau"][idx], "beta": j["beta"][idx]}
 
 
 def _gl(n):
@@ -318,8 +481,10 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
             mu = PointMass(0.0) if prior_mu is None else (
                 TruncatedNormalMixture([1.0], [mean], [sd], mu_sign) if mu_sign
                 else MixtureMarginal([1.0], [mean], [sd]))
-        return QuadratureFit(log_ml, mu, None, None, None, None, 1,
-                             theta_new=mu if isinstance(mu, MixtureMarginal) else None)
+        joint = {"weight": np.ones(1), "tau": np.zeros(1), "beta": np.zeros(1),
+                 "mean": np.zeros(1) if mean is None else np.atleast_1d(np.asarray(mean, dtype=float)),
+                 "sd": np.ones(1) if sd is None else np.atleast_1d(np.asarray(sd, dtype=float))}
+        return QuadratureFit(log_ml, mu, None, None, None, None, 1, joint, prior_mu, mu_sign)
     # scan (profile over the other axis) and place panels
     if free == ["u"]:
         g = grids["u"]
@@ -364,14 +529,15 @@ def fit_quadrature(yi, vi, *, prior_mu: Normal | None, prior_tau: Prior | None, 
         sd_b = np.broadcast_to(sd, wts.shape).ravel()
         mu = (TruncatedNormalMixture(wts.ravel(), mean_b, sd_b, mu_sign) if mu_sign
               else MixtureMarginal(wts.ravel(), mean_b, sd_b))
-    theta_new = None
-    if prior_mu is not None and not general and not mu_sign:
-        # new trial (x = 0): given the nodes, mu + tau z is normal with variance sd^2 + tau^2
-        t2 = np.broadcast_to(np.exp(2.0 * U), wts.shape).ravel() if U is not None else 0.0
-        theta_new = MixtureMarginal(wts.ravel(), mean_b, np.sqrt(sd_b**2 + t2))
     tau_n = tau_w = beta_n = beta_w = None
     if u_n is not None:
         tau_n, tau_w = np.exp(u_n), (wts.sum(1) if wts.ndim == 2 else wts)
     if s_n is not None:
         beta_n, beta_w = beta_sign * np.exp(s_n), (wts.sum(0) if wts.ndim == 2 else wts)
-    return QuadratureFit(log_ml, mu, tau_n, tau_w, beta_n, beta_w, int(wts.size), theta_new=theta_new)
+    shape = wts.shape
+    joint = {"weight": wts.ravel(),
+             "tau": np.broadcast_to(np.exp(U) if U is not None else 0.0, shape).ravel().copy(),
+             "beta": np.broadcast_to(beta_sign * np.exp(S) if S is not None else 0.0, shape).ravel().copy(),
+             "mean": np.broadcast_to(mean if mean is not None else 0.0, shape).ravel().copy(),
+             "sd": np.broadcast_to(sd if sd is not None else 1.0, shape).ravel().copy()}
+    return QuadratureFit(log_ml, mu, tau_n, tau_w, beta_n, beta_w, int(wts.size), joint, prior_mu, mu_sign)

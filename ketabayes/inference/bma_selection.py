@@ -36,7 +36,7 @@ from scipy import special
 from ketabayes.model.priors import Normal, Prior
 
 __all__ = ["WEIGHT_FUNCTIONS", "WeightFunction", "Cutoffs", "NORMAL_CUTOFFS", "SMCFit", "fit_smc", "interval_index",
-           "interval_probabilities", "selection_bounds", "weight_function_logpdf"]
+           "interval_probabilities", "selection_bounds", "weight_function_logpdf", "weight_function_loglik"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,28 @@ def weight_function_logpdf(y, se, mu, tau, omega, wf: WeightFunction, sign: int,
     log_om = xp.log(xp.stack([omega[j] for j in range(wf.n_weights)]))[idx] if xp is not np else \
         np.log(np.asarray(omega))[idx]
     return xp.sum(log_om + norm_ll - xp.log(denom))
+
+
+def weight_function_loglik(y, se, mu, tau, omega, wf: WeightFunction, sign: int,
+                           cutoffs: Cutoffs | None = None) -> np.ndarray:
+    """Pointwise log likelihood ``(n, k)`` of the weighted normal model at ``n`` draws (numpy).
+
+    ``mu``, ``tau``: ``(n,)``; ``omega``: ``(n, J)``. Each study's term of
+    :func:`weight_function_logpdf`: ``log omega_j(i) + log N(y_i; mu, v_i + tau^2) - log sum_j omega_j
+    P(p_i in I_j | mu, tau)``, with the same per-study cut-offs.
+    """
+    y, se = np.asarray(y, dtype=float), np.asarray(se, dtype=float)
+    mu = np.asarray(mu, dtype=float)[:, None]
+    tau = np.asarray(tau, dtype=float)[:, None]
+    omega = np.asarray(omega, dtype=float)
+    c = selection_bounds(se, wf, cutoffs)
+    idx = interval_index(y, se, wf, sign, cutoffs)
+    sd = np.sqrt(se**2 + tau**2)
+    denom = 0.0
+    for j, pj in enumerate(interval_probabilities(mu, sd, c, wf, sign)):
+        denom = denom + omega[:, j:j + 1] * pj
+    norm_ll = -0.5 * math.log(2 * math.pi) - np.log(sd) - 0.5 * ((y - mu) / sd) ** 2
+    return np.log(omega[:, idx]) + norm_ll - np.log(denom)
 
 
 def _last_finite(x) -> float:

@@ -77,7 +77,7 @@ from scipy import optimize, special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
-from ketabayes.marginals import MixtureMarginal
+from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
 __all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"]
@@ -607,6 +607,14 @@ class ExactHierarchical:
             else:
                 out[idx] = s * math.sinh(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-14))
         return out
+
+    def component_marginal(self, c: int) -> Marginal:
+        """Exact posterior of variance component ``c`` (0 = tau) as a :class:`~ketabayes.marginals.Marginal`."""
+        vals = self.phi_nodes[:, c]
+        mean = float(self.weights @ vals)
+        sd = float(np.sqrt(max(self.weights @ vals**2 - mean**2, 0.0)))
+        return CdfMarginal(lambda x: self.component_cdf(c, x), mean, sd, lower=0.0,
+                           ppf=lambda q: self.component_ppf(c, q))
 
     def component_summary(self, c: int, qs=(0.025, 0.5, 0.975)) -> dict:
         """Posterior mean, sd (quadrature) and quantiles (:meth:`component_ppf`) of component ``c``."""

@@ -283,6 +283,10 @@ class BivariateModel:
                                fixed=self.fixed, settings=grid)
         st["engine_settings"] = grid.to_dict()
         tree = bivariate_tree(exact, self.studies, self.outcomes, seed, chains, draws)
+        from ketabayes.inference.arviz_groups_multi import add_bivariate_groups
+
+        tree = add_bivariate_groups(tree, self.y, self.v, self.rho_within, self.prior_mu, self.prior_tau, self.rho_eta,
+                                    seed=seed, outcomes=self.outcomes)
         return BivariateResult(tree, st, exact=exact)
 
     def pymc_model(self):

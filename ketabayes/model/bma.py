@@ -19,7 +19,8 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         benefit: str = "lower", harm: float | None = None, measure: str | None = None,
         mu_truncation: str | None = None, prior_pet=None, prior_peese=None, smc_draws: int = 500,
         smc_chains: int = 4, seed: int | None = None, rob: str | None = None, rob_high=None, prior_rob=None,
-        study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi", sei: str = "sei"):
+        draws: int = 1000, chains: int = 4, study: str = dims.STUDY_COL, yi: str = "yi", vi: str = "vi",
+        sei: str = "sei"):
     """Fit the ensemble fixed/random x effect/no effect (x bias) and average over it.
 
     Parameters
@@ -76,6 +77,11 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
         :func:`~ketabayes.data.revman.read_revman`, or ``allocation_concealment``...), all outcomes.
         Any other case has no cited default and needs ``prior_rob``. Log-OR priors are refused for
         other measures.
+    draws, chains : int
+        Shape of the stored joint draws from the model-averaged posterior (``posterior`` group of
+        ``result.tree``: ``model``, ``mu``, ``tau``, ``theta_new``), with ``log_likelihood``,
+        ``prior`` and ``log_prior`` groups for ArviZ (see :func:`~ketabayes.inference.arviz_groups_multi.add_bma_groups`).
+        The tables do not use them: they are exact mixtures (Monte Carlo only for selection models).
 
     Returns
     -------
@@ -120,7 +126,7 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
     settings = fit_settings("bma", engine, m.measure,
                             priors={"prior_mu": prior_entry(m.prior_mu, short=True),
                                     "prior_tau": prior_entry(m.prior_tau)},
-                            thresholds=thresholds, seed=seed, draws=smc_draws, chains=smc_chains,
+                            thresholds=thresholds, seed=seed, draws=draws, chains=chains,
                             excluded=m.excluded, data_hash=m.data_hash())
     settings["engine_settings"] = {
         "bias": biases, "prior_probs": [f.spec.prior_prob for f in ens.fits], "bias_direction": benefit,
@@ -137,6 +143,16 @@ def bma(data: pd.DataFrame, *, prior_mu, prior_tau, bias=None, prior_probs=None,
 
         const = tree["constant_data"].to_dataset().assign(rob_high=((dims.STUDY,), rob_x.astype(float)))
         tree["constant_data"] = xr.DataTree(const)
+    from ketabayes.inference.arviz_groups_multi import add_bma_groups
+    from ketabayes.inference.bma_draws import can_draw
+
+    if can_draw(ens):
+        tree = add_bma_groups(tree, ens, seed=seed, draws=draws, chains=chains)
+    else:  # an engine without joint draws: the tables are unaffected, ArviZ has no draws to work on
+        import xarray as xr
+
+        tree["posterior"] = xr.DataTree(xr.Dataset())
+        settings["arviz_groups"] = "not stored: a model's engine has no joint posterior draws"
     return BMAResult(tree, settings, ens)
 
 
@@ -197,7 +213,7 @@ def _bias_prior(prior_rob, rob, measure, needed: bool):
 
 
 def _add_model_groups(tree, ens):
-    """Model table in ``constant_data``; posterior model probabilities and SMC output in ``posterior``."""
+    """Model table in ``constant_data``; posterior model probabilities and SMC output in ``model_averaging``."""
     import xarray as xr
 
     tab = ens.models()
@@ -224,5 +240,5 @@ def _add_model_groups(tree, ens):
         post["omega_smc"] = (("smc_model", "sample", "weight"), np.stack([pad(f.smc.omega, (nd, nw)) for f in smc]))
         coords["smc_model"] = np.array([f.spec.label for f in smc], dtype=str)
     tree["constant_data"] = xr.DataTree(const)
-    tree["posterior"] = xr.DataTree(xr.Dataset(post, coords=coords))
+    tree["model_averaging"] = xr.DataTree(xr.Dataset(post, coords=coords))
     return tree

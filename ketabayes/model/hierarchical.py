@@ -609,7 +609,8 @@ class HierarchicalModel:
 
         priors = {dims.MU: self.prior_mu, dims.TAU: self.prior_tau,
                   **{f"sd_{t.dim}": self.prior_sd[t.name] for t in self.design.terms}}
-        tree = add_hierarchical_groups(tree, self.yi, self.vi, self.studies, priors, seed=seed)
+        tree = add_hierarchical_groups(tree, self.yi, self.vi, self.studies, self.design, priors, self.prior_gamma,
+                                       seed=seed)
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact,
                                   diagnostics=diagnostics, model=self)
 

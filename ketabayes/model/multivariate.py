@@ -380,6 +380,10 @@ class MultivariateModel:
             {"beta": ["coefficient"], "theta_new": ["coefficient"], "theta": ["estimate"], "y": ["estimate"],
              "S": ["estimate", "estimate_col"], "trial": ["estimate"], "coef": ["estimate"]},
             {"coefficient": self.coef_names, "estimate": self.labels, "estimate_col": self.labels})
+        from ketabayes.inference.arviz_groups_multi import add_multivariate_groups
+
+        tree = add_multivariate_groups(tree, self.yi, self.S, self.trials, self.coef, self.rho, self.prior_mu,
+                                       exact.prior_tau, seed=seed)
         freq = None
         if frequentist:
             from ketabayes.inference.exact_multivariate import rma_mv_cs

@@ -7,10 +7,12 @@ posterior :class:`~ketabayes.marginals.Marginal` of each, and its scale paramete
 machine-readable output, the HTML form and the netCDF output are written once, here.
 
 Table vocabulary (the same in every table): ``target`` (always a column), ``kind``,
-``mean``, ``sd`` (``sd_log`` on the ratio scale), ``median``, ``ci_low``, ``ci_high``,
-``ci_prob``, ``scale`` and, in decision tables, ``p_benefit``, ``p_trivial``, ``p_harm``,
-``p_any_benefit`` with the thresholds that define them as columns: ``benefit_direction``,
-``mcid``, ``benefit_cut`` and ``harm_cut`` (cut points on the table's scale).
+``mean``, ``sd`` (``sd_log`` on the ratio scale), ``median``, ``ci_low``, ``ci_high`` (the
+equal-tailed interval), ``hpd_low``, ``hpd_high`` (the shortest, highest-density interval, of the
+ratio itself on the ratio scale), ``ci_prob`` (the probability of both intervals), ``scale`` and,
+in decision tables, ``p_benefit``, ``p_trivial``, ``p_harm``, ``p_any_benefit`` with the
+thresholds that define them as columns: ``benefit_direction``, ``mcid``, ``benefit_cut`` and
+``harm_cut`` (cut points on the table's scale).
 """
 
 from __future__ import annotations
@@ -264,9 +266,17 @@ class ResultBase:
         a = (1.0 - prob) / 2.0
         q = np.asarray(m.ppf(np.array([a, 0.5, 1.0 - a])), dtype=float)
         if scale == "ratio":
+            # the shortest interval of the ratio itself: HPD intervals do not commute with exp
+            h_lo, h_hi = m.hpd(prob, transform="exp")
             return {"mean": _ratio_mean(m), "sd_log": m.sd, "median": math.exp(q[1]), "ci_low": math.exp(q[0]),
-                    "ci_high": math.exp(q[2])}
-        return {"mean": m.mean, "sd": m.sd, "median": q[1], "ci_low": q[0], "ci_high": q[2]}
+                    "ci_high": math.exp(q[2]), "hpd_low": h_lo, "hpd_high": h_hi}
+        h_lo, h_hi = m.hpd(prob)
+        return {"mean": m.mean, "sd": m.sd, "median": q[1], "ci_low": q[0], "ci_high": q[2], "hpd_low": h_lo,
+                "hpd_high": h_hi}
+
+    def _scale_hpd(self, name: str, prob: float) -> tuple[float, float]:
+        """Shortest interval of a scale parameter (its exact marginal when the exact engine ran)."""
+        return self.marginal(name).hpd(prob)
 
     def _threshold_columns(self, th: Thresholds, scale: str) -> dict:
         lo, hi = th.cuts()
@@ -322,16 +332,18 @@ class ResultBase:
             Target names (see :meth:`marginal`); default: the average effect, the predictive
             effect and, for hierarchical models, every group and cell.
         prob : float
-            Probability of the equal-tailed credible interval (default 0.95).
+            Probability of the credible intervals, equal-tailed (``ci_low, ci_high``) and shortest
+            (``hpd_low, hpd_high``); default 0.95, stored in the column ``ci_prob``.
         scale : {"identity", "log", "ratio"}, optional
             Reporting scale: default the analysis scale (``"log"`` for OR/RR). ``"ratio"``
-            exponentiates locations and interval bounds (``sd`` becomes ``sd_log``).
+            exponentiates locations and equal-tailed bounds (``sd`` becomes ``sd_log``); the
+            shortest interval is then that of the ratio itself, not the exponentiated log-scale one.
 
         Returns
         -------
         pandas.DataFrame
-            One row per target: ``target, kind, mean, sd, median, ci_low, ci_high, p_benefit,
-            p_trivial, p_harm, p_any_benefit, exact, ci_prob, scale, benefit_direction, mcid,
+            One row per target: ``target, kind, mean, sd, median, ci_low, ci_high, hpd_low, hpd_high,
+            p_benefit, p_trivial, p_harm, p_any_benefit, exact, ci_prob, scale, benefit_direction, mcid,
             benefit_cut, harm_cut`` (hierarchical results add the grouping columns,
             ``observed`` and ``n_trials`` after ``kind``). The probabilities do not depend on the scale.
         """
@@ -344,7 +356,7 @@ class ResultBase:
         return df
 
     def summary(self, prob: float = 0.95, scale: str | None = None, targets=None) -> pd.DataFrame:
-        """Mean, sd, median and equal-tailed interval of every target and scale parameter.
+        """Mean, sd, median, equal-tailed and shortest (HPD) interval of every target and scale parameter.
 
         Exact for the exact engine; from draws for NUTS, with ``r_hat``, ``ess_bulk`` and
         ``ess_tail`` columns (rank-normalised, Vehtari et al. 2021). Scale parameters (``tau``,
@@ -353,7 +365,7 @@ class ResultBase:
         Parameters
         ----------
         prob : float
-            Probability of the equal-tailed interval.
+            Probability of both intervals (column ``ci_prob``).
         scale : {"identity", "log", "ratio"}, optional
             Reporting scale (see :meth:`decision_table`).
         targets : sequence of str, optional
@@ -373,14 +385,16 @@ class ResultBase:
                     [t.name for t in self.targets if t.kind == "moderator"]
         body = self._table(names, prob, None, scale) if names else pd.DataFrame(
             columns=["target", "kind", "mean", "sd_log" if scale == "ratio" else "sd", "median", "ci_low", "ci_high",
-                     "exact", "ci_prob", "scale"])
+                     "hpd_low", "hpd_high", "exact", "ci_prob", "scale"])
         a = (1.0 - prob) / 2.0
         rows = []
         for s in self.scale_names:
             mean, sd, lo, med, hi = self._scale_stats(s, (a, 0.5, 1.0 - a))
+            h_lo, h_hi = self._scale_hpd(s, prob)
             rows.append({"target": s, "kind": "scale", "mean": mean, ("sd_log" if scale == "ratio" else "sd"): sd,
-                         "median": med, "ci_low": lo, "ci_high": hi, "exact": self.exact is not None,
-                         "ci_prob": float(prob), "scale": "log" if scale == "ratio" else scale})
+                         "median": med, "ci_low": lo, "ci_high": hi, "hpd_low": h_lo, "hpd_high": h_hi,
+                         "exact": self.exact is not None, "ci_prob": float(prob),
+                         "scale": "log" if scale == "ratio" else scale})
         if rows and len(body):
             out = pd.concat([pd.DataFrame(rows), body], ignore_index=True)
         else:
@@ -457,9 +471,10 @@ class ResultBase:
         out = {"model": self.model_type, "measure": self.measure, "scale": scale,
                "estimates": table.to_dict(orient="records")}
         s = self.summary(scale=scale, targets=[]).set_index("target")
-        out["scales"] = {n: {k: s.loc[n, k] for k in ("mean", "median", "ci_low", "ci_high")}
+        out["scales"] = {n: {k: s.loc[n, k] for k in ("mean", "median", "ci_low", "ci_high", "hpd_low", "hpd_high")}
                          for n in self.scale_names}
-        out["tau"] = out["scales"].get(dims.TAU, {"mean": 0.0, "median": 0.0, "ci_low": 0.0, "ci_high": 0.0})
+        out["tau"] = out["scales"].get(dims.TAU, {"mean": 0.0, "median": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                                                  "hpd_low": 0.0, "hpd_high": 0.0})
         out["diagnostics"] = self.diagnostics.to_dict() if self.diagnostics is not None else {
             "engine": "exact", "note": "independent draws from the exact posterior; no MCMC diagnostics apply"}
         out["settings"] = dict(self.settings)

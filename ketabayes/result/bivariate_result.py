@@ -103,13 +103,13 @@ class BivariateResult(ResultBase):
 
     def _marginal(self, name: str) -> Marginal | None:
         if name == "rho_between" and not self.settings.get("fixed"):
-            return _NodeMarginal(self.exact, "rho")
+            return self.exact.param_marginal("rho")
         p = self._parse(name)
         if p is None:
             return None
         kind, j = p
         if kind == "tau":
-            return None if self.settings.get("fixed") else _NodeMarginal(self.exact, f"tau{j + 1}")
+            return None if self.settings.get("fixed") else self.exact.param_marginal(f"tau{j + 1}")
         cache = self.__dict__.setdefault("_marginal_cache", {})
         if name not in cache:
             m = self.exact.marginal(kind, j)
@@ -345,7 +345,7 @@ class BivariateResult(ResultBase):
         s = self.summary(scale=scale).set_index("target")
         out = {"model": self.model_type, "measure": self.measure, "scale": scale or "analysis",
                "estimates": table.to_dict(orient="records"),
-               "scales": {n: {k: s.loc[n, k] for k in ("mean", "median", "ci_low", "ci_high")}
+               "scales": {n: {k: s.loc[n, k] for k in ("mean", "median", "ci_low", "ci_high", "hpd_low", "hpd_high")}
                           for n in self.scale_names},
                "diagnostics": {"engine": "exact",
                                "note": "exact posterior (quadrature over tau1, tau2, rho_between); no MCMC"},
@@ -375,28 +375,3 @@ class _CachedMixture(MixtureMarginal):
             cache[key] = super().ppf(q)
         return cache[key].copy()
 
-
-class _NodeMarginal(Marginal):
-    """Posterior of tau1, tau2 or rho_between from the quadrature nodes (mean/sd exact sums; CDF by nodes)."""
-
-    exact = False
-
-    def __init__(self, exact, key):
-        self._e, self._k = exact, key
-        x = {"tau1": exact.t1, "tau2": exact.t2, "rho": exact.rb}[key]
-        order = np.argsort(x)
-        self._x, self._cw = x[order], np.cumsum(exact.weights[order])
-
-    def cdf(self, x):
-        return np.interp(np.asarray(x, dtype=float), self._x, self._cw, left=0.0, right=1.0)
-
-    def ppf(self, q):
-        return np.asarray(self._e.param_stats(self._k, np.atleast_1d(q))[2:]).reshape(np.shape(q))
-
-    @property
-    def mean(self):
-        return self._e.param_stats(self._k, [])[0]
-
-    @property
-    def sd(self):
-        return self._e.param_stats(self._k, [])[1]

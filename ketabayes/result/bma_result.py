@@ -3,9 +3,18 @@
 :class:`BMAResult` follows the one result contract (:class:`~ketabayes.result.base.ResultBase`).
 Targets: ``"mean"`` (the average effect averaged over every model, with a point mass at 0 from
 the no-effect models), ``"mean|effect"`` (averaged over the models with an effect only: the
-"conditional" estimate of metaBMA and RoBMA) and ``"mean|model=<label>"`` (one model); scale
-parameter ``"tau"`` (averaged, 0 under the fixed-effect models). A point mass at 0 counts as
-"practically no effect" and not as "any benefit" in the decision table.
+"conditional" estimate of metaBMA and RoBMA), ``"predictive"`` (the true effect of a new trial,
+``mu + tau z``, averaged over every model: ``N(mu, tau^2)`` under random effects, ``mu`` under a
+fixed effect, ``N(0, tau^2)`` or 0 without an effect; under a bias model the bias-corrected
+effect of a new unbiased trial, see :func:`~ketabayes.inference.bma.fit_ensemble`) and
+``"mean|model=<label>"`` (one model); scale parameter ``"tau"`` (averaged, 0 under the
+fixed-effect models). A point mass at 0 counts as "practically no effect" and not as "any
+benefit" in the decision table.
+
+Its tree holds ``chains x draws`` joint draws of the model-averaged posterior (``model``, ``mu``,
+``tau``, ``theta_new``) with ``log_likelihood``, ``prior`` and ``log_prior`` groups
+(:func:`~ketabayes.inference.arviz_groups_multi.add_bma_groups`), the model table in
+``constant_data`` and the posterior model probabilities and SMC output in ``model_averaging``.
 """
 
 from __future__ import annotations
@@ -35,7 +44,10 @@ class BMAResult(ResultBase):
         The fitted models.
     """
 
-    default_targets = ("mean", "mean|effect")
+    @property
+    def default_targets(self) -> tuple:
+        """``mean``, ``mean|effect`` and ``predictive`` (when every model has a predictive)."""
+        return ("mean", "mean|effect") + (("predictive",) if self.ensemble.has_predictive else ())
 
     def __init__(self, tree: xr.DataTree, settings: dict, ensemble, *, diagnostics=None):
         super().__init__(tree, settings, exact=None, diagnostics=diagnostics)
@@ -46,8 +58,9 @@ class BMAResult(ResultBase):
     @property
     def targets(self) -> list[TargetInfo]:
         n = len(self.studies)
+        pred = [TargetInfo("predictive", "predictive", n_trials=n)] if self.ensemble.has_predictive else []
         bias = [TargetInfo(t, "mean", n_trials=n) for t in _BIAS_TARGETS] if self._has_bias else []
-        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n)] + bias
+        return ([TargetInfo("mean", "mean", n_trials=n), TargetInfo("mean|effect", "mean", n_trials=n)] + pred + bias
                 + [TargetInfo(f"{_MODEL}{lab}", "model", n_trials=n) for lab in self.ensemble.labels])
 
     @property
@@ -65,6 +78,8 @@ class BMAResult(ResultBase):
             return e.averaged("mu")
         if name == "mean|effect":
             return e.averaged("mu", "effect")
+        if name == "predictive":
+            return e.averaged("predictive") if e.has_predictive else None
         if name in _BIAS_TARGETS and self._has_bias:
             return e.averaged("mu", _BIAS_TARGETS[name])
         if name == "tau":
@@ -147,7 +162,7 @@ class BMAResult(ResultBase):
         from ketabayes.inference.restore import _prior
 
         cache = {}
-        post = tree["posterior"]
+        post = tree["model_averaging"] if "model_averaging" in tree.children else tree["posterior"]
         if "smc_model" in post.dims:
             for i, lab in enumerate(post["smc_model"].values):
                 def arr(var, i=i):

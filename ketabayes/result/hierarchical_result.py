@@ -21,7 +21,7 @@ import xarray as xr
 
 from ketabayes import dims
 from ketabayes.errors import KetabayesError
-from ketabayes.marginals import DrawsMarginal, Marginal
+from ketabayes.marginals import CdfMarginal, DrawsMarginal, Marginal
 from ketabayes.result.base import ResultBase, TargetInfo
 
 __all__ = ["HierarchicalResult", "load_hierarchical_result", "target_constants"]
@@ -83,8 +83,22 @@ class HierarchicalResult(ResultBase):
                 return self.exact.marginal(i)
             return DrawsMarginal(self.tree["posterior"]["effect"].isel({dims.TARGET: i}).values)
         if name in self.components:
-            return DrawsMarginal(self.tree["posterior"][name].values)
+            return self._component_marginal(name)
         return None
+
+    def _component_marginal(self, name: str) -> Marginal:
+        """Exact posterior of a variance component when the exact engine ran, else its draws."""
+        e, c = self.exact, self.components.index(name)
+        if e is None:
+            return DrawsMarginal(self.tree["posterior"][name].values)
+        if hasattr(e, "component_marginal"):
+            return e.component_marginal(c)
+        cdf = ((lambda x: e.component_cdf(c, x)) if hasattr(e, "component_cdf")
+               else (e.tau_cdf if c == 0 and hasattr(e, "tau_cdf") else None))
+        if cdf is None:  # pragma: no cover - every exact engine has a CDF of its components
+            return DrawsMarginal(self.tree["posterior"][name].values)
+        s = e.component_summary(c)
+        return CdfMarginal(cdf, s["mean"], s["sd"], lower=0.0)
 
     def _scale_stats(self, name: str, qs) -> list[float]:
         if self.exact is not None:
