@@ -258,3 +258,38 @@ def test_direction_of_benefit_mirrors_the_data():
     down = fit_selection_is(-Z, V, prior_mu=MU_Z, prior_tau=None, wf=wf, sign=-1, seed=2)
     assert down.log_ml == pytest.approx(up.log_ml, abs=4 * math.hypot(up.log_ml_se, down.log_ml_se))
     assert float(down.weights @ down.mu) == pytest.approx(-float(up.weights @ up.mu), abs=1e-3)
+
+
+def test_importance_sampled_selection_model_has_a_predictive_and_joint_draws():
+    """RE-H1-1s.05 alone: P(theta_new <= c) = E[Phi((c - mu) / tau) | y] by the independent grid above, against
+    the predictive the ensemble builds from the importance-sampled points (resampled jointly, plus N(0, tau^2))."""
+    from ketabayes.inference import bma_draws
+    from ketabayes.inference.bma import ensemble_specs
+
+    labels = [s.label for s in ensemble_specs(bias=["1s.05"])]
+    probs = [1.0 if lab == "RE-H1-1s.05" else 0.0 for lab in labels]
+    ens = fit_ensemble(Z, V, prior_mu=MU_Z, prior_tau=TAU_Z, bias=["1s.05"], prior_probs=probs, benefit="higher",
+                       selection_cutoffs=Cutoffs.correlation(N), seed=3)
+    assert ens.fits[labels.index("RE-H1-1s.05")].method == "importance"
+    assert ens.has_predictive and bma_draws.can_draw(ens)
+    pred = ens.averaged("predictive")
+    # the reference: the grid of _reference_log_ml, with Phi((c - mu) / tau) as the integrand
+    wf = WEIGHT_FUNCTIONS["1s.05"]
+    om, w_om = _omega_grid(1, 24)
+    parts = [_gl(a, a + 0.05, 12) for a in np.arange(-0.4, 0.8, 0.05)]
+    mu = np.concatenate([p[0] for p in parts])
+    lw_mu = np.log(np.concatenate([p[1] for p in parts])) + stats.norm.logpdf(mu, 0, 0.5)
+    u, wu = _gl(-9.0, 1.5, 60)
+    tau, lw_tau = np.exp(u), np.log(wu) + stats.invgamma.logpdf(np.exp(u), 1.0, scale=0.075) + u
+    M, T, K = np.meshgrid(mu, tau, np.arange(w_om.size), indexing="ij")
+    lp = lw_mu[:, None, None] + lw_tau[None, :, None] + np.log(w_om)[None, None, :] + _loglik(
+        M, T, [np.ones_like(M), om[0][K]], wf.steps, wf.sided)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    draws = bma_draws.posterior_draws(ens, 4000, np.random.default_rng(1))
+    for c in (0.05, 0.15, 0.3):
+        ref = float(np.sum(w * stats.norm.cdf((c - M) / T)))
+        got = float(pred.cdf(np.array(c)))
+        tol = 5 * math.sqrt(ref * (1 - ref) / 4000) + 1e-3
+        assert got == pytest.approx(ref, abs=tol), c
+        assert np.mean(draws["theta_new"] <= c) == pytest.approx(ref, abs=2 * tol), c
