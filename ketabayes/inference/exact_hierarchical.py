@@ -76,13 +76,12 @@ import numpy as np
 from scipy import optimize, special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
+from ketabayes.inference._mixed_model import MixedModel
 from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
 from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
 __all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 #: largest number of variance components (tau + group scales) the tensor grid handles
 MAX_COMPONENTS = 4
@@ -284,11 +283,8 @@ class ExactHierarchical:
         self._resid = self.y - self.W @ self.c0
         self._comp_of_col = np.concatenate([np.full(self.q, -1), self.term_of_col + 1])
         self._standardise(prior_fixed)
-        self._outer = (self.W[:, :, None] * self.W[:, None, :]).reshape(k, -1)
-        # a' P^-1 a for every target from the entries of P^-1 that its (sparse) row a touches
-        from scipy import sparse
-
-        self._A_outer = sparse.csr_array((self.A[:, :, None] * self.A[:, None, :]).reshape(self.A.shape[0], -1))
+        self._mm = MixedModel(self.W, self._comp_of_col, self._resid_s, self._vs, self._c0s, self._q0s,
+                              self._logdet_q0s, self.A, self.pred)
         if integrate:
             self._integrate()
 
@@ -340,55 +336,13 @@ class ExactHierarchical:
                                      "rescale the data or the prior")
 
     # ------------------------------------------------------------------ Gaussian pass
-    def _scales(self, phi):
-        """Column scales ``(N, p)``: 1 for fixed coefficients, ``sigma_g`` for term g's columns."""
-        sv = np.ones((phi.shape[0], self.p))
-        rand = self._comp_of_col >= 0
-        sv[:, rand] = phi[:, self._comp_of_col[rand]]
-        return sv
-
     def _gauss(self, phi, targets: bool = False, factor: bool = False):
-        """Log marginal likelihood and (optionally) target moments at *standardised* components ``phi (N, C)``.
-
-        ``W' D W`` for all nodes is one matrix product with the precomputed outer
-        products ``w_i w_i'``; the scales ``S`` are applied afterwards
-        (``W_s' D W_s = S (W' D W) S``). Everything is on the standardised scale.
-        """
-        phi = np.asarray(phi, dtype=float)
-        n = phi.shape[0]
-        tau2 = phi[:, 0] ** 2
-        tv = self._vs[None, :] + tau2[:, None]
-        d = 1.0 / tv
-        sv = self._scales(phi)
-        P = (d @ self._outer).reshape(n, self.p, self.p) * sv[:, :, None] * sv[:, None, :]
-        P[:, np.arange(self.p), np.arange(self.p)] += self._q0s
-        r = ((d * self._resid_s) @ self.W) * sv
-        # Jacobi scaling P = D Pn D (D = sqrt(diag P)): group scales far apart make P badly scaled, not singular
-        dg = np.sqrt(np.diagonal(P, axis1=1, axis2=2))
-        Pn = P / (dg[:, :, None] * dg[:, None, :])
-        Ln = np.linalg.cholesky(Pn)
-        logdet = 2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
-        full = targets and targets != "mean"  # "mean": target means only (no variances: no inverse)
-        if full:
-            Pinv = np.linalg.inv(Pn) / (dg[:, :, None] * dg[:, None, :])
-            sol = (Pinv @ r[:, :, None])[:, :, 0]
-        else:
-            sol = np.linalg.solve(Pn, (r / dg)[:, :, None])[:, :, 0] / dg
-        quad = (d * self._resid_s**2).sum(1) - (r * sol).sum(1)
-        ll = -0.5 * (self.y.size * _LOG_2PI + np.log(tv).sum(1) + logdet - self._logdet_q0s + quad)
-        out = {"loglik": ll}
-        if targets or factor:
-            mean = self._c0s + sol
-            out["mean_z"] = mean
-            out["sv"] = sv
-        if targets:
-            out["tmean"] = (mean * sv) @ self.A.T
-        if full:
-            M = (Pinv * sv[:, :, None] * sv[:, None, :]).reshape(n, -1)
-            out["tvar"] = (self._A_outer @ M.T).T + (phi**2) @ self.pred.T.astype(float)
+        """Log marginal likelihood and (optionally) target moments at *standardised* components ``phi (N, C)``
+        (:class:`~ketabayes.inference._mixed_model.MixedModel`; ``factor``: also the Cholesky factor of the
+        coefficients' precision, for exact draws)."""
         if factor:
-            out["chol"] = dg[:, :, None] * Ln  # P = (D Ln)(D Ln)'
-        return out
+            return self._mm.dense(phi, targets, factor=True)
+        return self._mm.evaluate(phi, targets)
 
     def _evaluate(self, phi, targets):
         """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``.
