@@ -235,15 +235,18 @@ def test_extreme_nodes_match_exact_arithmetic(name):
 @pytest.mark.parametrize("name", ["with interaction", "nested, moderator, flat mu"])
 def test_fast_and_dense_passes_agree(name):
     """The block-eliminated pass and the direct one (one Cholesky of the full precision) on the same nodes,
-    including target means only (``"mean"``) and the log likelihood alone; up to 400 times the data's scale,
+    including the coefficients' and target means only (``"coef"``, ``"mean"``) and the log likelihood alone; up to 400 times the data's scale,
     where the direct pass is itself ~1e-7 sd off (see the test above)."""
     m = DESIGNS[name]
     e = m._exact(integrate=False)
     phi = _nodes(e.n_comp, 1.0, seed=2, top=400.0)
     sd = np.sqrt(e._mm.dense(phi, True)["tvar"])
-    for targets in (False, "mean", True):
-        a, b = e._mm.evaluate(phi, targets), e._mm.dense(phi, targets)
-        assert set(a) <= set(b)
+    for targets in (False, "coef", "mean", True):
+        a, b = e._mm.evaluate(phi, targets), e._mm.dense(phi, "mean" if targets == "coef" else targets)
+        if targets:
+            np.testing.assert_array_equal(a["coef"] @ e.A.T, a.get("tmean", a["coef"] @ e.A.T))
+            a["tmean"] = a["coef"] @ e.A.T
+            b["tmean"] = b["mean_z"] * b["sv"] @ e.A.T
         np.testing.assert_allclose(a["loglik"], b["loglik"], rtol=1e-10)
         if targets:
             assert np.max(np.abs(a["tmean"] - b["tmean"]) / sd) < 1e-6

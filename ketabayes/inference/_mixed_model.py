@@ -139,10 +139,11 @@ class MixedModel:
         self._pair_kinds = {key: np.asarray(val, dtype=int) for key, val in kinds.items()}
         self._pair_cols = {key: np.asarray(val, dtype=int) for key, val in cols.items()}
         T = self.A.shape[0]
-        amap = np.zeros((T, len(pairs)))
+        amap = np.zeros((len(pairs), T))
         for n_, (i, j) in enumerate(pairs):
-            amap[:, n_] = self.A[:, i] * self.A[:, j] * (1.0 if i == j else 2.0)
-        self._amap_T = sparse.csr_array(amap.T)
+            amap[n_] = self.A[:, i] * self.A[:, j] * (1.0 if i == j else 2.0)
+        self._var_map = np.concatenate([amap, self.pred.T], axis=0)  # (pairs + C, T)
+        self._jc = int(self.comp_of_col[J[0]]) if J.size else -1
 
     def scales(self, phi):
         """Column scales ``(N, p)``: 1 for fixed coefficients, ``sigma_g`` for term g's columns."""
@@ -178,64 +179,86 @@ class MixedModel:
 
     # ------------------------------------------------------------------ evaluations
     def evaluate(self, phi, targets=False):
-        """``{"loglik"}`` and, with ``targets``, ``"tmean"`` (and ``"tvar"`` unless ``targets == "mean"``)."""
+        """Log likelihood ``{"loglik"}`` at ``phi (N, C)``; with ``targets``: ``"coef"`` the coefficients'
+        conditional means on the ``(b, u)`` scale (``(N, p)``; the targets' means are ``coef @ A'``), ``"mean"``
+        also ``"tmean"``, ``True`` also ``"tvar"`` (the targets' conditional variances)."""
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
-        tau_u, inv = np.unique(phi[:, 0], return_inverse=True)
-        pt = self._per_tau(tau_u)
         K, J = self.K, self.J
+        tau_u, inv_t = np.unique(phi[:, 0], return_inverse=True)
+        pt = self._per_tau(tau_u)
         sv = self.scales(phi)
-        sK, sJ = sv[:, K], sv[:, J]
-        g = pt["g"][inv]
-        s2g = sJ**2 * g
-        pJ = self._q0J + s2g                                            # diagonal of P_JJ (>= 1: z ~ N(0, 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            omega = np.where(g > 0, self._q0J / (g * pJ), 0.0)          # = 1/g - sigma^2 / (q0 + sigma^2 g)
-        GKJ = pt["GKJ"][inv]
-        GKJw = GKJ * omega[:, None, :]
-        inner = pt["H"][inv] + GKJw @ np.swapaxes(GKJ, 1, 2)
-        Sc = inner * sK[:, :, None] * sK[:, None, :]
+        sK = sv[:, K]
+        # everything but the scales of the factorised block depends on (tau, sigma_J) only: once per pair
+        if J.size:
+            s_u, inv_s = np.unique(phi[:, self._jc], return_inverse=True)
+            key, inv = np.unique(inv_t * s_u.size + inv_s, return_inverse=True)
+            t_p, s_p = key // s_u.size, s_u[key % s_u.size]
+            g = pt["g"][t_p]
+            pJ_p = self._q0J + s_p[:, None] ** 2 * g                      # diagonal of P_JJ (>= 1: z ~ N(0, 1))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                omega = np.where(g > 0, self._q0J / (g * pJ_p), 0.0)      # = 1/g - sigma^2 / (q0 + sigma^2 g)
+            GKJw = pt["GKJ"][t_p] * omega[:, None, :]
+            gJr = pt["gJr"][t_p]
+            inner = pt["H"][t_p] + GKJw @ np.swapaxes(pt["GKJ"][t_p], 1, 2)
+            v = pt["hK"][t_p] + (GKJw @ gJr[:, :, None])[:, :, 0]
+            # resid' D resid - rJ' P_JJ^-1 rJ (within-group sum of squares + sum omega gJr^2) and log|P_JJ|
+            const = pt["ss"][t_p] + (omega * gJr**2).sum(1) + pt["logtv"][t_p] + np.log(pJ_p).sum(1)
+        else:
+            t_p, inv = np.arange(tau_u.size), inv_t
+            inner, v, const = pt["H"], pt["hK"], pt["ss"] + pt["logtv"]
+        Sc = inner[inv] * sK[:, :, None] * sK[:, None, :]
         Sc[:, np.arange(K.size), np.arange(K.size)] += self._q0K
-        rK2 = sK * (pt["hK"][inv] + (GKJw @ pt["gJr"][inv][:, :, None])[:, :, 0])
-        rJ = sJ * pt["gJr"][inv]
+        rK2 = sK * v[inv]
         # Jacobi scaling Sc = D Scn D: group scales far apart make Sc badly scaled, not singular
         dg = np.sqrt(np.diagonal(Sc, axis1=1, axis2=2))
         Scn = Sc / (dg[:, :, None] * dg[:, None, :])
         Ln = np.linalg.cholesky(Scn)
-        logdet = (2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
-                  + np.log(pJ).sum(1))
-        full = targets and targets != "mean"
+        logdet = 2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
+        full = targets is True
         if full:
             Sinv = np.linalg.inv(Scn) / (dg[:, :, None] * dg[:, None, :])
             solK = (Sinv @ rK2[:, :, None])[:, :, 0]
         else:
             solK = np.linalg.solve(Scn, (rK2 / dg)[:, :, None])[:, :, 0] / dg
-        # r' P^-1 r = rJ' P_JJ^-1 rJ + rK2' Sc^-1 rK2; resid' D resid - rJ' P_JJ^-1 rJ without cancellation:
-        # the within-group sum of squares plus sum_j omega_j gJr_j^2
-        quad = (pt["ss"][inv] + (omega * pt["gJr"][inv] ** 2).sum(1)) - (rK2 * solK).sum(1)
-        ll = -0.5 * (self.k * _LOG_2PI + pt["logtv"][inv] + logdet - self.logdet_q0 + quad)
+        # r' P^-1 r = rJ' P_JJ^-1 rJ + rK2' Sc^-1 rK2 (the first part is in const)
+        ll = -0.5 * (self.k * _LOG_2PI + const[inv] + logdet - self.logdet_q0 - (rK2 * solK).sum(1))
         out = {"loglik": ll}
-        if targets:
-            PKJ = GKJ * sK[:, :, None] * sJ[:, None, :]
-            solJ = (rJ - np.einsum("nkj,nk->nj", PKJ, solK)) / pJ
-            sol = np.empty((n, self.p))
-            sol[:, K], sol[:, J] = solK, solJ
-            out["tmean"] = ((self.c0 + sol) * sv) @ self.A.T
-        if full:
-            B = PKJ / pJ[:, None, :]
-            PiKJ = -(Sinv @ B)                                          # (n, K, J)
-            kinds = self._pair_kinds
-            E = np.empty((n, self._pairs.shape[0]))
-            E[:, self._pair_cols["KK"]] = Sinv.reshape(n, -1)[:, kinds["KK"]]
-            E[:, self._pair_cols["KJ"]] = PiKJ.reshape(n, -1)[:, kinds["KJ"]]
+        if not targets:
+            return out
+        coef = np.empty((n, self.p))
+        coef[:, K] = (self.c0[K] + solK) * sK
+        if J.size:
+            sJ = phi[:, self._jc][:, None]
+            pJ = pJ_p[inv]
+            GKJ = pt["GKJ"][inv_t]                                          # (n, K, J)
+            # z_J = (rJ - P_JK solK) / pJ, with P_KJ = S_K G_KJ sigma_J and rJ = sigma_J gJr
+            zJ = sJ * (pt["gJr"][inv_t] - ((sK * solK)[:, None, :] @ GKJ)[:, 0, :]) / pJ
+            coef[:, J] = (self.c0[J] + zJ) * sJ
+        out["coef"] = coef
+        if targets == "coef":
+            return out
+        out["tmean"] = coef @ self.A.T
+        if not full:
+            return out
+        # the entries of S P^-1 S the targets touch: (K, K) from Sc^-1, (K, J) = -Sc^-1 B, (j, j) and (j, j')
+        E = np.empty((n, self._pairs.shape[0] + phi.shape[1]))
+        kinds, cols = self._pair_kinds, self._pair_cols
+        E[:, cols["KK"]] = Sinv.reshape(n, -1)[:, kinds["KK"]]
+        if J.size:
+            B = sK[:, :, None] * GKJ * (sJ / pJ)[:, None, :]              # P_KJ P_JJ^-1
+            PiKJ = -(Sinv @ B)
+            E[:, cols["KJ"]] = PiKJ.reshape(n, -1)[:, kinds["KJ"]]
             if kinds["JJd"].size:
                 jd = kinds["JJd"]
-                E[:, self._pair_cols["JJd"]] = 1.0 / pJ[:, jd] - (B[:, :, jd] * PiKJ[:, :, jd]).sum(1)
+                E[:, cols["JJd"]] = 1.0 / pJ[:, jd] - (B[:, :, jd] * PiKJ[:, :, jd]).sum(1)
             if kinds["JJo"].size:
                 j1, j2 = kinds["JJo"][:, 0], kinds["JJo"][:, 1]
-                E[:, self._pair_cols["JJo"]] = -(B[:, :, j1] * PiKJ[:, :, j2]).sum(1)
-            E *= sv[:, self._pairs[:, 0]] * sv[:, self._pairs[:, 1]]
-            out["tvar"] = (self._amap_T.T @ E.T).T + (phi**2) @ self.pred.T
+                E[:, cols["JJo"]] = -(B[:, :, j1] * PiKJ[:, :, j2]).sum(1)
+        m = self._pairs.shape[0]
+        E[:, :m] *= sv[:, self._pairs[:, 0]] * sv[:, self._pairs[:, 1]]
+        E[:, m:] = phi**2                                                   # the targets' independent terms
+        out["tvar"] = E @ self._var_map
         return out
 
     def dense(self, phi, targets=False, factor=False):

@@ -77,7 +77,7 @@ from scipy import optimize, special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.inference._mixed_model import MixedModel
-from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
+from ketabayes.inference._tensor_quadrature import KEEP_LOG, U_MAX, U_MIN, integrate_components
 from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
@@ -347,7 +347,8 @@ class ExactHierarchical:
     def _evaluate(self, phi, targets):
         """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``.
 
-        With ``targets`` also the targets' conditional means and variances (``"mean"``: means only).
+        With ``targets`` also the targets' conditional means and variances (``"mean"``: means only;
+        ``"coef"``: the coefficients' conditional means instead, whose map ``@ A'`` gives the targets' means).
         """
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
@@ -357,8 +358,10 @@ class ExactHierarchical:
                 lp = lp + np.asarray(pr.logpdf(self._scale * phi[:, c]), dtype=float) + self._log_scale
         good = np.isfinite(lp) & np.all(np.isfinite(phi), axis=1)
         out = np.full(n, -np.inf)
-        T = self.A.shape[0]
-        tm, tv = (np.zeros((n, T)), np.ones((n, T))) if targets else (None, None)
+        key = "coef" if targets == "coef" else "tmean"
+        width = self.p if targets == "coef" else self.A.shape[0]
+        tm = np.zeros((n, width)) if targets else None
+        tv = np.ones((n, width)) if targets is True else None
         idx = np.flatnonzero(good)
         ch = self.settings.chunk
         with np.errstate(over="ignore", under="ignore"):
@@ -374,14 +377,15 @@ class ExactHierarchical:
                             continue
                         out[jj] = lp[jj] + o["loglik"][0]
                         if targets:
-                            tm[jj] = o["tmean"][0]
-                            tv[jj] = o["tvar"][0] if "tvar" in o else 1.0
+                            tm[jj] = o[key][0]
+                        if targets is True:
+                            tv[jj] = o["tvar"][0]
                     continue
                 out[j] = lp[j] + o["loglik"]
                 if targets:
-                    tm[j] = o["tmean"]
-                    if "tvar" in o:
-                        tv[j] = o["tvar"]
+                    tm[j] = o[key]
+                if targets is True:
+                    tv[j] = o["tvar"]
         out = np.where(np.isfinite(out), out, -np.inf)
         return out, tm, tv
 
@@ -397,12 +401,13 @@ class ExactHierarchical:
             ppf = getattr(pr, "ppf", None)
             ppfs.append(None if ppf is None else (lambda q, f=ppf: np.asarray(f(q), dtype=float) / self._scale))
         rule = integrate_components(self._evaluate, ppfs, [zone] * C, C, st, what="the variance components",
-                                    lo_hard=[b[0] for b in self._bounds], hi_hard=[b[1] for b in self._bounds])
+                                    lo_hard=[b[0] for b in self._bounds], hi_hard=[b[1] for b in self._bounds],
+                                    mean_map=self.A.T)
         axes = rule.nodes
         lw = functools.reduce(np.add.outer, rule.log_w).ravel() if C > 1 else rule.log_w[0]
         logw = rule.ld + lw
         log_z = special.logsumexp(logw)
-        keep = logw - log_z > -50.0
+        keep = logw - log_z > KEEP_LOG
         self.rule = rule
         self._a = rule.a
         self._s = self._scale * rule.a  # per component: phi = _s * sinh(w) on the original scale
