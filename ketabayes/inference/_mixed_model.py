@@ -34,9 +34,9 @@ Biometrics 31(2):423-447. doi:10.2307/2529430
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
-from scipy import sparse
 
 __all__ = ["MixedModel"]
 
@@ -74,9 +74,6 @@ class MixedModel:
         self.logdet_q0 = float(logdet_q0)
         self.A = np.asarray(A, dtype=float)
         self.pred = np.asarray(pred, dtype=float)
-        self._outer = (self.W[:, :, None] * self.W[:, None, :]).reshape(k, -1)
-        # a' P^-1 a for every target from the entries of P^-1 that its (sparse) row a touches
-        self._A_outer = sparse.csr_array((self.A[:, :, None] * self.A[:, None, :]).reshape(self.A.shape[0], -1))
         self._setup_blocks()
 
     # ------------------------------------------------------------------ structure
@@ -104,10 +101,14 @@ class MixedModel:
         self._onehot = WJ.copy()  # one entry per row at most
         self._WK = WK
         self._q0K, self._q0J = self.q0[K], self.q0[J]
+        # targets share rows of A (a trial's effect and its cell, a prediction and its mean): the moments are
+        # computed per distinct row, and the independent terms per distinct row of pred
+        self._A_u, self._row_of_t = np.unique(self.A, axis=0, return_inverse=True)
+        self._pred_u, self._prow_of_t = np.unique(self.pred, axis=0, return_inverse=True)
         # entries of P^-1 (in the order (K, J) -> original indices) touched by some target: pairs i <= j
-        Aa = self.A != 0
+        Aa = self._A_u != 0
         pairs = set()
-        for t in range(self.A.shape[0]):
+        for t in range(self._A_u.shape[0]):
             s = np.flatnonzero(Aa[t])
             for a_ in range(s.size):
                 for b_ in range(a_, s.size):
@@ -138,11 +139,10 @@ class MixedModel:
         self._pairs = np.array(pairs, dtype=int).reshape(-1, 2)
         self._pair_kinds = {key: np.asarray(val, dtype=int) for key, val in kinds.items()}
         self._pair_cols = {key: np.asarray(val, dtype=int) for key, val in cols.items()}
-        T = self.A.shape[0]
-        amap = np.zeros((len(pairs), T))
+        amap = np.zeros((len(pairs), self._A_u.shape[0]))
         for n_, (i, j) in enumerate(pairs):
-            amap[n_] = self.A[:, i] * self.A[:, j] * (1.0 if i == j else 2.0)
-        self._var_map = np.concatenate([amap, self.pred.T], axis=0)  # (pairs + C, T)
+            amap[n_] = self._A_u[:, i] * self._A_u[:, j] * (1.0 if i == j else 2.0)
+        self._var_map = amap  # (pairs, distinct rows of A)
         self._jc = int(self.comp_of_col[J[0]]) if J.size else -1
 
     def scales(self, phi):
@@ -181,7 +181,9 @@ class MixedModel:
     def evaluate(self, phi, targets=False):
         """Log likelihood ``{"loglik"}`` at ``phi (N, C)``; with ``targets``: ``"coef"`` the coefficients'
         conditional means on the ``(b, u)`` scale (``(N, p)``; the targets' means are ``coef @ A'``), ``"mean"``
-        also ``"tmean"``, ``True`` also ``"tvar"`` (the targets' conditional variances)."""
+        the targets' means ``"tmean"``, ``True`` also their variances ``"tvar"``; ``"compact"``: the means
+        ``"qmean"`` and variances ``"qvar"`` of the distinct rows of ``A`` (without the independent terms:
+        :meth:`expand_var`)."""
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
         K, J = self.K, self.J
@@ -215,7 +217,7 @@ class MixedModel:
         Scn = Sc / (dg[:, :, None] * dg[:, None, :])
         Ln = np.linalg.cholesky(Scn)
         logdet = 2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
-        full = targets is True
+        full = targets is True or targets == "compact"
         if full:
             Sinv = np.linalg.inv(Scn) / (dg[:, :, None] * dg[:, None, :])
             solK = (Sinv @ rK2[:, :, None])[:, :, 0]
@@ -238,11 +240,12 @@ class MixedModel:
         out["coef"] = coef
         if targets == "coef":
             return out
-        out["tmean"] = coef @ self.A.T
-        if not full:
+        qmean = coef @ self._A_u.T
+        if targets == "mean":
+            out["tmean"] = qmean[:, self._row_of_t]
             return out
         # the entries of S P^-1 S the targets touch: (K, K) from Sc^-1, (K, J) = -Sc^-1 B, (j, j) and (j, j')
-        E = np.empty((n, self._pairs.shape[0] + phi.shape[1]))
+        E = np.empty((n, self._pairs.shape[0]))
         kinds, cols = self._pair_kinds, self._pair_cols
         E[:, cols["KK"]] = Sinv.reshape(n, -1)[:, kinds["KK"]]
         if J.size:
@@ -255,11 +258,43 @@ class MixedModel:
             if kinds["JJo"].size:
                 j1, j2 = kinds["JJo"][:, 0], kinds["JJo"][:, 1]
                 E[:, cols["JJo"]] = -(B[:, :, j1] * PiKJ[:, :, j2]).sum(1)
-        m = self._pairs.shape[0]
-        E[:, :m] *= sv[:, self._pairs[:, 0]] * sv[:, self._pairs[:, 1]]
-        E[:, m:] = phi**2                                                   # the targets' independent terms
-        out["tvar"] = E @ self._var_map
+        E *= sv[:, self._pairs[:, 0]] * sv[:, self._pairs[:, 1]]
+        qvar = E @ self._var_map
+        if targets == "compact":
+            out["qmean"], out["qvar"] = qmean, qvar
+            return out
+        out["tmean"] = qmean[:, self._row_of_t]
+        out["tvar"] = self.expand_var(qvar, phi)
         return out
+
+    @property
+    def n_rows(self) -> int:
+        """Number of distinct rows of ``A``."""
+        return self._A_u.shape[0]
+
+    @property
+    def row_of_target(self) -> np.ndarray:
+        """Per target, its distinct row of ``A`` (the columns of ``"qmean"`` / ``"qvar"``)."""
+        return self._row_of_t
+
+    def expand_var(self, qvar, phi, t=None):
+        """The targets' conditional variances from the distinct rows' ``qvar`` (all targets, or target ``t``)."""
+        if t is not None:
+            return qvar[:, self._row_of_t[t]] + (phi**2) @ self.pred[t]
+        tvar = qvar[:, self._row_of_t]
+        tvar += ((phi**2) @ self._pred_u.T)[:, self._prow_of_t]              # the targets' independent terms
+        return tvar
+
+    @cached_property
+    def _outer(self):
+        return (self.W[:, :, None] * self.W[:, None, :]).reshape(self.k, -1)
+
+    @cached_property
+    def _A_outer(self):
+        """a' P^-1 a for every target from the entries of P^-1 that its (sparse) row a touches."""
+        from scipy import sparse  # only for the dense pass (exact draws): not on the integration path
+
+        return sparse.csr_array((self.A[:, :, None] * self.A[:, None, :]).reshape(self.A.shape[0], -1))
 
     def dense(self, phi, targets=False, factor=False):
         """The direct computation (one Cholesky of ``P`` per node); with ``factor`` also ``"mean_z"``,

@@ -61,9 +61,9 @@ class TensorRule:
     """A tensor-product rule in ``w_c = asinh(phi_c / a_c)``.
 
     ``edges[c]`` (panel edges), ``nodes[c]`` (``npp`` Gauss-Legendre nodes per panel), ``log_w[c]`` (their
-    log weights); ``ld`` the log density (in ``w``) and ``tm``, ``tv`` the target moments at every node of
-    the product (C order; computed only where the node's normalised log weight exceeds :data:`KEEP_LOG`,
-    elsewhere 0 and 1); ``log_z`` the log normaliser; ``error`` the largest estimated relative error of
+    log weights); ``ld`` the log density (in ``w``) at every node of the product (C order); ``keep`` the
+    nodes whose normalised log weight exceeds :data:`KEEP_LOG` (the others carry no mass) and ``tm``, ``tv``
+    the target moments there (see ``moments`` of :func:`integrate_components`); ``log_z`` the log normaliser; ``error`` the largest estimated relative error of
     the checked integrals; ``refinements`` the rounds of refinement used; ``n_evaluations`` the number of
     density evaluations of the checked rules (all rounds, incl. the checks' second rules).
     """
@@ -80,6 +80,7 @@ class TensorRule:
     error: float
     refinements: int
     n_evaluations: int = 0
+    keep: np.ndarray | None = None
     Y: np.ndarray | None = None   # the checked means (see integrate_components), while the rule is checked
     m0: np.ndarray | None = None  # the targets' conditional means and sds at the peak: the checks' centring
     sc: np.ndarray | None = None  # and scale
@@ -114,7 +115,7 @@ def _axis_rule(edges: np.ndarray, npp: int):
 
 
 def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str = "the variance components",
-                         lo_hard=None, hi_hard=None, mean_map=None) -> TensorRule:
+                         lo_hard=None, hi_hard=None, mean_map=None, moments=None) -> TensorRule:
     """Checked rule for the posterior of ``C`` standardised scale parameters.
 
     Parameters
@@ -135,6 +136,9 @@ def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str
         Per component, bounds of the prior's support in ``log(phi)`` (``-inf`` / ``inf`` if none).
     mean_map : array, shape (r, T), optional
         See ``evaluate``; without it the checks evaluate the target means themselves.
+    moments : callable, optional
+        ``moments(phi (N, C)) -> (tm, tv)``: what the accepted rule stores at the nodes that carry mass (by
+        default the targets' means and variances from ``evaluate``; a caller may store a compact form).
     """
     st = settings
     lo_hard = list(lo_hard) if lo_hard is not None else [-math.inf] * C
@@ -163,7 +167,9 @@ def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str
         return np.where(np.isfinite(lp), lp, -np.inf)
 
     if C == 1:
-        return _one_component(evaluate, box[0], lims[0], (lo_hard[0], hi_hard[0]), prior_pts[0], st, what)
+        rule = _one_component(evaluate, box[0], lims[0], (lo_hard[0], hi_hard[0]), prior_pts[0], st, what)
+        _target_moments(rule, evaluate, st, moments)
+        return rule
     mode = _mode(logdens_u, box, lims, C)
     n0 = st.coarse[C - 1]
     u_peak = np.zeros(C)
@@ -270,7 +276,7 @@ def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str
         grow = _open_ends(rule, C, st, hard_lo, hard_hi)
         if not any(b.any() for b in bad) and not any(grow):
             rule.error, rule.refinements, rule.n_evaluations = err, it, n_eval
-            _target_moments(rule, evaluate, C, st)
+            _target_moments(rule, evaluate, st, moments)
             return rule
         if it == st.max_refinements:
             break
@@ -370,19 +376,22 @@ def _evaluate_rule(evaluate, a, edges, npp, C, st, mean_map=None) -> TensorRule:
                       error=math.nan, refinements=0, Y=Y, m0=m0[0], sc=np.sqrt(np.maximum(v0[0], 1e-300)))
 
 
-def _target_moments(rule: TensorRule, evaluate, C, st):
-    """The targets' conditional means and variances at the nodes that carry mass (normalised log weight above
-    :data:`KEEP_LOG`); 0 and 1 elsewhere."""
+def _target_moments(rule: TensorRule, evaluate, st, moments=None):
+    """``rule.keep``: the nodes that carry mass (normalised log weight above :data:`KEEP_LOG`); ``rule.tm``,
+    ``rule.tv``: ``moments`` there (by default the targets' conditional means and variances)."""
     lw = functools.reduce(np.add.outer, rule.log_w).ravel()
     keep = np.flatnonzero(rule.ld + lw - rule.log_z > KEEP_LOG)
     _, phi = _mesh(rule.a, rule.nodes)
-    T = rule.m0.size
-    tm, tv = np.zeros((rule.ld.size, T)), np.ones((rule.ld.size, T))
+    phi = phi[keep]
+    tm, tv = [], []
     for i in range(0, keep.size, st.chunk):
-        j = keep[i:i + st.chunk]
-        _, m, v = evaluate(phi[j], True)
-        tm[j], tv[j] = m, v
-    rule.tm, rule.tv, rule.Y = tm, tv, None
+        if moments is not None:
+            m, v = moments(phi[i:i + st.chunk])
+        else:
+            _, m, v = evaluate(phi[i:i + st.chunk], True)
+        tm.append(m)
+        tv.append(v)
+    rule.keep, rule.tm, rule.tv, rule.Y = keep, np.concatenate(tm), np.concatenate(tv), None
 
 
 def _check(rule: TensorRule, C: int, tol: float, evaluate=None, st=None, mean_map=None):
@@ -507,9 +516,7 @@ def _one_component(evaluate, box, lims, hard, prior_pts, st, what) -> TensorRule
     scan = np.clip(np.unique(scan), lo, hi)
     rule = integrate_log_scale(logdens, lo, hi, True, hard[1] < math.inf and hard[1] <= lims[1], scan, qs,
                                what=what)
-    nodes = rule.u
-    lp, m, v = evaluate((a * np.sinh(nodes))[:, None], True)
-    ld = rule.log_weights + rule.log_z - np.log((0.5 * np.diff(rule.edges)[:, None] * rule.w[None, :]).ravel())
-    return TensorRule(a=np.array([a]), edges=[rule.edges], nodes=[nodes],
-                      log_w=[np.log((0.5 * np.diff(rule.edges)[:, None] * rule.w[None, :]).ravel())],
-                      npp=rule.x.size, ld=ld, tm=m, tv=v, log_z=rule.log_z, error=math.nan, refinements=0)
+    log_w = np.log((0.5 * np.diff(rule.edges)[:, None] * rule.w[None, :]).ravel())
+    return TensorRule(a=np.array([a]), edges=[rule.edges], nodes=[rule.u], log_w=[log_w], npp=rule.x.size,
+                      ld=rule.log_weights + rule.log_z - log_w, tm=None, tv=None, log_z=rule.log_z, error=math.nan,
+                      refinements=0)

@@ -348,7 +348,8 @@ class ExactHierarchical:
         """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``.
 
         With ``targets`` also the targets' conditional means and variances (``"mean"``: means only;
-        ``"coef"``: the coefficients' conditional means instead, whose map ``@ A'`` gives the targets' means).
+        ``"coef"``: the coefficients' conditional means instead, whose map ``@ A'`` gives the targets' means;
+        ``"compact"``: the moments of the distinct rows of ``A``, see :class:`MixedModel`).
         """
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
@@ -358,10 +359,11 @@ class ExactHierarchical:
                 lp = lp + np.asarray(pr.logpdf(self._scale * phi[:, c]), dtype=float) + self._log_scale
         good = np.isfinite(lp) & np.all(np.isfinite(phi), axis=1)
         out = np.full(n, -np.inf)
-        key = "coef" if targets == "coef" else "tmean"
-        width = self.p if targets == "coef" else self.A.shape[0]
-        tm = np.zeros((n, width)) if targets else None
-        tv = np.ones((n, width)) if targets is True else None
+        keys, widths = {"coef": (("coef", None), (self.p, 0)),
+                        "compact": (("qmean", "qvar"), (self._mm.n_rows,) * 2)}.get(
+            targets, (("tmean", "tvar" if targets is True else None), (self.A.shape[0],) * 2))
+        tm = np.zeros((n, widths[0])) if targets else None
+        tv = np.ones((n, widths[1])) if targets and keys[1] else None
         idx = np.flatnonzero(good)
         ch = self.settings.chunk
         with np.errstate(over="ignore", under="ignore"):
@@ -376,16 +378,16 @@ class ExactHierarchical:
                         except np.linalg.LinAlgError:  # left out (-inf); the checks see any mass it had
                             continue
                         out[jj] = lp[jj] + o["loglik"][0]
-                        if targets:
-                            tm[jj] = o[key][0]
-                        if targets is True:
-                            tv[jj] = o["tvar"][0]
+                        if tm is not None:
+                            tm[jj] = o[keys[0]][0]
+                        if tv is not None:
+                            tv[jj] = o[keys[1]][0]
                     continue
                 out[j] = lp[j] + o["loglik"]
-                if targets:
-                    tm[j] = o[key]
-                if targets is True:
-                    tv[j] = o["tvar"]
+                if tm is not None:
+                    tm[j] = o[keys[0]]
+                if tv is not None:
+                    tv[j] = o[keys[1]]
         out = np.where(np.isfinite(out), out, -np.inf)
         return out, tm, tv
 
@@ -402,12 +404,12 @@ class ExactHierarchical:
             ppfs.append(None if ppf is None else (lambda q, f=ppf: np.asarray(f(q), dtype=float) / self._scale))
         rule = integrate_components(self._evaluate, ppfs, [zone] * C, C, st, what="the variance components",
                                     lo_hard=[b[0] for b in self._bounds], hi_hard=[b[1] for b in self._bounds],
-                                    mean_map=self.A.T)
+                                    mean_map=self.A.T, moments=self._compact_moments)
         axes = rule.nodes
         lw = functools.reduce(np.add.outer, rule.log_w).ravel() if C > 1 else rule.log_w[0]
         logw = rule.ld + lw
         log_z = special.logsumexp(logw)
-        keep = logw - log_z > KEEP_LOG
+        keep = rule.keep  # the nodes whose normalised log weight exceeds KEEP_LOG
         self.rule = rule
         self._a = rule.a
         self._s = self._scale * rule.a  # per component: phi = _s * sinh(w) on the original scale
@@ -415,26 +417,16 @@ class ExactHierarchical:
             tuple(self._s * np.sinh(np.array([e[-1] for e in rule.edges])))
         self._axes = axes
         self._cells = [np.concatenate([[e[0]], 0.5 * (n[1:] + n[:-1]), [e[-1]]]) for e, n in zip(rule.edges, axes)]
-        self._node_index = np.stack([m.ravel() for m in np.meshgrid(*[np.arange(a.size) for a in axes],
-                                                                    indexing="ij")], axis=1)[keep]
-        wgrid = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")], axis=1)
-        self.w_nodes = wgrid[keep]
+        self._node_index = np.stack(np.unravel_index(keep, tuple(a.size for a in axes)), axis=1)
+        self.w_nodes = np.stack([a[i] for a, i in zip(axes, self._node_index.T)], axis=1)
         self._phi_std = rule.a * np.sinh(self.w_nodes)
         self.phi_nodes = self._scale * self._phi_std
         self.log_weights = logw[keep] - special.logsumexp(logw[keep])
         self.weights = np.exp(self.log_weights)
         self.log_evidence = float(log_z) + self._log_jac
-        self.n_nodes_total = int(wgrid.shape[0])
+        self.n_nodes_total = int(logw.size)
         self.quadrature_error = float(rule.error)
-        tm, tv = rule.tm[keep], np.maximum(rule.tv[keep], 1e-300)
-        rows = np.flatnonzero(self.shrink >= 0)
-        if rows.size:  # trials' shrunken effects: add each trial's own estimate given tau (see shrink)
-            i = self.shrink[rows]
-            tau2 = self._phi_std[:, :1] ** 2
-            cc = tau2 / (tau2 + self._vs[i][None, :])
-            tm[:, rows] = (1.0 - cc) * tm[:, rows] + cc * self._ys[i][None, :]
-            tv[:, rows] = (1.0 - cc) ** 2 * tv[:, rows] + cc * self._vs[i][None, :]
-        self._tm, self._tv = tm, tv
+        self._qm, self._qv = rule.tm, rule.tv  # per distinct row of A (see _target_std)
         self._logw_axes = rule.log_w
         self._panel_edges = rule.edges
         self._npp = rule.npp
@@ -443,21 +435,40 @@ class ExactHierarchical:
         self._log_node_mass = [special.logsumexp(full, axis=tuple(a for a in range(C) if a != c)) if C > 1
                                else full for c in range(C)]
 
+    def _compact_moments(self, phi):
+        """What the rule stores at its nodes: the means and variances of the distinct rows of ``A``."""
+        _, m, v = self._evaluate(phi, "compact")
+        return m, v
+
+    def _target_std(self, t):
+        """Conditional mean and variance of target ``t`` at the kept nodes (standardised scale)."""
+        r = self._mm.row_of_target[t]
+        m = self._qm[:, r]
+        v = np.maximum(self._mm.expand_var(self._qv, self._phi_std, t), 1e-300)
+        i = self.shrink[t]
+        if i >= 0:  # a trial's shrunken effect: add its own estimate given tau (see shrink)
+            tau2 = self._phi_std[:, 0] ** 2
+            cc = tau2 / (tau2 + self._vs[i])
+            m = (1.0 - cc) * m + cc * self._ys[i]
+            v = (1.0 - cc) ** 2 * v + cc * self._vs[i]
+        return m, v
+
     @property
     def target_means(self) -> np.ndarray:
         """Conditional means of the targets at the kept nodes (original scale)."""
-        return self._c * self.A[:, 0][None, :] + self._scale * self._tm
+        tm = np.stack([self._target_std(t)[0] for t in range(self.A.shape[0])], axis=1)
+        return self._c * self.A[:, 0][None, :] + self._scale * tm
 
     @property
     def target_vars(self) -> np.ndarray:
         """Conditional variances of the targets at the kept nodes (original scale)."""
-        return self._scale**2 * self._tv
+        return self._scale**2 * np.stack([self._target_std(t)[1] for t in range(self.A.shape[0])], axis=1)
 
     # ------------------------------------------------------------------ results
     def marginal(self, t: int) -> MixtureMarginal:
         """Exact posterior of target ``t`` (row of ``A``): standardised components with location and scale."""
-        return MixtureMarginal(self.weights, self._tm[:, t], np.sqrt(self._tv[:, t]),
-                               loc=self._c * float(self.A[t, 0]), scale=self._scale)
+        m, v = self._target_std(t)
+        return MixtureMarginal(self.weights, m, np.sqrt(v), loc=self._c * float(self.A[t, 0]), scale=self._scale)
 
     @cached_property
     def marginals(self) -> list[MixtureMarginal]:
