@@ -142,7 +142,12 @@ class MixedModel:
         amap = np.zeros((len(pairs), self._A_u.shape[0]))
         for n_, (i, j) in enumerate(pairs):
             amap[n_] = self._A_u[:, i] * self._A_u[:, j] * (1.0 if i == j else 2.0)
-        self._var_map = amap  # (pairs, distinct rows of A)
+        # the products with the (sparse) rows: scipy's single-threaded sparse kernels (few non-zeros per row;
+        # a multithreaded BLAS gemm of these shapes is several times slower on a loaded machine)
+        from scipy import sparse
+
+        self._A_u_csr = sparse.csr_array(self._A_u)
+        self._var_map_csr = sparse.csr_array(amap.T)  # (distinct rows of A, pairs)
         self._jc = int(self.comp_of_col[J[0]]) if J.size else -1
 
     def scales(self, phi):
@@ -181,9 +186,9 @@ class MixedModel:
     def evaluate(self, phi, targets=False):
         """Log likelihood ``{"loglik"}`` at ``phi (N, C)``; with ``targets``: ``"coef"`` the coefficients'
         conditional means on the ``(b, u)`` scale (``(N, p)``; the targets' means are ``coef @ A'``), ``"mean"``
-        the targets' means ``"tmean"``, ``True`` also their variances ``"tvar"``; ``"compact"``: the means
-        ``"qmean"`` and variances ``"qvar"`` of the distinct rows of ``A`` (without the independent terms:
-        :meth:`expand_var`)."""
+        the targets' means ``"tmean"``, ``True`` also their variances ``"tvar"`` (``(N, T)``); ``"compact"``:
+        the means ``"qmean"`` and variances ``"qvar"`` of the distinct rows of ``A`` (``(rows, N)``, see
+        :attr:`row_of_target`; without the targets' independent terms ``pred @ phi**2``)."""
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
         K, J = self.K, self.J
@@ -240,9 +245,9 @@ class MixedModel:
         out["coef"] = coef
         if targets == "coef":
             return out
-        qmean = coef @ self._A_u.T
+        qmean = self._A_u_csr @ coef.T                                    # (distinct rows, n)
         if targets == "mean":
-            out["tmean"] = qmean[:, self._row_of_t]
+            out["tmean"] = qmean.T[:, self._row_of_t]
             return out
         # the entries of S P^-1 S the targets touch: (K, K) from Sc^-1, (K, J) = -Sc^-1 B, (j, j) and (j, j')
         E = np.empty((n, self._pairs.shape[0]))
@@ -259,12 +264,12 @@ class MixedModel:
                 j1, j2 = kinds["JJo"][:, 0], kinds["JJo"][:, 1]
                 E[:, cols["JJo"]] = -(B[:, :, j1] * PiKJ[:, :, j2]).sum(1)
         E *= sv[:, self._pairs[:, 0]] * sv[:, self._pairs[:, 1]]
-        qvar = E @ self._var_map
+        qvar = self._var_map_csr @ E.T                                     # (distinct rows, n)
         if targets == "compact":
             out["qmean"], out["qvar"] = qmean, qvar
             return out
-        out["tmean"] = qmean[:, self._row_of_t]
-        out["tvar"] = self.expand_var(qvar, phi)
+        out["tmean"] = qmean.T[:, self._row_of_t]
+        out["tvar"] = qvar.T[:, self._row_of_t] + ((phi**2) @ self._pred_u.T)[:, self._prow_of_t]
         return out
 
     @property
@@ -276,14 +281,6 @@ class MixedModel:
     def row_of_target(self) -> np.ndarray:
         """Per target, its distinct row of ``A`` (the columns of ``"qmean"`` / ``"qvar"``)."""
         return self._row_of_t
-
-    def expand_var(self, qvar, phi, t=None):
-        """The targets' conditional variances from the distinct rows' ``qvar`` (all targets, or target ``t``)."""
-        if t is not None:
-            return qvar[:, self._row_of_t[t]] + (phi**2) @ self.pred[t]
-        tvar = qvar[:, self._row_of_t]
-        tvar += ((phi**2) @ self._pred_u.T)[:, self._prow_of_t]              # the targets' independent terms
-        return tvar
 
     @cached_property
     def _outer(self):

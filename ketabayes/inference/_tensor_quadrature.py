@@ -63,7 +63,7 @@ class TensorRule:
     ``edges[c]`` (panel edges), ``nodes[c]`` (``npp`` Gauss-Legendre nodes per panel), ``log_w[c]`` (their
     log weights); ``ld`` the log density (in ``w``) at every node of the product (C order); ``keep`` the
     nodes whose normalised log weight exceeds :data:`KEEP_LOG` (the others carry no mass) and ``tm``, ``tv``
-    the target moments there (see ``moments`` of :func:`integrate_components`); ``log_z`` the log normaliser; ``error`` the largest estimated relative error of
+    the target moments there (targets x kept nodes; see ``moments`` of :func:`integrate_components`); ``log_z`` the log normaliser; ``error`` the largest estimated relative error of
     the checked integrals; ``refinements`` the rounds of refinement used; ``n_evaluations`` the number of
     density evaluations of the checked rules (all rounds, incl. the checks' second rules).
     """
@@ -144,8 +144,9 @@ def integrate_components(evaluate, priors, zones, C: int, settings, *, what: str
     mean_map : array, shape (r, T), optional
         See ``evaluate``; without it the checks evaluate the target means themselves.
     moments : callable, optional
-        ``moments(phi (N, C)) -> (tm, tv)``: what the accepted rule stores at the nodes that carry mass (by
-        default the targets' means and variances from ``evaluate``; a caller may store a compact form).
+        ``moments(phi (N, C)) -> (tm, tv)``, each ``(rows, N)``: what the accepted rule stores at the nodes
+        that carry mass (by default the targets' means and variances from ``evaluate``; a caller may store
+        a compact form).
     """
     st = settings
     lo_hard = list(lo_hard) if lo_hard is not None else [-math.inf] * C
@@ -397,9 +398,10 @@ def _target_moments(rule: TensorRule, evaluate, st, moments=None):
             m, v = moments(phi[i:i + st.chunk])
         else:
             _, m, v = evaluate(phi[i:i + st.chunk], True)
+            m, v = m.T, v.T
         tm.append(m)
         tv.append(v)
-    rule.keep, rule.tm, rule.tv, rule.Y = keep, np.concatenate(tm), np.concatenate(tv), None
+    rule.keep, rule.tm, rule.tv, rule.Y = keep, np.concatenate(tm, axis=1), np.concatenate(tv, axis=1), None
 
 
 def _check(rule: TensorRule, C: int, tol: float, evaluate=None, st=None, mean_map=None, others=None):

@@ -364,6 +364,8 @@ class ExactHierarchical:
             targets, (("tmean", "tvar" if targets is True else None), (self.A.shape[0],) * 2))
         tm = np.zeros((n, widths[0])) if targets else None
         tv = np.ones((n, widths[1])) if targets and keys[1] else None
+        if targets == "compact":  # rows x nodes (see MixedModel.evaluate): filled through transposed views
+            tm, tv = np.zeros((widths[0], n)).T, np.ones((widths[1], n)).T
         idx = np.flatnonzero(good)
         ch = self.settings.chunk
         with np.errstate(over="ignore", under="ignore"):
@@ -379,15 +381,15 @@ class ExactHierarchical:
                             continue
                         out[jj] = lp[jj] + o["loglik"][0]
                         if tm is not None:
-                            tm[jj] = o[keys[0]][0]
+                            tm[jj] = o[keys[0]].T[0] if targets == "compact" else o[keys[0]][0]
                         if tv is not None:
-                            tv[jj] = o[keys[1]][0]
+                            tv[jj] = o[keys[1]].T[0] if targets == "compact" else o[keys[1]][0]
                     continue
                 out[j] = lp[j] + o["loglik"]
                 if tm is not None:
-                    tm[j] = o[keys[0]]
+                    tm[j] = o[keys[0]].T if targets == "compact" else o[keys[0]]
                 if tv is not None:
-                    tv[j] = o[keys[1]]
+                    tv[j] = o[keys[1]].T if targets == "compact" else o[keys[1]]
         out = np.where(np.isfinite(out), out, -np.inf)
         return out, tm, tv
 
@@ -426,7 +428,7 @@ class ExactHierarchical:
         self.log_evidence = float(log_z) + self._log_jac
         self.n_nodes_total = int(logw.size)
         self.quadrature_error = float(rule.error)
-        self._qm, self._qv = rule.tm, rule.tv  # per distinct row of A (see _target_std)
+        self._qm, self._qv = rule.tm, rule.tv  # distinct rows of A x kept nodes (see _target_std)
         self._logw_axes = rule.log_w
         self._panel_edges = rule.edges
         self._npp = rule.npp
@@ -436,15 +438,16 @@ class ExactHierarchical:
                                else full for c in range(C)]
 
     def _compact_moments(self, phi):
-        """What the rule stores at its nodes: the means and variances of the distinct rows of ``A``."""
+        """What the rule stores at its nodes: the means and variances of the distinct rows of ``A`` (rows x
+        nodes)."""
         _, m, v = self._evaluate(phi, "compact")
-        return m, v
+        return m.T, v.T
 
     def _target_std(self, t):
         """Conditional mean and variance of target ``t`` at the kept nodes (standardised scale)."""
         r = self._mm.row_of_target[t]
-        m = self._qm[:, r]
-        v = np.maximum(self._mm.expand_var(self._qv, self._phi_std, t), 1e-300)
+        m = self._qm[r]
+        v = np.maximum(self._qv[r] + (self._phi_std**2) @ self.pred[t], 1e-300)
         i = self.shrink[t]
         if i >= 0:  # a trial's shrunken effect: add its own estimate given tau (see shrink)
             tau2 = self._phi_std[:, 0] ** 2
