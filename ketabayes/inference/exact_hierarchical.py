@@ -77,7 +77,7 @@ from scipy import optimize, special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.inference._mixed_model import MixedModel
-from ketabayes.inference._tensor_quadrature import KEEP_LOG, U_MAX, U_MIN, integrate_components
+from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
 from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
