@@ -174,20 +174,25 @@ def test_predictive_sd_of_a_heavy_tail():
                                                                                                    rel=1e-3)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("prior_sd", [P.HalfNormal(0.5), P.HalfCauchy(0.2)])
-def test_three_components_match_brute_force(prior_sd):
-    """Drug x condition (tau and two group SDs), 16 SIMULATED trials, against the k x k marginal-covariance
-    brute force (144^3 Gauss-Legendre nodes in log(phi), ~1-2 minutes per case; it agrees with an engine rule
-    of 18x more nodes to 2e-8). The half-Cauchy case needs the refinement: the starting rule is 1e-5 off."""
+def three_components(prior_sd):
+    """Drug x condition (tau and two group SDs), 16 SIMULATED trials."""
     rng = np.random.default_rng(11)
     drug = [f"d{i % 3}" for i in range(16)]
     cond = [f"c{(i // 3) % 2}" for i in range(16)]
     v = np.exp(rng.uniform(np.log(0.02), np.log(0.3), 16))
     y = rng.normal(-0.2, 0.4, 16)
     d = pd.DataFrame({"study": [f"SIM-{i}" for i in range(16)], "drug": drug, "condition": cond, "yi": y, "vi": v})
-    m = HierarchicalModel(d, by=["drug", "condition"], prior_mu=P.Normal(0, 4), prior_tau=P.HalfNormal(0.5),
-                          prior_sd={"*": prior_sd})
+    return HierarchicalModel(d, by=["drug", "condition"], prior_mu=P.Normal(0, 4), prior_tau=P.HalfNormal(0.5),
+                             prior_sd={"*": prior_sd})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prior_sd", [P.HalfNormal(0.5), P.HalfCauchy(0.2)])
+def test_three_components_match_brute_force(prior_sd):
+    """Drug x condition (tau and two group SDs), 16 SIMULATED trials, against the k x k marginal-covariance
+    brute force (144^3 Gauss-Legendre nodes in log(phi), ~1-2 minutes per case; it agrees with an engine rule
+    of 18x more nodes to 2e-8). The half-Cauchy case needs the refinement: the starting rule is 1e-5 off."""
+    m = three_components(prior_sd)
     e = m._exact()
     des = m.design
     names = [t.name for t in des.targets]
@@ -201,6 +206,68 @@ def test_three_components_match_brute_force(prior_sd):
         for q in (0.025, 0.5, 0.975):
             x = ref.ppf(r, q)
             assert abs(float(mg.cdf(x)) - ref.cdf(r, x)) <= PTOL3
+
+
+def _check_models():
+    """The models of the matrix (one grouping), the two three-component designs above and the 67-trial
+    benchmark design (three components, SIMULATED)."""
+    from ketabayes.data.simulate import REVIEW_DRUGS, simulate_review
+
+    out = {name: (lambda c=case: HierarchicalModel(c[0], by="drug", prior_mu=c[1], prior_tau=c[2],
+                                                   prior_sd={"drug": c[3]})) for name, case in CASES.items()}
+    out["three components, halfnormal(0.5)"] = lambda: three_components(P.HalfNormal(0.5))
+    out["three components, halfcauchy(0.2)"] = lambda: three_components(P.HalfCauchy(0.2))
+    out["benchmark drug x condition"] = lambda: HierarchicalModel(
+        simulate_review(seed=3, drugs=dict(REVIEW_DRUGS, ketamine=37)), by=["drug", "condition"],
+        prior_mu="normal(0, 50)", prior_tau="halfnormal(10)")
+    return out
+
+
+CHECK_MODELS = _check_models()
+CHECK_FAST = ["base", "outlier y = 50", "nearly flat sd halfcauchy(1e4)", "three components, halfcauchy(0.2)",
+              "benchmark drug x condition"]
+
+
+def _check_decisions(name, monkeypatch):
+    """Every check of the engine's run done twice on the same rule: with the other axes integrated by the
+    subset rules (the default, reusing the full rule's values) and by their full rules (new evaluations of
+    the second rule on the whole grid, as before); the run continues with the subset decision."""
+    import ketabayes.inference._tensor_quadrature as tq
+
+    seen = []
+    check = tq._check
+
+    def both(rule, C, tol, evaluate=None, st=None, mean_map=None):
+        bad_full, err_full = check(rule, C, tol, evaluate, st, mean_map, others="full")
+        bad_sub, err_sub = check(rule, C, tol, evaluate, st, mean_map, others="subset")
+        seen.append((evaluate is not None, bad_full, bad_sub, err_full, err_sub))
+        return bad_sub, err_sub
+
+    monkeypatch.setattr(tq, "_check", both)
+    CHECK_MODELS[name]()._exact()
+    return seen
+
+
+def _assert_same_decisions(seen):
+    assert any(s[0] for s in seen)  # the second Gauss-Legendre rule was used
+    for _, bad_full, bad_sub, err_full, err_sub in seen:
+        for a, b in zip(bad_full, bad_sub):
+            np.testing.assert_array_equal(a, b)
+        assert err_sub >= 0.5 * err_full
+
+
+@pytest.mark.parametrize("name", CHECK_FAST)
+def test_subset_check_takes_the_full_checks_decisions(name, monkeypatch):
+    """The cheap check (other axes by the interpolatory rule on half their nodes, reusing the full rule's
+    values) refines exactly the panels the full check refines, round by round, and its worst estimate is
+    not below half the full check's (see _tensor_quadrature._check)."""
+    _assert_same_decisions(_check_decisions(name, monkeypatch))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in CHECK_MODELS if n not in CHECK_FAST])
+def test_subset_check_takes_the_full_checks_decisions_full_matrix(name, monkeypatch):
+    _assert_same_decisions(_check_decisions(name, monkeypatch))
 
 
 def test_log_evidence_is_scale_equivariant():

@@ -76,13 +76,12 @@ import numpy as np
 from scipy import optimize, special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
+from ketabayes.inference._mixed_model import MixedModel
 from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
 from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
 __all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 #: largest number of variance components (tau + group scales) the tensor grid handles
 MAX_COMPONENTS = 4
@@ -284,11 +283,8 @@ class ExactHierarchical:
         self._resid = self.y - self.W @ self.c0
         self._comp_of_col = np.concatenate([np.full(self.q, -1), self.term_of_col + 1])
         self._standardise(prior_fixed)
-        self._outer = (self.W[:, :, None] * self.W[:, None, :]).reshape(k, -1)
-        # a' P^-1 a for every target from the entries of P^-1 that its (sparse) row a touches
-        from scipy import sparse
-
-        self._A_outer = sparse.csr_array((self.A[:, :, None] * self.A[:, None, :]).reshape(self.A.shape[0], -1))
+        self._mm = MixedModel(self.W, self._comp_of_col, self._resid_s, self._vs, self._c0s, self._q0s,
+                              self._logdet_q0s, self.A, self.pred)
         if integrate:
             self._integrate()
 
@@ -340,60 +336,20 @@ class ExactHierarchical:
                                      "rescale the data or the prior")
 
     # ------------------------------------------------------------------ Gaussian pass
-    def _scales(self, phi):
-        """Column scales ``(N, p)``: 1 for fixed coefficients, ``sigma_g`` for term g's columns."""
-        sv = np.ones((phi.shape[0], self.p))
-        rand = self._comp_of_col >= 0
-        sv[:, rand] = phi[:, self._comp_of_col[rand]]
-        return sv
-
     def _gauss(self, phi, targets: bool = False, factor: bool = False):
-        """Log marginal likelihood and (optionally) target moments at *standardised* components ``phi (N, C)``.
-
-        ``W' D W`` for all nodes is one matrix product with the precomputed outer
-        products ``w_i w_i'``; the scales ``S`` are applied afterwards
-        (``W_s' D W_s = S (W' D W) S``). Everything is on the standardised scale.
-        """
-        phi = np.asarray(phi, dtype=float)
-        n = phi.shape[0]
-        tau2 = phi[:, 0] ** 2
-        tv = self._vs[None, :] + tau2[:, None]
-        d = 1.0 / tv
-        sv = self._scales(phi)
-        P = (d @ self._outer).reshape(n, self.p, self.p) * sv[:, :, None] * sv[:, None, :]
-        P[:, np.arange(self.p), np.arange(self.p)] += self._q0s
-        r = ((d * self._resid_s) @ self.W) * sv
-        # Jacobi scaling P = D Pn D (D = sqrt(diag P)): group scales far apart make P badly scaled, not singular
-        dg = np.sqrt(np.diagonal(P, axis1=1, axis2=2))
-        Pn = P / (dg[:, :, None] * dg[:, None, :])
-        Ln = np.linalg.cholesky(Pn)
-        logdet = 2.0 * (np.log(np.diagonal(Ln, axis1=1, axis2=2)).sum(1) + np.log(dg).sum(1))
-        full = targets and targets != "mean"  # "mean": target means only (no variances: no inverse)
-        if full:
-            Pinv = np.linalg.inv(Pn) / (dg[:, :, None] * dg[:, None, :])
-            sol = (Pinv @ r[:, :, None])[:, :, 0]
-        else:
-            sol = np.linalg.solve(Pn, (r / dg)[:, :, None])[:, :, 0] / dg
-        quad = (d * self._resid_s**2).sum(1) - (r * sol).sum(1)
-        ll = -0.5 * (self.y.size * _LOG_2PI + np.log(tv).sum(1) + logdet - self._logdet_q0s + quad)
-        out = {"loglik": ll}
-        if targets or factor:
-            mean = self._c0s + sol
-            out["mean_z"] = mean
-            out["sv"] = sv
-        if targets:
-            out["tmean"] = (mean * sv) @ self.A.T
-        if full:
-            M = (Pinv * sv[:, :, None] * sv[:, None, :]).reshape(n, -1)
-            out["tvar"] = (self._A_outer @ M.T).T + (phi**2) @ self.pred.T.astype(float)
+        """Log marginal likelihood and (optionally) target moments at *standardised* components ``phi (N, C)``
+        (:class:`~ketabayes.inference._mixed_model.MixedModel`; ``factor``: also the Cholesky factor of the
+        coefficients' precision, for exact draws)."""
         if factor:
-            out["chol"] = dg[:, :, None] * Ln  # P = (D Ln)(D Ln)'
-        return out
+            return self._mm.dense(phi, targets, factor=True)
+        return self._mm.evaluate(phi, targets)
 
     def _evaluate(self, phi, targets):
         """Log posterior density (prior x likelihood) of the standardised components ``phi (N, C)``.
 
-        With ``targets`` also the targets' conditional means and variances (``"mean"``: means only).
+        With ``targets`` also the targets' conditional means and variances (``"mean"``: means only;
+        ``"coef"``: the coefficients' conditional means instead, whose map ``@ A'`` gives the targets' means;
+        ``"compact"``: the moments of the distinct rows of ``A``, see :class:`MixedModel`).
         """
         phi = np.asarray(phi, dtype=float)
         n = phi.shape[0]
@@ -403,8 +359,13 @@ class ExactHierarchical:
                 lp = lp + np.asarray(pr.logpdf(self._scale * phi[:, c]), dtype=float) + self._log_scale
         good = np.isfinite(lp) & np.all(np.isfinite(phi), axis=1)
         out = np.full(n, -np.inf)
-        T = self.A.shape[0]
-        tm, tv = (np.zeros((n, T)), np.ones((n, T))) if targets else (None, None)
+        keys, widths = {"coef": (("coef", None), (self.p, 0)),
+                        "compact": (("qmean", "qvar"), (self._mm.n_rows,) * 2)}.get(
+            targets, (("tmean", "tvar" if targets is True else None), (self.A.shape[0],) * 2))
+        tm = np.zeros((n, widths[0])) if targets else None
+        tv = np.ones((n, widths[1])) if targets and keys[1] else None
+        if targets == "compact":  # rows x nodes (see MixedModel.evaluate): filled through transposed views
+            tm, tv = np.zeros((widths[0], n)).T, np.ones((widths[1], n)).T
         idx = np.flatnonzero(good)
         ch = self.settings.chunk
         with np.errstate(over="ignore", under="ignore"):
@@ -419,15 +380,16 @@ class ExactHierarchical:
                         except np.linalg.LinAlgError:  # left out (-inf); the checks see any mass it had
                             continue
                         out[jj] = lp[jj] + o["loglik"][0]
-                        if targets:
-                            tm[jj] = o["tmean"][0]
-                            tv[jj] = o["tvar"][0] if "tvar" in o else 1.0
+                        if tm is not None:
+                            tm[jj] = o[keys[0]].T[0] if targets == "compact" else o[keys[0]][0]
+                        if tv is not None:
+                            tv[jj] = o[keys[1]].T[0] if targets == "compact" else o[keys[1]][0]
                     continue
                 out[j] = lp[j] + o["loglik"]
-                if targets:
-                    tm[j] = o["tmean"]
-                    if "tvar" in o:
-                        tv[j] = o["tvar"]
+                if tm is not None:
+                    tm[j] = o[keys[0]].T if targets == "compact" else o[keys[0]]
+                if tv is not None:
+                    tv[j] = o[keys[1]].T if targets == "compact" else o[keys[1]]
         out = np.where(np.isfinite(out), out, -np.inf)
         return out, tm, tv
 
@@ -443,12 +405,13 @@ class ExactHierarchical:
             ppf = getattr(pr, "ppf", None)
             ppfs.append(None if ppf is None else (lambda q, f=ppf: np.asarray(f(q), dtype=float) / self._scale))
         rule = integrate_components(self._evaluate, ppfs, [zone] * C, C, st, what="the variance components",
-                                    lo_hard=[b[0] for b in self._bounds], hi_hard=[b[1] for b in self._bounds])
+                                    lo_hard=[b[0] for b in self._bounds], hi_hard=[b[1] for b in self._bounds],
+                                    mean_map=self.A.T, moments=self._compact_moments)
         axes = rule.nodes
         lw = functools.reduce(np.add.outer, rule.log_w).ravel() if C > 1 else rule.log_w[0]
         logw = rule.ld + lw
         log_z = special.logsumexp(logw)
-        keep = logw - log_z > -50.0
+        keep = rule.keep  # the nodes whose normalised log weight exceeds KEEP_LOG
         self.rule = rule
         self._a = rule.a
         self._s = self._scale * rule.a  # per component: phi = _s * sinh(w) on the original scale
@@ -456,26 +419,16 @@ class ExactHierarchical:
             tuple(self._s * np.sinh(np.array([e[-1] for e in rule.edges])))
         self._axes = axes
         self._cells = [np.concatenate([[e[0]], 0.5 * (n[1:] + n[:-1]), [e[-1]]]) for e, n in zip(rule.edges, axes)]
-        self._node_index = np.stack([m.ravel() for m in np.meshgrid(*[np.arange(a.size) for a in axes],
-                                                                    indexing="ij")], axis=1)[keep]
-        wgrid = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")], axis=1)
-        self.w_nodes = wgrid[keep]
+        self._node_index = np.stack(np.unravel_index(keep, tuple(a.size for a in axes)), axis=1)
+        self.w_nodes = np.stack([a[i] for a, i in zip(axes, self._node_index.T)], axis=1)
         self._phi_std = rule.a * np.sinh(self.w_nodes)
         self.phi_nodes = self._scale * self._phi_std
         self.log_weights = logw[keep] - special.logsumexp(logw[keep])
         self.weights = np.exp(self.log_weights)
         self.log_evidence = float(log_z) + self._log_jac
-        self.n_nodes_total = int(wgrid.shape[0])
+        self.n_nodes_total = int(logw.size)
         self.quadrature_error = float(rule.error)
-        tm, tv = rule.tm[keep], np.maximum(rule.tv[keep], 1e-300)
-        rows = np.flatnonzero(self.shrink >= 0)
-        if rows.size:  # trials' shrunken effects: add each trial's own estimate given tau (see shrink)
-            i = self.shrink[rows]
-            tau2 = self._phi_std[:, :1] ** 2
-            cc = tau2 / (tau2 + self._vs[i][None, :])
-            tm[:, rows] = (1.0 - cc) * tm[:, rows] + cc * self._ys[i][None, :]
-            tv[:, rows] = (1.0 - cc) ** 2 * tv[:, rows] + cc * self._vs[i][None, :]
-        self._tm, self._tv = tm, tv
+        self._qm, self._qv = rule.tm, rule.tv  # distinct rows of A x kept nodes (see _target_std)
         self._logw_axes = rule.log_w
         self._panel_edges = rule.edges
         self._npp = rule.npp
@@ -484,21 +437,41 @@ class ExactHierarchical:
         self._log_node_mass = [special.logsumexp(full, axis=tuple(a for a in range(C) if a != c)) if C > 1
                                else full for c in range(C)]
 
+    def _compact_moments(self, phi):
+        """What the rule stores at its nodes: the means and variances of the distinct rows of ``A`` (rows x
+        nodes)."""
+        _, m, v = self._evaluate(phi, "compact")
+        return m.T, v.T
+
+    def _target_std(self, t):
+        """Conditional mean and variance of target ``t`` at the kept nodes (standardised scale)."""
+        r = self._mm.row_of_target[t]
+        m = self._qm[r]
+        v = np.maximum(self._qv[r] + (self._phi_std**2) @ self.pred[t], 1e-300)
+        i = self.shrink[t]
+        if i >= 0:  # a trial's shrunken effect: add its own estimate given tau (see shrink)
+            tau2 = self._phi_std[:, 0] ** 2
+            cc = tau2 / (tau2 + self._vs[i])
+            m = (1.0 - cc) * m + cc * self._ys[i]
+            v = (1.0 - cc) ** 2 * v + cc * self._vs[i]
+        return m, v
+
     @property
     def target_means(self) -> np.ndarray:
         """Conditional means of the targets at the kept nodes (original scale)."""
-        return self._c * self.A[:, 0][None, :] + self._scale * self._tm
+        tm = np.stack([self._target_std(t)[0] for t in range(self.A.shape[0])], axis=1)
+        return self._c * self.A[:, 0][None, :] + self._scale * tm
 
     @property
     def target_vars(self) -> np.ndarray:
         """Conditional variances of the targets at the kept nodes (original scale)."""
-        return self._scale**2 * self._tv
+        return self._scale**2 * np.stack([self._target_std(t)[1] for t in range(self.A.shape[0])], axis=1)
 
     # ------------------------------------------------------------------ results
     def marginal(self, t: int) -> MixtureMarginal:
         """Exact posterior of target ``t`` (row of ``A``): standardised components with location and scale."""
-        return MixtureMarginal(self.weights, self._tm[:, t], np.sqrt(self._tv[:, t]),
-                               loc=self._c * float(self.A[t, 0]), scale=self._scale)
+        m, v = self._target_std(t)
+        return MixtureMarginal(self.weights, m, np.sqrt(v), loc=self._c * float(self.A[t, 0]), scale=self._scale)
 
     @cached_property
     def marginals(self) -> list[MixtureMarginal]:
