@@ -188,6 +188,14 @@ class BinomialModel:
                   for i, s in enumerate(self.studies)]
         return data_hash(self.a, self.n1, self.c, self.n2, self.design.X, labels=labels, extra="binomial")
 
+    def pymc_model(self):
+        """The PyMC model the NUTS engine samples (for ``pm.sample_prior_predictive`` and other PyMC tools):
+        arm-level binomial likelihood, baselines and trial effects sampled (see
+        :func:`ketabayes.inference.nuts_hierarchical.build_binomial`)."""
+        from ketabayes.inference.nuts_hierarchical import build_binomial
+
+        return build_binomial(self)
+
     def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,

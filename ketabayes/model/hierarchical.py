@@ -614,6 +614,20 @@ class HierarchicalModel:
         return HierarchicalResult(tree, settings, targets=self.design.targets, exact=exact,
                                   diagnostics=diagnostics, model=self)
 
+    def pymc_model(self, parameterization: str = "marginal"):
+        """The PyMC model the NUTS engine samples (for ``pm.sample_prior_predictive`` and other PyMC tools).
+
+        ``"marginal"`` (the default engine): the variance components only, with the mean, coefficients and
+        trial, group and cell effects integrated out of the likelihood exactly (a ``pm.Potential``: ``pm.sample_prior_predictive``
+        draws the parameters and warns that it draws no data); ``"noncentred"``: the group effects sampled
+        non-centred, with an observed likelihood. See :mod:`ketabayes.inference.nuts_hierarchical`.
+        """
+        from ketabayes.inference import nuts_hierarchical as nh
+
+        if parameterization not in ("marginal", "noncentred"):
+            raise KetabayesError(f"parameterization must be 'marginal' or 'noncentred', got {parameterization!r}")
+        return (nh.build_marginal if parameterization == "marginal" else nh.build_hierarchical)(self)
+
     def _exact(self, grid=None, *, integrate: bool = True):
         from ketabayes.inference.exact_hierarchical import ExactHierarchical
 
