@@ -236,6 +236,10 @@ def _check_thresholds(mcid, measure, benefit, harm):
 @click.option("--benefit", type=click.Choice(["lower", "higher"]), default="lower", show_default=True,
               help="Direction of benefit.")
 @click.option("--method", type=click.Choice(["exact", "nuts"]), default="exact", show_default=True)
+@click.option("--likelihood", type=click.Choice(["normal", "binomial"]), default="normal", show_default=True,
+              help="normal: each trial's estimate and its variance; binomial: the arms' event counts (ai, n1i, "
+                   "ci, n2i; --measure OR), no continuity correction, zero-event and double-zero trials kept "
+                   "(exact without --by, with one grouping; --method nuts for every form).")
 @click.option("--prior-mu", help='Prior of the average effect, e.g. "normal(0, 50)" (default: flat).')
 @click.option("--prior-tau", help='Prior of tau (and of every group scale with --by), e.g. "halfnormal(10)".')
 @click.option("--prior-sd", multiple=True, help='Per-grouping scale prior with --by, e.g. drug="halfnormal(5)".')
@@ -294,7 +298,7 @@ def _check_thresholds(mcid, measure, benefit, harm):
                    "[0, 1). Several values: the first is the analysis, all of them a sensitivity grid.")
 @click.option("--rho-between", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
               help="--design time: correlation of a trial's true effects across time windows.")
-def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
+def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
             to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias, next_n, sd,
             baseline_risk, threshold, design, r_text, route, control, multiarm, rho_time_text, rho_between):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file).
@@ -322,10 +326,20 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     rt_values = parse_values(rho_time_text, "--rho-time", low=0.0, high=1.0, high_open=True)
     _check_design_options(design, r_values, rt_values, measure, outcome, control, multiarm, route, by, fixed, bma,
                           next_n, method)
+    binomial = likelihood == "binomial"
+    if binomial:
+        if design != "parallel" or fixed or bma or next_n:
+            raise click.UsageError("--likelihood binomial models the arms' counts of parallel trials: it takes no "
+                                   "--design, --fixed, --bma or --next-trial")
+        if (measure or "OR").upper() != "OR":
+            raise click.BadParameter(f"the binomial-logit model pools log odds ratios, not {measure}",
+                                     param_hint="--measure")
+        measure = "OR"
     multivariate = None
     if design == "parallel":
         es, m, label = _load_table(data, outcome, measure, study, columns,
-                                   {"add": add, "to": to, "drop00": drop00}, note=out,
+                                   # binomial: the normal approximation's zero-cell handling is not used
+                                   {"add": add, "to": to, "drop00": drop00 and not binomial}, note=out,
                                    r=r_values[0] if r_values else None)
     else:
         es, m, label, multivariate = load_design(data, design, measure=measure, study=study, columns=columns,
@@ -333,6 +347,8 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
                                                  multiarm=multiarm, rho_time=rt_values[0] if rt_values else None,
                                                  rho_between=rho_between)
     _check_thresholds(mcid, m, benefit, harm)
+    if binomial:
+        es = _binomial_notes(es, columns, data)
     prov = provenance(es, "study" if "study" in es.columns else study)
     prov_text = format_provenance(prov)
     if prov_text:
@@ -351,7 +367,15 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
         _analyse_multivariate(multivariate(prior_mu, prior_tau), label, m, mcid, benefit, harm, seed, draws, chains,
                               json_path, out, prov, es, rt_values, study)
         return
-    if by:
+    if binomial:
+        from ketabayes.model.binomial import BinomialModel
+
+        names = {k: columns.get(k, k) for k in ("ai", "n1i", "ci", "n2i")}
+        groups = [c.strip() for c in by.split(",") if c.strip()] if by else []
+        model = BinomialModel(es, by=groups, prior_mu=prior_mu, prior_tau=prior_tau, prior_sd=prior_sds or None,
+                              study="study" if "study" in es.columns else study, **names)
+        targets = None if by else ("mean", "predictive")
+    elif by:
         from ketabayes.model.hierarchical import HierarchicalModel
 
         groups = [c.strip() for c in by.split(",") if c.strip()]
@@ -387,7 +411,7 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
     if len(freq):
         out("\nFrequentist reference (metafor rma definitions):")
         out(format_frequentist(freq, m))
-    if not by:
+    if not by and not binomial:
         out("\nFrequentist analysis as RevMan reports it:")
         out(format_revman(model.yi, model.vi, m))
     payload = res.to_dict()
@@ -401,6 +425,28 @@ def analyse(data, measure, mcid, harm, benefit, method, prior_mu, prior_tau, pri
         out("")
         out(text)
     _write_json(payload, json_path, out)
+
+
+def _binomial_notes(es, columns, path):
+    """The per-study notes of a binomial analysis: the counts enter as they are, so a zero-cell note of the
+    normal approximation (a continuity correction, "not estimable") is replaced by what the model does."""
+    import numpy as np
+    import pandas as pd
+
+    names = {k: columns.get(k, k) for k in ("ai", "n1i", "ci", "n2i")}
+    missing = [f"{k} ({v})" if v != k else k for k, v in names.items() if v not in es.columns]
+    if missing:
+        raise click.UsageError(f"--likelihood binomial needs the arms' counts: {', '.join(missing)} not in "
+                               f"{path.name}")
+    a, n1, c, n2 = (pd.to_numeric(es[names[k]], errors="coerce").to_numpy(dtype=float)
+                    for k in ("ai", "n1i", "ci", "n2i"))
+    zero = (a == 0) | (c == 0) | (a == n1) | (c == n2)
+    double = ((a == 0) & (c == 0)) | ((a == n1) & (c == n2))
+    out = es.copy()
+    out["note"] = np.where(double, "double-zero trial: kept, its counts enter the binomial likelihood as they are",
+                           np.where(zero, "zero-event arm: the counts enter the binomial likelihood as they are "
+                                          "(no continuity correction)", ""))
+    return out
 
 
 def _write_json(payload: dict, json_path, out) -> None:

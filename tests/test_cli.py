@@ -530,3 +530,55 @@ def test_nuts_progress_and_tune_are_passed_to_fit(runner, mg_csv, monkeypatch, a
         assert seen[k] == v, k
     if "tune" not in expected:
         assert "tune" not in seen  # the model's own default
+
+
+# ---------------------------------------------------------------------------
+# analyse --likelihood binomial
+# ---------------------------------------------------------------------------
+def test_analyse_binomial_likelihood_is_the_library_exact_fit(runner, tmp_path):
+    """The counts of the magnesium trials (a zero-event arm) and a double-zero trial (SIMULATED row), under
+    other column names: the CLI gives the library's exact binomial fit, keeps every trial and says what
+    it did with the zero cells."""
+    mg = kb.load_dataset("magnesium_mi")
+    mg = mg.assign(study=mg["study"] + " " + mg["year"].astype(str))[["study", "ai", "n1i", "ci", "n2i"]]
+    mg = pd.concat([mg, pd.DataFrame({"study": ["SIMULATED double zero"], "ai": [0], "n1i": [20], "ci": [0],
+                                      "n2i": [21]})], ignore_index=True)
+    path = tmp_path / "counts.csv"
+    mg.rename(columns={"ai": "deaths_mg"}).to_csv(path, index=False)
+    out = tmp_path / "out.json"
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "OR", "--likelihood", "binomial", "--col",
+                               "ai=deaths_mg", "--mcid", "1.25", "--prior-mu", "normal(0, 2)", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Binomial-logit" in res.stdout and "theta_i = mu + e_i" in res.stdout
+    assert "zero-event arm: the counts enter the binomial likelihood as they are" in res.stdout
+    assert "double-zero trial: kept" in res.stdout
+    assert "continuity" not in res.stdout.split("Data:")[0].replace("(no continuity correction)", "")
+    d = json.loads(out.read_text())
+    lib = kb.BinomialModel(mg, prior_mu="normal(0, 2)").fit("exact", mcid=1.25, seed=1)
+    want = lib.decision_table().set_index("target")
+    got = {e["target"]: e for e in d["estimates"]}
+    assert list(got) == ["mean", "predictive"]
+    for t in ("mean", "predictive"):
+        for k in ("mean", "p_benefit", "p_trivial", "p_harm"):
+            assert got[t][k] == pytest.approx(float(want.loc[t, k]), rel=1e-12, abs=1e-15), (t, k)
+    assert d["settings"]["engine"] == "exact" and d["settings"]["prior_tau"]["text"] == "halfnormal(0.5)"
+    notes = {p["study"]: p["note"] for p in d["provenance"]}
+    assert len(notes) == 17 and notes["SIMULATED double zero"].startswith("double-zero trial")
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--measure", "RR"], "log odds ratios, not RR"),
+    (["--measure", "OR", "--fixed"], "--likelihood binomial"),
+    (["--measure", "OR", "--bma"], "--likelihood binomial"),
+])
+def test_analyse_binomial_likelihood_refuses_what_it_cannot_do(runner, mg_csv, args, pattern):
+    res = runner.invoke(main, ["analyse", str(mg_csv), "--likelihood", "binomial", *args])
+    _assert_usage_error(res, re.escape(pattern))
+
+
+def test_analyse_binomial_likelihood_needs_counts(runner, tmp_path):
+    path = tmp_path / "yi.csv"
+    pd.DataFrame({"study": ["A", "B"], "yi": [0.1, -0.2], "vi": [0.1, 0.2]}).to_csv(path, index=False)
+    res = runner.invoke(main, ["analyse", str(path), "--measure", "OR", "--likelihood", "binomial"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "Error: --likelihood binomial needs the arms' counts: ai, n1i, ci, n2i not in yi.csv" in res.stderr

@@ -167,8 +167,9 @@ class BinomialModel:
         """Plain-text statement of the model and its priors."""
         lines = [f"Binomial-logit hierarchical meta-analysis of {self.k} trials (log odds ratio)",
                  "  ai ~ Bin(n1i, expit(base_i + theta_i/2)), ci ~ Bin(n2i, expit(base_i - theta_i/2))",
-                 "  theta_i = mu + " + " + ".join(f"{t.dim}_effect" for t in self.design.terms)
-                 + (" + x'gamma" if self.design.moderators else "") + " + e_i, e_i ~ N(0, tau^2)"]
+                 "  theta_i = " + " + ".join(["mu", *(f"{t.dim}_effect" for t in self.design.terms)]
+                                             + (["x'gamma"] if self.design.moderators else []) + ["e_i"])
+                 + ", e_i ~ N(0, tau^2)"]
         for t in self.design.terms:
             lines.append(f"  {t.name}: {len(t.levels)} levels, prior sd_{t.dim}: {self.prior_sd[t.name].describe()}")
         lines += [f"  prior mu:  {self.prior_mu.describe()}", f"  prior tau: {self.prior_tau.describe()}",
