@@ -205,6 +205,23 @@ def test_models_and_bayes_factors_have_notebook_reprs(magnesium):
     assert repr(bf).startswith("<BayesFactor: BF10 = ") and "BF10" in bf._repr_html_()
 
 
+def test_every_model_class_shows_its_description_in_a_notebook(magnesium):
+    """repr and the notebook form of every model class are its describe() text (one mixin)."""
+    from ketabayes.data.simulate import simulate_review
+
+    df = simulate_review(seed=1, binary={})  # SIMULATED
+    models = [kb.RandomEffectsModel(magnesium, prior_tau="halfnormal(0.5)"),
+              kb.HierarchicalModel(magnesium.assign(drug="Mg"), by=[], prior_tau="halfnormal(0.5)"),
+              kb.BinomialModel(df, by="drug"),
+              kb.BivariateModel(pd.DataFrame({"study": ["A", "B", "C"], "yi1": [-10.0, -5.0, 2.0],
+                                              "vi1": [20.0, 25.0, 30.0], "yi2": [0.2, 0.1, 0.4],
+                                              "vi2": [0.1, 0.2, 0.15]}), rho_within=0.0,
+                                prior_tau=("halfnormal(10)", "halfnormal(0.5)"))]
+    for m in models:
+        text = m.describe()
+        assert repr(m) == text and m._repr_html_().startswith("<pre") and text.splitlines()[0] in m._repr_html_()
+
+
 @pytest.mark.parametrize("value, expected", [("0", False), ("1", True), ("off", False)])
 def test_progress_default_follows_the_environment(monkeypatch, value, expected):
     from ketabayes._compat import progress_default

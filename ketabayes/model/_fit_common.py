@@ -20,6 +20,7 @@ from ketabayes.errors import KetabayesError
 from ketabayes.model.priors import Prior, default_tau_prior, prior_from_dict
 
 __all__ = [
+    "Described",
     "html_describe",
     "check_method",
     "draws_tree",
@@ -51,6 +52,19 @@ def html_describe(text: str) -> str:
     import html
 
     return f"<pre style='font-size: 0.9em'>{html.escape(text)}</pre>"
+
+
+class Described:
+    """Mixin of the model classes: ``repr`` and the notebook form are the model's ``describe()``."""
+
+    def describe(self) -> str:  # pragma: no cover - every model defines it
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def _repr_html_(self) -> str:
+        return html_describe(self.describe())
 
 
 def draw_seed(seed: int | None) -> int:

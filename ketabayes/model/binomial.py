@@ -49,6 +49,7 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.errors import KetabayesError, PriorError
 from ketabayes.model._fit_common import (
+    Described,
     check_method,
     constant_coords,
     draw_seed,
@@ -66,7 +67,7 @@ from ketabayes.model.priors import Flat, Normal, default_tau_prior, parse_prior
 __all__ = ["BinomialModel"]
 
 
-class BinomialModel:
+class BinomialModel(Described):
     """Bayesian arm-level binomial-logit meta-analysis with partially pooled drug and condition effects.
 
     Parameters
@@ -179,8 +180,6 @@ class BinomialModel:
                   f"{int(np.sum((self.a == 0) & (self.c == 0)))} (exact likelihood, no continuity correction)")]
         return "\n".join(lines)
 
-    __repr__ = describe
-    _repr_html_ = HierarchicalModel._repr_html_
 
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash

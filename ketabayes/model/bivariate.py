@@ -28,7 +28,7 @@ import pandas as pd
 from ketabayes import dims
 from ketabayes.decision import RATIO_MEASURES, Thresholds
 from ketabayes.errors import DataError, KetabayesError
-from ketabayes.model._fit_common import check_method, draw_seed, fit_settings, prior_entry
+from ketabayes.model._fit_common import Described, check_method, draw_seed, fit_settings, prior_entry
 from ketabayes.model.priors import Flat, Normal, Prior, default_tau_prior, parse_prior
 
 __all__ = ["BivariateModel", "OUTCOME"]
@@ -47,7 +47,7 @@ def _pair(x, default, what):
     return (x, x)
 
 
-class BivariateModel:
+class BivariateModel(Described):
     """Bivariate normal-normal meta-analysis of an efficacy and a harm outcome.
 
     ``y_i ~ N2(theta_i, S_i)`` with known variances and within-trial correlation ``rho_within``;
@@ -221,9 +221,6 @@ class BivariateModel:
             lines.append(f"  prior rho_between: LKJ({self.rho_eta:g})" + (" = uniform(-1, 1)" if self.rho_eta == 1 else ""))
         lines += [f"  assumption: {a}" for a in self.assumptions]
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.describe()
 
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash

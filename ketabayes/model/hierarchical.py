@@ -64,13 +64,13 @@ from ketabayes import dims
 from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import DataError, DataWarning, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
+    Described,
     check_method,
     constant_coords,
     default_tau_prior_for,
     draw_seed,
     fit_settings,
     group_constants,
-    html_describe,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
@@ -336,7 +336,7 @@ def _moderator_targets(design, p, no_pred) -> list[Target]:
 
 
 # ---------------------------------------------------------------------------- model
-class HierarchicalModel:
+class HierarchicalModel(Described):
     """Bayesian hierarchical meta-analysis with partially pooled drug and condition effects.
 
     See the module docstring for the model, the targets and the default priors.
@@ -503,12 +503,6 @@ class HierarchicalModel:
         if self.excluded:
             lines.append(f"  left out (not estimable): {', '.join(self.excluded)}")
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.describe()
-
-    def _repr_html_(self) -> str:
-        return html_describe(self.describe())
 
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash

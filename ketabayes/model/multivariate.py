@@ -26,10 +26,10 @@ import pandas as pd
 from ketabayes.data.validation import as_dataframe, check_not_empty, numeric_column, require_column, study_labels
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
+    Described,
     default_tau_prior_for,
     draw_seed,
     fit_settings,
-    html_describe,
     make_thresholds,
     prior_entry,
 )
@@ -54,7 +54,7 @@ def _corr(x, name):
     return r
 
 
-class MultivariateModel:
+class MultivariateModel(Described):
     """Bayesian multivariate normal random-effects model with known within-trial covariance.
 
     Build it with :meth:`from_contrasts` (multi-arm trials) or :meth:`from_time_points`.
@@ -322,12 +322,6 @@ class MultivariateModel:
         if note:
             lines.append(f"  assumption: {note}")
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.describe()
-
-    def _repr_html_(self) -> str:
-        return html_describe(self.describe())
 
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash

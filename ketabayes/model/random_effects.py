@@ -18,11 +18,11 @@ from ketabayes import dims
 from ketabayes.decision import RATIO_MEASURES
 from ketabayes.errors import DataError, DataWarning, KetabayesError
 from ketabayes.model._fit_common import (
+    Described,
     check_method,
     default_tau_prior_for,
     draw_seed,
     fit_settings,
-    html_describe,
     make_thresholds,
     nuts_engine_settings,
     prior_entry,
@@ -34,7 +34,7 @@ from ketabayes.model.priors_extra import resolve_prior
 __all__ = ["RandomEffectsModel"]
 
 
-class RandomEffectsModel:
+class RandomEffectsModel(Described):
     """Bayesian normal-normal random-effects meta-analysis.
 
     ``y_i ~ N(theta_i, v_i)``, ``theta_i ~ N(mu, tau**2)`` (``tau = 0`` if ``fixed``).
@@ -161,12 +161,6 @@ class RandomEffectsModel:
         if self.excluded:
             lines.append(f"  left out (not estimable): {', '.join(self.excluded)}")
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.describe()
-
-    def _repr_html_(self) -> str:
-        return html_describe(self.describe())
 
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash
