@@ -73,10 +73,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from ketabayes.errors import DataError, KetabayesError, PriorError
 from ketabayes.inference._mixed_model import MixedModel
+from ketabayes.inference._panel_cdf import PanelCDF
 from ketabayes.inference._tensor_quadrature import U_MAX, U_MIN, integrate_components
 from ketabayes.marginals import CdfMarginal, Marginal, MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
@@ -85,17 +86,6 @@ __all__ = ["MAX_COMPONENTS", "ExactHierarchical", "GridSettings", "target_draws"
 
 #: largest number of variance components (tau + group scales) the tensor grid handles
 MAX_COMPONENTS = 4
-
-#: Gauss-Legendre nodes of the within-panel partial integrals of a component's density
-_N_PARTIAL = 32
-
-
-@functools.lru_cache(maxsize=1)
-def _partial_rule():
-    x, w = special.roots_legendre(_N_PARTIAL)
-    x.flags.writeable = w.flags.writeable = False
-    return x, w
-
 
 def target_draws(coef, phi, A, pred, rng: np.random.Generator, shrink=None) -> np.ndarray:
     """Draws of the targets ``A (b, u) + N(0, pred @ phi**2)`` from coefficient draws ``coef (n, p)``.
@@ -479,108 +469,25 @@ class ExactHierarchical:
         return [self.marginal(t) for t in range(self.A.shape[0])]
 
     @cached_property
-    def _component_tables(self) -> list[dict]:
-        """Per component: panel edges in ``w``, CDF at the edges, and the log density within each panel.
-
-        The marginal posterior density of component ``c`` in ``w`` is known exactly (to
-        quadrature accuracy) at its Gauss-Legendre nodes: the node's mass (the other
-        components summed over with their quadrature weights) divided by the node's
-        weight. The CDF at the panel edges is the cumulative sum of the panel masses.
-        Within a panel the log density is the degree ``nodes_per_panel - 1`` polynomial
-        through the nodes (log densities are close to quadratic, so this is accurate to
-        far below the quadrature error); its exponential is integrated with
-        :data:`_N_PARTIAL`-point Gauss-Legendre rules and scaled so that each panel
-        integrates to its mass. Panels whose log density cannot be represented this way
-        (non-finite values, or an interpolant overshooting the node values -- only in
-        negligible tails) use linear interpolation of the log density instead.
-        """
-        x, _ = special.roots_legendre(self._npp)
-        _xq, _wq = _partial_rule()
-        check = np.linspace(-1.0, 1.0, 65)
-        out = []
-        for c in range(self.n_comp):
-            edges = self._panel_edges[c]
-            panels = edges.size - 1
-            lm = self._log_node_mass[c]
-            top = float(np.max(lm[np.isfinite(lm)]))
-            pm = np.exp(special.logsumexp(lm.reshape(panels, -1), axis=1) - top)
-            cum = np.concatenate([[0.0], np.cumsum(pm)])
-            cum = cum / cum[-1]
-            with np.errstate(invalid="ignore"):
-                logf = (lm - self._logw_axes[c]).reshape(panels, -1)
-            logf = logf - np.max(logf[np.isfinite(logf)])
-            coefs = np.zeros((panels, self._npp))
-            poly = np.zeros(panels, dtype=bool)
-            for p in range(panels):
-                row = logf[p]
-                if np.all(row > -600.0):
-                    cf = np.polynomial.legendre.legfit(x, row, self._npp - 1)
-                    if np.max(np.polynomial.legendre.legval(check, cf)) <= np.max(row) + 1.0:
-                        coefs[p], poly[p] = cf, True
-            tab = {"edges": edges, "cum": cum, "coefs": coefs, "poly": poly, "x": x,
-                   "logf": np.maximum(np.nan_to_num(logf, nan=-np.inf), -745.0)}
-            tab["panel_int"] = self._partial(tab, np.arange(panels), np.ones(panels))
-            out.append(tab)
-        return out
-
-    @staticmethod
-    def _partial(tab, p, t):
-        """Integral of the (unnormalised) density over ``[-1, t]`` in panel ``p``'s coordinates."""
-        xq, wq = _partial_rule()
-        h = 0.5 * (t + 1.0)
-        nodes = -1.0 + h[:, None] * (xq[None, :] + 1.0)
-        vals = np.empty_like(nodes)
-        poly = tab["poly"][p]
-        if poly.any():
-            vals[poly] = np.polynomial.legendre.legval(nodes[poly].T, tab["coefs"][p[poly]].T, tensor=False).T
-        for i in np.flatnonzero(~poly):
-            vals[i] = np.interp(nodes[i], tab["x"], tab["logf"][p[i]])
-        return h * (np.exp(vals) * wq[None, :]).sum(1)
+    def _component_cdfs(self) -> list[PanelCDF]:
+        """Per component: the CDF in ``w`` from its nodes' masses (the other components summed over), the
+        log density interpolated within each panel (:class:`~ketabayes.inference._panel_cdf.PanelCDF`)."""
+        return [PanelCDF(self._panel_edges[c], self._log_node_mass[c], self._logw_axes[c], self._npp)
+                for c in range(self.n_comp)]
 
     def component_cdf(self, c: int, phi) -> np.ndarray:
         """Posterior CDF of variance component ``c`` (0 = tau) at ``phi``.
 
-        Exact panel masses plus within-panel integrals of the interpolated marginal
-        density (see :attr:`_component_tables`); the accuracy is that of the checked
-        quadrature rule (module docstring, *Accuracy*).
+        Exact panel masses plus within-panel integrals of the interpolated marginal density
+        (:class:`~ketabayes.inference._panel_cdf.PanelCDF`, in ``w = asinh(phi / a_c)``); the accuracy
+        is that of the checked quadrature rule (module docstring, *Accuracy*).
         """
-        tab = self._component_tables[c]
         phi = np.asarray(phi, dtype=float)
-        w = np.arcsinh(np.ravel(phi) / self._s[c])
-        edges, cum = tab["edges"], tab["cum"]
-        out = np.where(w >= edges[-1], 1.0, 0.0)
-        inside = np.flatnonzero((w > edges[0]) & (w < edges[-1]))
-        if inside.size:
-            p = np.clip(np.searchsorted(edges, w[inside], side="right") - 1, 0, edges.size - 2)
-            t = 2.0 * (w[inside] - edges[p]) / (edges[p + 1] - edges[p]) - 1.0
-            frac = self._partial(tab, p, t) / tab["panel_int"][p]
-            out[inside] = cum[p] + (cum[p + 1] - cum[p]) * frac
-        return np.clip(out, 0.0, 1.0).reshape(phi.shape)
+        return self._component_cdfs[c].cdf(np.arcsinh(phi / self._s[c]))
 
     def component_ppf(self, c: int, q) -> np.ndarray:
-        """Posterior quantiles of variance component ``c`` (Brent's method on :meth:`component_cdf`)."""
-        tab = self._component_tables[c]
-        edges, cum = tab["edges"], tab["cum"]
-        q = np.asarray(q, dtype=float)
-        out = np.full(q.shape, np.nan)
-        s = self._s[c]
-        for idx in np.ndindex(q.shape):
-            qq = float(q[idx])
-            if not 0.0 <= qq <= 1.0:
-                continue
-            p = int(np.clip(np.searchsorted(cum, qq) - 1, 0, edges.size - 2))
-
-            def f(w, qq=qq):
-                return float(self.component_cdf(c, s * math.sinh(w))) - qq
-
-            lo, hi = edges[p], edges[p + 1]
-            if f(lo) >= 0.0:
-                out[idx] = s * math.sinh(lo)
-            elif f(hi) <= 0.0:
-                out[idx] = s * math.sinh(hi)
-            else:
-                out[idx] = s * math.sinh(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-14))
-        return out
+        """Posterior quantiles of variance component ``c`` (Brent's method on its CDF in ``w``)."""
+        return self._s[c] * np.sinh(self._component_cdfs[c].ppf(q))
 
     def component_marginal(self, c: int) -> Marginal:
         """Exact posterior of variance component ``c`` (0 = tau) as a :class:`~ketabayes.marginals.Marginal`."""
