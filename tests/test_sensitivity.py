@@ -72,9 +72,14 @@ def test_grid_table_and_fixed_effect_closed_form(es):
             assert row["mean"] == pytest.approx(mean, abs=1e-10)
             assert row["sd"] == pytest.approx(sd, rel=1e-10)
             assert row["ci_low"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
+            # a normal posterior: the shortest interval is the equal-tailed one
+            assert row["hpd_low"] == pytest.approx(stats.norm.ppf(0.025, mean, sd), abs=1e-8)
+            assert row["hpd_high"] == pytest.approx(stats.norm.ppf(0.975, mean, sd), abs=1e-8)
             assert row["p_benefit"] == pytest.approx(stats.norm.cdf(lo, mean, sd), abs=1e-10)
             assert row["p_harm"] == pytest.approx(stats.norm.sf(hi, mean, sd), abs=1e-10)
             assert row["verdict"] == VerdictRule()(row["p_benefit"], row["p_trivial"], row["p_harm"])
+    # skewed posteriors (random effects, predictive): never longer than the equal-tailed interval
+    assert ((t["hpd_high"] - t["hpd_low"]) <= (t["ci_high"] - t["ci_low"]) + 1e-12).all()
 
 
 def test_exact_quantiles_match_metaresult(es):
@@ -85,7 +90,8 @@ def test_exact_quantiles_match_metaresult(es):
     assert len(full.results) == 1
     res = next(iter(full.results.values()))
     dt = res.decision_table(1.25, "lower")
-    for col in ("mean", "sd", "ci_low", "median", "ci_high", "p_benefit", "p_trivial", "p_harm", "p_any_benefit"):
+    for col in ("mean", "sd", "ci_low", "median", "ci_high", "hpd_low", "hpd_high", "p_benefit", "p_trivial",
+                "p_harm", "p_any_benefit"):
         np.testing.assert_allclose(light[col].to_numpy(), dt[col].to_numpy(), rtol=1e-8, atol=1e-9)
 
 

@@ -33,7 +33,7 @@ __all__ = ["SensitivityResult", "TABLE_COLUMNS"]
 #: columns of :attr:`SensitivityResult.table`
 TABLE_COLUMNS = ["variant", "fit_id", "label", *FACTORS, "power_alpha", "harm_threshold", "benefit_direction",
                  "scale", "prior_mu_spec", "prior_tau_spec", "k", "target", "mean", "sd", "median", "ci_low",
-                 "ci_high", "ci_prob", "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "verdict", "exact",
+                 "ci_high", "hpd_low", "hpd_high", "ci_prob", "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "verdict", "exact",
                  "seed", "is_ess", "pareto_k", "psense_prior", "psense_likelihood", "bf10", "post_prob_h1",
                  "p_benefit_avg", "p_trivial_avg", "p_harm_avg", "p_any_benefit_avg", "verdict_avg", "seconds",
                  "warning", "error"]
@@ -41,8 +41,8 @@ TABLE_COLUMNS = ["variant", "fit_id", "label", *FACTORS, "power_alpha", "harm_th
 _TEXT = ("variant", "fit_id", "label", "prior_mu", "prior_tau", "model", "likelihood", "bias", "data", "multiarm",
          "conversions", "subset", "method", "power_scaling", "benefit_direction", "scale", "prior_mu_spec", "prior_tau_spec", "target", "verdict",
          "verdict_avg", "warning", "error")
-_FLOAT = ("mcid", "r", "rho_time", "rho_between", "power_alpha", "harm_threshold", "mean", "sd", "median", "ci_low", "ci_high", "ci_prob",
-          "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "is_ess", "pareto_k", "psense_prior",
+_FLOAT = ("mcid", "r", "rho_time", "rho_between", "power_alpha", "harm_threshold", "mean", "sd", "median", "ci_low", "ci_high", "hpd_low",
+          "hpd_high", "ci_prob", "p_benefit", "p_trivial", "p_harm", "p_any_benefit", "is_ess", "pareto_k", "psense_prior",
           "psense_likelihood", "bf10", "post_prob_h1", "p_benefit_avg", "p_trivial_avg", "p_harm_avg",
           "p_any_benefit_avg", "seconds")
 
@@ -122,7 +122,8 @@ class SensitivityResult:
         Tidy table, one row per variant x MCID x target (x power-scaling); columns
         :data:`TABLE_COLUMNS` (factor columns, the priors ``prior_mu_spec`` /
         ``prior_tau_spec``, ``k`` = studies the analysis used, posterior ``mean, sd,
-        median, ci_low, ci_high`` (ci_prob interval), decision probabilities, ``verdict``, ``seed``, ``warning``,
+        median, ci_low, ci_high`` (equal-tailed ci_prob interval), ``hpd_low, hpd_high`` (the shortest
+        ci_prob interval), decision probabilities, ``verdict``, ``seed``, ``warning``,
         ``error``, ...). Probabilities are on the analysis scale (log scale for OR/RR).
         ``attrs``: thresholds, rule, design, ``seed``, ``config_hash``, ``data_hash``,
         ``versions`` and ``grid`` (:meth:`Sensitivity.grid_description`).

@@ -30,8 +30,10 @@ def _summary_row(m: Marginal, th_list, rule, prob=0.95) -> tuple[dict, list[dict
     a = (1.0 - prob) / 2.0
     qs = np.array([a, 0.5, 1.0 - a])
     q = np.asarray(m.ppf(qs), dtype=float)
+    hpd = m.hpd(prob)  # on the analysis scale, as every column of the grid table
     base = {"mean": float(m.mean), "sd": float(m.sd), "median": float(q[1]), "ci_low": float(q[0]),
-            "ci_high": float(q[2]), "ci_prob": float(prob), "exact": bool(m.exact)}
+            "ci_high": float(q[2]), "hpd_low": float(hpd[0]), "hpd_high": float(hpd[1]), "ci_prob": float(prob),
+            "exact": bool(m.exact)}
     per_mcid = []
     for th in th_list:
         if th is None:
