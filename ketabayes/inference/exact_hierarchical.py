@@ -119,7 +119,8 @@ class GridSettings:
         Starting composite Gauss-Legendre rule per component (refined where the checks ask
         for it); the default starts with 48, 24 and 24 nodes per component for 2, 3 and 4
         variance components (with four, a 12^4 start was ~2e-3 off in decision probabilities on the
-        67-trial benchmark design with an interaction; 24^4 is ~1e-4 off, within the null rule's check). One component uses the normal-normal engine's checked rule.
+        67-trial benchmark design with an interaction; 24^4 is ~1e-4 off, within the null rule's
+        check). One component uses the normal-normal engine's checked rule.
     coarse : tuple of int
         Points per component of the coarse passes that place the range, by number of components - 1.
     mass_cutoff : float
