@@ -180,7 +180,6 @@ class BinomialModel(Described):
                   f"{int(np.sum((self.a == 0) & (self.c == 0)))} (exact likelihood, no continuity correction)")]
         return "\n".join(lines)
 
-
     def data_hash(self) -> str:
         from ketabayes.provenance import data_hash
 
