@@ -260,3 +260,20 @@ def test_docstring_examples_run():
     for module in (trials, rob):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_repeated_trials_warning_stays_readable_for_many_rows_and_trials():
+    """Row lists of more than 12 entries and more than 10 trials are shortened and counted, not spelled out."""
+    from ketabayes.data.revman_trials import RepeatedTrial, repeated_trials_message
+
+    many = [RepeatedTrial(trial_id=f"T{j}", study=f"Trial {j}", comparison_no=1, outcome_no=1, outcome="Pain",
+                          rows=tuple(range(1000 * j, 1000 * j + 500)), subgroups=(None,) * 500, shared_control=False)
+            for j in range(15)]
+    text = repeated_trials_message(many, "big.rm5")
+    assert "'Trial 0' (trial_id 'T0') appears 500 times" in text
+    assert "(rows 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (489 more), 499); its control" in text
+    assert "'Trial 9'" in text and "'Trial 10'" not in text and "and 5 more trials" in text
+    assert len(text) < 5000  # ten trials spelled out, whatever the number of rows and trials
+    few = RepeatedTrial(trial_id="A", study="A", comparison_no=1, outcome_no=2, outcome="Pain", rows=(3, 7),
+                        subgroups=("Low dose", "High dose"), shared_control=True)
+    assert "(rows 3, 7; subgroups 'Low dose', 'High dose')" in repeated_trials_message([few], "x.rm5")

@@ -156,13 +156,25 @@ def find_repeated_trials(df: pd.DataFrame, *, by_subgroup: bool = False) -> list
     return out
 
 
+#: longest list of rows (or subgroups) and of trials spelled out in a warning; the rest are counted
+_MAX_LISTED = 10
+
+
+def _listed(items) -> str:
+    items = [str(x) for x in items]
+    if len(items) <= _MAX_LISTED + 2:
+        return ", ".join(items)
+    return f"{', '.join(items[:_MAX_LISTED])}, ... ({len(items) - _MAX_LISTED - 1} more), {items[-1]}"
+
+
 def repeated_trials_message(repeated: list[RepeatedTrial], where: str) -> str:
-    """One warning text naming every repeated trial, its rows and the Handbook's alternatives."""
+    """One warning text naming the repeated trials (the first :data:`_MAX_LISTED`; ``find_repeated_trials``
+    lists them all), their rows and the Handbook's alternatives."""
     parts = []
-    for r in repeated:
+    for r in repeated[:_MAX_LISTED]:
         analysis = (f"outcome {r.comparison_no}.{r.outcome_no} {r.outcome!r}" if r.outcome_no is not None
                     else "this analysis")
-        subgroups = (f"; subgroups {', '.join(repr(s) for s in r.subgroups)}"
+        subgroups = (f"; subgroups {_listed(repr(s) for s in r.subgroups)}"
                      if any(s is not None for s in r.subgroups) else "")
         control = {True: "its control-group data are identical in these rows (one control group shared by "
                          "several arms: revman_contrasts() turns them into correlated contrasts)",
@@ -170,7 +182,9 @@ def repeated_trials_message(repeated: list[RepeatedTrial], where: str) -> str:
                           "control group: check whether they are the same patients)",
                    None: "generic inverse-variance rows: whether they share a control group cannot be told"}
         parts.append(f"trial {r.study!r} (trial_id {r.trial_id!r}) appears {len(r.rows)} times in {analysis} "
-                     f"(rows {', '.join(map(str, r.rows))}{subgroups}); {control[r.shared_control]}")
+                     f"(rows {_listed(r.rows)}{subgroups}); {control[r.shared_control]}")
+    if len(repeated) > _MAX_LISTED:
+        parts.append(f"and {len(repeated) - _MAX_LISTED} more trials (find_repeated_trials() lists them all)")
     return (f"{where}: the same trial is in more than one row of one analysis, so pooling these rows counts its "
             f"patients more than once: " + "; ".join(parts) + f". Alternatives ({_HANDBOOK}, "
             "ketabayes.data.multiarm): correlated contrasts against the shared control (multiarm_contrasts, "
