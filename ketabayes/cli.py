@@ -125,7 +125,7 @@ def _parse_columns(values) -> dict[str, str]:
 
 
 def _load_table(path: Path, outcome: str | None, measure: str | None, study: str, columns=None,
-                zero_cells=None, note=click.echo, r: float | None = None):
+                zero_cells=None, note=click.echo, r: float | None = None, risk_of_bias: bool = False):
     """Read a CSV of metafor-named columns or a RevMan file; return (effect sizes, measure, label).
 
     ``columns`` maps metafor's argument names to the file's columns (CSV only); ``zero_cells`` holds
@@ -146,7 +146,8 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
 
         if columns:
             raise click.UsageError("--col maps CSV columns; a RevMan file has fixed columns")
-        tidy = read_revman(path)
+        # with --rob, a .rm5 file's risk-of-bias tables become rob_<domain> columns (RoB 1; read_revman_rob)
+        tidy = read_revman(path, risk_of_bias=risk_of_bias and path.suffix.lower() == ".rm5")
         analyses = list(split_analyses(tidy))
         if not analyses:
             raise KetabayesError(f"{path}: no analysable outcome found")
@@ -358,7 +359,7 @@ def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, pr
         es, m, label = _load_table(data, outcome, measure, study, columns,
                                    # binomial: the normal approximation's zero-cell handling is not used
                                    {"add": add, "to": to, "drop00": drop00 and not binomial}, note=out,
-                                   r=r_values[0] if r_values else None)
+                                   r=r_values[0] if r_values else None, risk_of_bias=bool(rob_col))
     else:
         es, m, label, multivariate = load_design(data, design, measure=measure, study=study, columns=columns,
                                                  r=r_values[0] if r_values else None, route=route, control=control,

@@ -636,3 +636,20 @@ def test_analyse_risk_of_bias_column_must_exist(runner, tmp_path):
                                "normal(0, 1)", "--prior-tau", "halfnormal(0.5)", "--bias", "RoB", "--rob", "alloc"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert res.stderr.strip().splitlines()[-1] == "ketabayes: error: column 'alloc': --rob names no column of rob.csv"
+
+
+def test_analyse_bma_risk_of_bias_from_a_revman_file(runner, tmp_path):
+    """With --rob, a .rm5 file's RoB 1 tables become rob_<domain> columns (invented fixture, tests/data)."""
+    from pathlib import Path
+
+    rm5 = Path(__file__).parent / "data" / "review_multiarm.rm5"
+    out = tmp_path / "out.json"
+    res = runner.invoke(main, ["analyse", str(rm5), "--outcome", "1.2", "--measure", "OR", "--bma", "--bias",
+                               "RoB", "--rob", "rob_allocation_concealment", "--prior-mu", "normal(0, 1)",
+                               "--prior-tau", "halfnormal(0.5)", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "ketabayes: warning:" in res.stderr  # the fixture's multi-arm trials are named, not pooled silently
+    d = json.loads(out.read_text())
+    es = d["settings"]["engine_settings"]
+    assert es["rob"] == "rob_allocation_concealment" and es["rob_high"] == ["high", "unclear"]
+    assert {m["model"] for m in d["models"]} >= {"FE-H1-RoB", "RE-H1-RoB"}
