@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -644,9 +645,11 @@ def test_analyse_bma_risk_of_bias_from_a_revman_file(runner, tmp_path):
 
     rm5 = Path(__file__).parent / "data" / "review_multiarm.rm5"
     out = tmp_path / "out.json"
-    res = runner.invoke(main, ["analyse", str(rm5), "--outcome", "1.2", "--measure", "OR", "--bma", "--bias",
-                               "RoB", "--rob", "rob_allocation_concealment", "--prior-mu", "normal(0, 1)",
-                               "--prior-tau", "halfnormal(0.5)", "--json", str(out)])
+    with warnings.catch_warnings():  # the CLI prints its DataWarnings (pytest would raise them)
+        warnings.simplefilter("default", kb.DataWarning)
+        res = runner.invoke(main, ["analyse", str(rm5), "--outcome", "1.2", "--measure", "OR", "--bma", "--bias",
+                                   "RoB", "--rob", "rob_allocation_concealment", "--prior-mu", "normal(0, 1)",
+                                   "--prior-tau", "halfnormal(0.5)", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "ketabayes: warning:" in res.stderr  # the fixture's multi-arm trials are named, not pooled silently
     d = json.loads(out.read_text())
