@@ -125,7 +125,7 @@ def _parse_columns(values) -> dict[str, str]:
 
 
 def _load_table(path: Path, outcome: str | None, measure: str | None, study: str, columns=None,
-                zero_cells=None, note=click.echo, r: float | None = None):
+                zero_cells=None, note=click.echo, r: float | None = None, risk_of_bias: bool = False):
     """Read a CSV of metafor-named columns or a RevMan file; return (effect sizes, measure, label).
 
     ``columns`` maps metafor's argument names to the file's columns (CSV only); ``zero_cells`` holds
@@ -146,7 +146,8 @@ def _load_table(path: Path, outcome: str | None, measure: str | None, study: str
 
         if columns:
             raise click.UsageError("--col maps CSV columns; a RevMan file has fixed columns")
-        tidy = read_revman(path)
+        # with --rob, a .rm5 file's risk-of-bias tables become rob_<domain> columns (RoB 1; read_revman_rob)
+        tidy = read_revman(path, risk_of_bias=risk_of_bias and path.suffix.lower() == ".rm5")
         analyses = list(split_analyses(tidy))
         if not analyses:
             raise KetabayesError(f"{path}: no analysable outcome found")
@@ -270,8 +271,18 @@ def _check_thresholds(mcid, measure, benefit, harm):
 @click.option("--quiet", "-q", is_flag=True, help="No text report (warnings and errors still go to stderr).")
 @click.option("--bma", is_flag=True, help="Bayesian model averaging over fixed/random x effect/no effect "
               "(needs proper --prior-mu and --prior-tau).")
-@click.option("--bias", help='With --bma: bias models, "pet-peese", "robma" (36 models, slow: SMC) or names '
-              'like "PET,PEESE,2s.05".')
+@click.option("--bias", help='With --bma: bias models, "pet-peese", "robma" (36 models) or names like '
+              '"PET,PEESE,2s.05"; "RoB" (with --rob) shifts the trials at high risk of bias.')
+@click.option("--rob", "rob_col", metavar="COLUMN",
+              help='With --bma --bias RoB[,...]: column of risk-of-bias judgements (RoB 1 low/unclear/high or '
+                   'RoB 2 low/some concerns/high, overall or one domain); trials judged high risk are shifted by '
+                   'a bias.')
+@click.option("--rob-high", metavar="LEVEL[,LEVEL...]",
+              help="With --rob: judgements that count as high risk (default: the levels the bias prior was "
+                   "estimated for, e.g. high,unclear for ROBES 2018; else high).")
+@click.option("--prior-rob", help='With --rob: prior of the bias, e.g. "ROBES 2018:allocation_concealment", '
+                                  '"BRANDO 2012:..." or a prior of its size such as "halfnormal(0.4)" (default for '
+                                  'OR: the ROBES 2018 prior of the domain the column names).')
 @click.option("--next-trial", "next_n", help="Sizes per arm of a new trial to assess, e.g. 50,100,200 (needs --mcid).")
 @click.option("--sd", type=float, help="Assumed outcome SD per arm of the new trial (MD).")
 @click.option("--baseline-risk", type=float, help="Assumed control-arm risk of the new trial (OR/RR/RD).")
@@ -299,7 +310,8 @@ def _check_thresholds(mcid, measure, benefit, harm):
 @click.option("--rho-between", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
               help="--design time: correlation of a trial's true effects across time windows.")
 def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, prior_tau, prior_sd, by, fixed, study, col, add,
-            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias, next_n, sd,
+            to, drop00, outcome, seed, draws, tune, chains, progress, strict, json_path, quiet, bma, bias, rob_col,
+            rob_high, prior_rob, next_n, sd,
             baseline_risk, threshold, design, r_text, route, control, multiarm, rho_time_text, rho_between):
     """Bayesian meta-analysis of DATA (CSV with metafor-named columns, or a RevMan .rm5/.csv file).
 
@@ -326,6 +338,13 @@ def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, pr
     rt_values = parse_values(rho_time_text, "--rho-time", low=0.0, high=1.0, high_open=True)
     _check_design_options(design, r_values, rt_values, measure, outcome, control, multiarm, route, by, fixed, bma,
                           next_n, method)
+    if bias and not bma:
+        raise click.UsageError("--bias needs --bma")
+    if (rob_high or prior_rob) and not rob_col:
+        raise click.UsageError("--rob-high and --prior-rob need --rob")
+    rob_models = bool(bias) and "rob" in {b.strip().lower() for b in bias.split(",")}
+    if bool(rob_col) != rob_models:
+        raise click.UsageError("the risk-of-bias model needs both --bias RoB (alone or in a list) and --rob COLUMN")
     binomial = likelihood == "binomial"
     if binomial:
         if design != "parallel" or fixed or bma or next_n:
@@ -340,7 +359,7 @@ def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, pr
         es, m, label = _load_table(data, outcome, measure, study, columns,
                                    # binomial: the normal approximation's zero-cell handling is not used
                                    {"add": add, "to": to, "drop00": drop00 and not binomial}, note=out,
-                                   r=r_values[0] if r_values else None)
+                                   r=r_values[0] if r_values else None, risk_of_bias=bool(rob_col))
     else:
         es, m, label, multivariate = load_design(data, design, measure=measure, study=study, columns=columns,
                                                  r=r_values[0] if r_values else None, route=route, control=control,
@@ -355,13 +374,13 @@ def analyse(data, measure, mcid, harm, benefit, method, likelihood, prior_mu, pr
         out("Per-study provenance (what was derived or assumed for each trial):")
         out(prov_text)
         out("")
-    if bias and not bma:
-        raise click.UsageError("--bias needs --bma")
     if bma:
         if by or fixed or prior_sd:
             raise click.UsageError("--bma cannot be combined with --by, --fixed or --prior-sd")
+        rob = {"rob": rob_col, "prior_rob": prior_rob,
+               "rob_high": tuple(x.strip() for x in rob_high.split(",") if x.strip()) if rob_high else None}
         _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out,
-                     extra={"provenance": prov.to_dict(orient="records")})
+                     extra={"provenance": prov.to_dict(orient="records")}, rob=rob if rob_col else None)
         return
     if multivariate is not None:
         _analyse_multivariate(multivariate(prior_mu, prior_tau), label, m, mcid, benefit, harm, seed, draws, chains,
@@ -527,7 +546,8 @@ def _analyse_multivariate(model, label, m, mcid, benefit, harm, seed, draws, cha
     _write_json(payload, json_path, out)
 
 
-def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out, extra=None):
+def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, seed, json_path, out, extra=None,
+                 rob=None):
     import pandas as pd
 
     from ketabayes.model.bma import bma
@@ -535,8 +555,12 @@ def _analyse_bma(es, m, label, prior_mu, prior_tau, bias, mcid, benefit, harm, s
 
     if bias and "," in bias:
         bias = [b.strip() for b in bias.split(",") if b.strip()]
+    if rob and rob["rob"] not in es.columns:
+        from ketabayes.errors import DataError
+
+        raise DataError(f"--rob names no column of {label}", column=rob["rob"])
     res = bma(es, prior_mu=prior_mu, prior_tau=prior_tau, bias=bias or None, mcid=mcid, benefit=benefit, harm=harm,
-              measure=m, seed=seed)
+              measure=m, seed=seed, **(rob or {}))
     out(f"Data: {label}")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         out("Bayesian model averaging: models")

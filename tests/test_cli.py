@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -582,3 +583,76 @@ def test_analyse_binomial_likelihood_needs_counts(runner, tmp_path):
     res = runner.invoke(main, ["analyse", str(path), "--measure", "OR", "--likelihood", "binomial"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "Error: --likelihood binomial needs the arms' counts: ai, n1i, ci, n2i not in yi.csv" in res.stderr
+
+
+# ---------------------------------------------------------------------------
+# analyse --bma --bias RoB --rob COLUMN
+# ---------------------------------------------------------------------------
+def _rob_csv(tmp_path):
+    """Small invented log-OR table (not trial data) with an allocation-concealment judgement per trial."""
+    path = tmp_path / "rob.csv"
+    pd.DataFrame({"study": list("ABCDEF"), "yi": [-0.42, -0.10, -0.65, 0.05, -0.30, -0.55],
+                  "vi": [0.040, 0.090, 0.060, 0.030, 0.050, 0.120],
+                  "allocation": ["high", "low", "Unclear", "low", "low", "high"]}).to_csv(path, index=False)
+    return path
+
+
+def test_analyse_bma_risk_of_bias_model_is_the_library_fit(runner, tmp_path):
+    path, out = _rob_csv(tmp_path), tmp_path / "out.json"
+    args = ["analyse", str(path), "--measure", "OR", "--bma", "--bias", "RoB", "--rob", "allocation",
+            "--prior-rob", "ROBES 2018:allocation_concealment", "--prior-mu", "normal(0, 1)", "--prior-tau",
+            "halfnormal(0.5)", "--mcid", "1.1", "--json", str(out)]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "RE-H1-RoB" in res.stdout and "Decision table, model-averaged" in res.stdout
+    d = json.loads(out.read_text())
+    df = pd.read_csv(path)
+    lib = kb.bma(df, prior_mu="normal(0, 1)", prior_tau="halfnormal(0.5)", bias="RoB", rob="allocation",
+                 prior_rob="ROBES 2018:allocation_concealment", mcid=1.1, measure="OR", seed=1)
+    want = lib.models.set_index("model")
+    got = {m["model"]: m for m in d["models"]} if "models" in d else None
+    assert got is not None and set(got) == set(want.index)
+    for label, row in want.iterrows():
+        assert got[label]["post_prob"] == pytest.approx(float(row["post_prob"]), rel=1e-10, abs=1e-14)
+    # high or unclear count as high risk for the ROBES prior (the levels it was estimated for)
+    assert d["settings"]["engine_settings"]["rob_high"] == ["high", "unclear"]
+    res = runner.invoke(main, [*args[:-2], "--rob-high", "high"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    (["--bias", "RoB"], "needs both --bias RoB"),
+    (["--rob", "allocation"], "needs both --bias RoB"),
+    (["--bias", "PET", "--rob", "allocation"], "needs both --bias RoB"),
+    (["--prior-rob", "halfnormal(0.4)"], "need --rob"),
+])
+def test_analyse_risk_of_bias_options_go_together(runner, tmp_path, extra, pattern):
+    res = runner.invoke(main, ["analyse", str(_rob_csv(tmp_path)), "--measure", "OR", "--bma", "--prior-mu",
+                               "normal(0, 1)", "--prior-tau", "halfnormal(0.5)", *extra])
+    _assert_usage_error(res, re.escape(pattern))
+
+
+def test_analyse_risk_of_bias_column_must_exist(runner, tmp_path):
+    res = runner.invoke(main, ["analyse", str(_rob_csv(tmp_path)), "--measure", "OR", "--bma", "--prior-mu",
+                               "normal(0, 1)", "--prior-tau", "halfnormal(0.5)", "--bias", "RoB", "--rob", "alloc"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.strip().splitlines()[-1] == "ketabayes: error: column 'alloc': --rob names no column of rob.csv"
+
+
+def test_analyse_bma_risk_of_bias_from_a_revman_file(runner, tmp_path):
+    """With --rob, a .rm5 file's RoB 1 tables become rob_<domain> columns (invented fixture, tests/data)."""
+    from pathlib import Path
+
+    rm5 = Path(__file__).parent / "data" / "review_multiarm.rm5"
+    out = tmp_path / "out.json"
+    with warnings.catch_warnings():  # the CLI prints its DataWarnings (pytest would raise them)
+        warnings.simplefilter("default", kb.DataWarning)
+        res = runner.invoke(main, ["analyse", str(rm5), "--outcome", "1.2", "--measure", "OR", "--bma", "--bias",
+                                   "RoB", "--rob", "rob_allocation_concealment", "--prior-mu", "normal(0, 1)",
+                                   "--prior-tau", "halfnormal(0.5)", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "ketabayes: warning:" in res.stderr  # the fixture's multi-arm trials are named, not pooled silently
+    d = json.loads(out.read_text())
+    es = d["settings"]["engine_settings"]
+    assert es["rob"] == "rob_allocation_concealment" and es["rob_high"] == ["high", "unclear"]
+    assert {m["model"] for m in d["models"]} >= {"FE-H1-RoB", "RE-H1-RoB"}
