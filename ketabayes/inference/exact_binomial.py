@@ -80,7 +80,7 @@ from ketabayes.inference.exact_hierarchical import GridSettings
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
-__all__ = ["BINOMIAL_GRID", "ExactBinomial", "pointwise_log_lik", "trial_curves"]
+__all__ = ["BINOMIAL_GRID", "ExactBinomial", "pointwise_log_lik", "trial_curves", "with_trial_effects"]
 
 #: Gauss-Hermite nodes of the integral over each trial's baseline ``b_i`` given ``theta_i``; trials with a
 #: zero cell (no events, or only events, in an arm) get :data:`N_BASE_ZERO`: their integrand in ``b_i`` is the
@@ -567,12 +567,7 @@ class ExactBinomial:
             (n, self.A.shape[0]))
         centre = np.broadcast_to(mu[:, None], (n, self.k))
         out = {"phi": tau[:, None], "b": mu[:, None], "u": np.zeros((n, 0)), "centre": centre}
-        if studies:
-            out["theta"] = self.draw_units(centre, tau, rng)
-            rows = np.flatnonzero(self.shrink >= 0)
-            targets[:, rows] = out["theta"][:, self.shrink[rows]]
-        out["targets"] = targets
-        return out
+        return with_trial_effects(out, targets, self, self.shrink, tau, rng, studies)
 
     def _tau_in_cell(self, it, rng: np.random.Generator) -> np.ndarray:
         """``tau`` drawn uniformly (in ``w = asinh(tau / s)``) within the Gauss-Legendre cells of nodes ``it``."""
@@ -629,3 +624,15 @@ def pointwise_log_lik(curves: ExactBinomial, centre, tau) -> np.ndarray:
     shape = centre.shape
     flat = curves._log_lik(centre.reshape(-1, shape[-1]), np.asarray(tau, dtype=float).reshape(-1), per_unit=True)
     return flat.reshape(shape)
+
+
+def with_trial_effects(out: dict, targets, trials, shrink, tau, rng: np.random.Generator, studies: bool) -> dict:
+    """Finish the joint draws of a binomial engine: with ``studies``, every trial's own effect ``theta`` from its
+    exact conditional given ``out["centre"]`` and ``tau`` (``trials.draw_units``), copied into the study targets
+    (``shrink[t] = i >= 0``); ``out["targets"] = targets``."""
+    if studies:
+        out["theta"] = trials.draw_units(out["centre"], tau, rng)
+        rows = np.flatnonzero(shrink >= 0)
+        targets[:, rows] = out["theta"][:, shrink[rows]]
+    out["targets"] = targets
+    return out

@@ -293,9 +293,4 @@ class ExactBinomialGrouped(OuterTau):
         targets = target_draws(np.column_stack([mu, u]), phi, self.A, self.pred, rng)
         centre = gamma[:, self.group]
         out = {"phi": phi, "b": mu[:, None], "u": u, "centre": centre}
-        if studies:
-            out["theta"] = self.trials.draw_units(centre, tau, rng)
-            rows = np.flatnonzero(self.shrink >= 0)
-            targets[:, rows] = out["theta"][:, self.shrink[rows]]
-        out["targets"] = targets
-        return out
+        return eb.with_trial_effects(out, targets, self.trials, self.shrink, tau, rng, studies)

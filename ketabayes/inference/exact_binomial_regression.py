@@ -260,9 +260,4 @@ class ExactBinomialRegression(OuterTau):
         targets = target_draws(coef, tau[:, None], self.A, self.pred, rng)
         centre = mu[:, None] + gamma[:, None] * self.x[None, :]
         out = {"phi": tau[:, None], "b": coef, "u": np.zeros((n, 0)), "centre": centre}
-        if studies:
-            out["theta"] = self.trials.draw_units(centre, tau, rng)
-            rows = np.flatnonzero(self.shrink >= 0)
-            targets[:, rows] = out["theta"][:, self.shrink[rows]]
-        out["targets"] = targets
-        return out
+        return eb.with_trial_effects(out, targets, self.trials, self.shrink, tau, rng, studies)
