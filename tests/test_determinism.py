@@ -105,3 +105,26 @@ def test_nuts_draws_do_not_depend_on_an_earlier_fit_in_the_same_process(in_proce
         again = kb.RandomEffectsModel(es2, prior_mu="normal(0, 2)", prior_tau="halfnormal(0.5)").fit(
             "nuts", seed=5, chains=2, draws=150, tune=150)
     assert _draws_hash(again) == _draws_hash(in_process)
+
+
+EXACT_SCRIPT = textwrap.dedent("""
+    import hashlib, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    import ketabayes as kb
+    res = kb.BinomialModel(kb.load_dataset("magnesium_mi"), prior_mu="normal(0, 2)").fit("exact", seed=3)
+    h = hashlib.sha256(res.decision_table(mcid=1.25).select_dtypes("number").to_numpy().tobytes())
+    post = res.tree["posterior"].to_dataset()
+    for v in sorted(post.data_vars):
+        h.update(np.ascontiguousarray(post[v].values).tobytes())
+    print(h.hexdigest())
+""")
+
+
+def test_exact_binomial_numbers_identical_across_processes():
+    """Every bit of an exact binomial fit, in two processes (scipy's barycentric weights were computed with the
+    points in a random order: the last bits of every number changed from one process to the next)."""
+    runs = [subprocess.run([sys.executable, "-c", EXACT_SCRIPT], capture_output=True, text=True, timeout=300,
+                           check=False, env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("0", "777")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-3000:] + runs[1].stderr[-3000:]
+    assert runs[0].stdout.strip() == runs[1].stdout.strip() != ""

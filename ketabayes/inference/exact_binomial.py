@@ -387,7 +387,12 @@ class ExactBinomial:
         m, s = np.array(m, dtype=float), np.array(s, dtype=float)
         j = np.arange(-half / step, half / step + 0.5) * step
         zc = half * np.cos(np.pi * np.arange(n_cheb) / (n_cheb - 1))
-        to_grid = interpolate.BarycentricInterpolator(zc, np.eye(n_cheb))(j)   # (J, n_cheb)
+        # barycentric weights of Chebyshev-Lobatto points in closed form, (-1)^k halved at both ends (Berrut &
+        # Trefethen 2004): scipy computes them with its points in a random order, which changed the last bits of
+        # every result from one process to the next
+        wi = (-1.0) ** np.arange(n_cheb)
+        wi[[0, -1]] *= 0.5
+        to_grid = interpolate.BarycentricInterpolator(zc, np.eye(n_cheb), wi=wi)(j)   # (J, n_cheb)
         mu = np.empty((tau.size, j.size))
         lp = np.empty((tau.size, j.size))
         todo = np.arange(tau.size)
