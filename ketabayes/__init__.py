@@ -72,6 +72,7 @@ _LAZY = {
     "ExactBinomial": "ketabayes.inference.exact_binomial",
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "ExactBinomialRegression": "ketabayes.inference.exact_binomial_regression",
+    "ExactBinomialMixed": "ketabayes.inference.exact_binomial_mixed",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     "bma": "ketabayes.model.bma",
     "BiasPrior": "ketabayes.model.bias_priors",

@@ -248,3 +248,64 @@ def regression_reference(th, logf, x, mu_sd, g_sd, tau_sd, trial=None, *, mu=(-3
         pt = integrate.trapezoid(np.exp(lpt - lpt.max()), tau, axis=0)
         out["trial"] = (theta, integrate.cumulative_simpson(pt, x=theta, initial=0.0) / integrate.trapezoid(pt, theta))
     return out
+
+
+def mixed_reference(th, logf, groups, x, mu_sd, g_sd, tau_sd, sd_sd, n=(31, 41, 61, 31)):
+    """The model with one grouping and one moderator, ``theta_i ~ N(gamma_g(i) + beta x_i, tau**2)``,
+    ``gamma_g ~ N(mu, sd**2)``, on a dense ``(tau, beta, mu, sd)`` tensor grid (Simpson's rule).
+
+    Each trial's ``log h_j(m, tau)`` is tabulated on a grid of ``m`` (``z`` substitution, cubic splines in
+    ``m``); given ``(tau, beta)`` a group's likelihood of its effect, ``G_g(w) = prod_(j in g) h_j(w + beta x_j)``,
+    on a grid of ``w``; given ``(mu, sd)``, ``int N(w; mu, sd**2) G_g(w) dw = int phi(z) G_g(mu + sd z) dz``
+    (trapezoid in ``z``, ``log G_g`` linearly interpolated). Priors: ``mu ~ N(0, mu_sd**2)``,
+    ``beta ~ N(0, g_sd**2)``, ``tau ~ halfnormal(tau_sd)``, ``sd ~ halfnormal(sd_sd)``. Returns the CDFs
+    ``(grid, F)`` of ``mu`` and ``beta``, each group's ``P(gamma_g < 0)`` and the means of ``tau`` and ``sd``.
+    """
+    nt, nb, nmu, ns = n
+    z = np.linspace(-8.0, 8.0, 49)
+    phi = stats.norm.pdf(z)
+    tau = np.linspace(0.0, 6.0 * tau_sd, nt)
+    beta = np.linspace(-5.0 * g_sd, 5.0 * g_sd, nb)
+    mu = np.linspace(-5.0, 3.0, nmu)
+    sd = np.linspace(0.0, 6.0 * sd_sd, ns)
+    m = np.linspace(-22.0, 18.0, 1601)
+    w = np.linspace(-9.0, 6.0, 301)
+    logh = np.stack([np.log(integrate.trapezoid(np.exp(np.interp(m[None, :, None] + tau[:, None, None] * z, th, lf))
+                                                * phi, z, axis=-1)) for lf in logf])         # (k, tau, m)
+    splines = [interpolate.CubicSpline(m, logh[j], axis=1) for j in range(len(x))]
+    M, S = np.meshgrid(mu, sd, indexing="ij")
+    Wz = M[..., None] + S[..., None] * z                                                   # (mu, sd, z)
+    names = sorted(set(groups))
+    lp = np.zeros((nt, nb, nmu, ns))
+    below = {g: np.zeros((nt, nb, nmu, ns)) for g in names}
+    for b, bb in enumerate(beta):
+        logG = {g: np.zeros((nt, w.size)) for g in names}
+        for j, (xj, g) in enumerate(zip(x, groups)):
+            logG[g] += splines[j](w + bb * xj)
+        for g in names:
+            for t in range(nt):
+                vals = np.exp(np.interp(Wz, w, logG[g][t])) * phi
+                L = integrate.trapezoid(vals, z, axis=-1)
+                below[g][t, b] = integrate.trapezoid(vals * (Wz < 0.0), z, axis=-1) / L
+                lp[t, b] += np.log(L)
+    lp += (stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None, None, None]
+           + stats.norm.logpdf(beta, 0.0, g_sd)[None, :, None, None]
+           + stats.norm.logpdf(mu, 0.0, mu_sd)[None, None, :, None]
+           + stats.halfnorm.logpdf(sd, scale=sd_sd)[None, None, None, :])
+    p = np.exp(lp - lp.max())
+
+    def over(f, keep=None):
+        axes = [(0, tau), (1, beta), (2, mu), (3, sd)]
+        out = p * f
+        for ax, grid in reversed(axes):
+            if ax != keep:
+                out = integrate.simpson(out, x=grid, axis=ax)
+        return out
+
+    norm = float(over(1.0))
+    p_mu, p_b = over(1.0, keep=2) / norm, over(1.0, keep=1) / norm
+    return {"mu": (mu, integrate.cumulative_simpson(p_mu, x=mu, initial=0.0)),
+            "beta": (beta, integrate.cumulative_simpson(p_b, x=beta, initial=0.0)),
+            "below": {g: float(over(below[g])) / norm for g in names},
+            "tau_mean": float(over(tau[:, None, None, None])) / norm,
+            "sd_mean": float(over(sd[None, None, None, :])) / norm}

@@ -43,7 +43,7 @@ from ketabayes.inference.exact_hierarchical import GridSettings, target_draws
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Prior
 
-__all__ = ["BINOMIAL_GROUPED_GRID", "ExactBinomialGrouped", "OuterTau", "compress"]
+__all__ = ["BINOMIAL_GROUPED_GRID", "ExactBinomialGrouped", "OuterTau", "compress", "group_level"]
 
 #: outer rule over tau (entry 2 of ``nodes`` / ``coarse``: two variance components); inner rules as
 #: :data:`~ketabayes.inference.exact_binomial.BINOMIAL_GRID`
@@ -51,6 +51,18 @@ BINOMIAL_GROUPED_GRID = GridSettings(nodes=((2, 12), (2, 8), (1, 12), (1, 12)), 
                                      mass_cutoff=30.0, passes=4, chunk=256)
 #: step of the gamma grid on which each group's log likelihood is tabulated
 GAMMA_STEP = 0.1
+
+
+def group_level(grid, logH, prior_mu: Prior, prior_sd: Prior, settings: GridSettings) -> eb.ExactBinomial:
+    """The group-level engine: units = groups with log likelihood curves ``logH (G, T)`` of their mean effect
+    on the uniform ``grid``; ``(sd, mu)`` integrated by the ungrouped engine (``sd`` in the place of ``tau``)."""
+    e = object.__new__(eb.ExactBinomial)
+    e.prior_mu, e.prior_tau = prior_mu, prior_sd
+    e.A, e.pred = np.ones((1, 1)), np.zeros((1, 1), bool)
+    e.n_comp, e.settings = 1, settings
+    e._set_table(grid, logH)
+    e._integrate()
+    return e
 
 
 class OuterTau:
@@ -192,14 +204,7 @@ class ExactBinomialGrouped(OuterTau):
         """The group-level engine given ``tau``: units = groups with likelihood curves ``log H_g(gamma; tau)``."""
         g = self._gamma
         per = self.trials._log_lik(g, np.full(g.size, tau), per_unit=True)       # (T, k)
-        logH = (per @ self._member).T                                              # (G, T)
-        e = object.__new__(eb.ExactBinomial)
-        e.prior_mu, e.prior_tau = self.prior_mu, self.prior_sd
-        e.A, e.pred = np.ones((1, 1)), np.zeros((1, 1), bool)
-        e.n_comp, e.settings = 1, self._inner_settings
-        e._set_table(g, logH)
-        e._integrate()
-        return e
+        return group_level(g, (per @ self._member).T, self.prior_mu, self.prior_sd, self._inner_settings)
 
     # ------------------------------------------------------------------ results
     def _group(self, j: int, g: int):

@@ -1,8 +1,9 @@
 """Normal-kernel mixtures, units' own effects and conditional draws for the exact binomial engines.
 
 Shared by :mod:`ketabayes.inference.exact_binomial` (no grouping),
-:mod:`ketabayes.inference.exact_binomial_grouped` (one grouping) and
-:mod:`ketabayes.inference.exact_binomial_regression` (one moderator).
+:mod:`ketabayes.inference.exact_binomial_grouped` (one grouping),
+:mod:`ketabayes.inference.exact_binomial_regression` (one moderator) and
+:mod:`ketabayes.inference.exact_binomial_mixed` (both).
 
 **A unit's own effect** (a trial's log odds ratio ``theta_i``, or a group's mean effect
 ``gamma_g`` in the grouped engine) is given, for every node ``tau_j`` of the outer rule,

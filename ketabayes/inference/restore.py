@@ -61,7 +61,7 @@ def exact_hierarchical(tree, settings):
 
 
 def exact_binomial(tree, settings):
-    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping or one-moderator form) of a
+    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping, one-moderator or mixed form) of a
     saved binomial-logit result, from the stored counts, priors, design, target definitions and grid settings."""
     from ketabayes.inference.exact_hierarchical import GridSettings
 
@@ -75,6 +75,12 @@ def exact_binomial(tree, settings):
     shrink = const["target_study"].values if "target_study" in const else None
     sd = list(settings.get("prior_sd", {}).values())
     gamma = list(settings.get("prior_gamma", {}).values())
+    if gamma and sd:
+        from ketabayes.inference.exact_binomial_mixed import ExactBinomialMixed
+
+        group = np.argmax(const["design_Z"].values, axis=1)
+        return ExactBinomialMixed(a, n1, c, n2, group, const["design_X"].values[:, 1], prior_mu, _prior(gamma[0]),
+                                  prior_tau, _prior(sd[0]), prior_base, A, pred, settings=grid, shrink=shrink)
     if gamma:
         from ketabayes.inference.exact_binomial_regression import ExactBinomialRegression
 

@@ -20,12 +20,16 @@ Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
 (:mod:`ketabayes.inference.exact_binomial`: each trial's baseline and effect
 integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
 the model without groupings, with one grouping (e.g. ``by="drug"``;
-:mod:`~ketabayes.inference.exact_binomial_grouped`) or with one moderator (e.g.
-``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`);
-``fit("nuts")`` samples every form. Crossed or nested groupings (drug x condition),
-a grouping with a moderator and two or more moderators are NUTS only: given the
-variance components their posterior does not reduce to a few dimensions of
-one-dimensional tables (the error message says which dimension count applies).
+:mod:`~ketabayes.inference.exact_binomial_grouped`), with one moderator (e.g.
+``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`) or with
+both (:mod:`~ketabayes.inference.exact_binomial_mixed`); it is the default, as for the
+other models. ``fit("nuts")`` samples every form. Crossed or nested groupings (drug x
+condition) and two or more moderators are NUTS only: with binomial likelihoods the
+group effects do not integrate out in closed form (as they do for the normal model), so
+given the variance components the posterior is an integral over every group level (the
+error message gives the dimension count), beyond tensor quadrature. lme4 draws the same
+line: adaptive Gauss-Hermite quadrature (``nAGQ > 1``) only for a single scalar
+random-effects term.
 
 Every result carries each trial's own (shrunken) log odds ratio as a target named by
 the study label (``kind == "study"``; exact marginals or NUTS draws), so
@@ -195,7 +199,7 @@ class BinomialModel(Described):
 
         return build_binomial(self)
 
-    def fit(self, method: str = "nuts", *, mcid: float | None = None, benefit: str = "lower",
+    def fit(self, method: str = "exact", *, mcid: float | None = None, benefit: str = "lower",
             harm: float | None = None, seed: int | None = None, draws: int = 1000, chains: int = 4,
             tune: int = 1000, nuts: dict | None = None, strict: bool = False, progressbar: bool | None = None,
             grid=None, cache=None, **sample_kwargs):
@@ -203,14 +207,17 @@ class BinomialModel(Described):
 
         Parameters
         ----------
-        method : {"nuts", "exact"}
-            ``"exact"``: quadrature (every target an exact normal mixture) for the model
-            without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`),
+        method : {"exact", "nuts"}
+            ``"exact"`` (default): quadrature (every target an exact normal mixture) for the
+            model without groupings (:class:`~ketabayes.inference.exact_binomial.ExactBinomial`),
             with one grouping
-            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`) or
+            (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`),
             with one moderator
-            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`);
-            other forms raise an error that says why. ``"nuts"``: PyMC's NUTS (every form).
+            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`)
+            or with one grouping and one moderator
+            (:class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`);
+            other forms (crossed or nested groupings, two or more moderators) raise an
+            error that says why and names ``"nuts"``: PyMC's NUTS (every form).
         mcid, benefit, harm : optional
             ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
             ``"lower"`` for adverse events.
@@ -274,7 +281,8 @@ class BinomialModel(Described):
 
         No groupings and no moderators: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
         one grouping: :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`;
-        one moderator: :class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`.
+        one moderator: :class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`;
+        both: :class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`.
         Other forms raise a :class:`~ketabayes.errors.KetabayesError` that says why and names
         ``method="nuts"``.
         """
@@ -282,6 +290,13 @@ class BinomialModel(Described):
         reason = _not_exact(d)
         if reason:
             raise KetabayesError(f"the exact binomial engine cannot fit this model: {reason}. Use method='nuts'")
+        if d.moderators and d.terms:
+            from ketabayes.inference.exact_binomial_mixed import ExactBinomialMixed
+
+            t = d.terms[0]
+            return ExactBinomialMixed(self.a, self.n1, self.c, self.n2, t.index, d.X[:, 1], self.prior_mu,
+                                      self.prior_gamma[d.moderators[0]], self.prior_tau, self.prior_sd[t.name],
+                                      self.prior_baseline, d.A, d.pred, settings=grid, shrink=d.shrink)
         if d.moderators:
             from ketabayes.inference.exact_binomial_regression import ExactBinomialRegression
 
@@ -345,8 +360,9 @@ def _not_exact(design) -> str:
 
     Given ``tau`` every trial enters through its likelihood of its linear predictor, a one-dimensional
     table; what remains must be a low-dimensional integral of such tables. That holds without groupings
-    (``mu``), with one grouping (``mu`` and one group SD, the groups independent given them) and with one
-    moderator (``mu`` and the slope); it fails for the forms below.
+    (``mu``), with one grouping (``mu`` and one group SD, the groups independent given them), with one
+    moderator (``mu`` and the slope) and with both (the slope outside the one-grouping integral); it fails
+    for the forms below.
     """
     terms, mods = design.terms, design.moderators
     if len(terms) > 1:
@@ -356,10 +372,6 @@ def _not_exact(design) -> str:
                 f"are coupled through the trials that share levels, so given the variance components the posterior "
                 f"does not split into one-dimensional integrals per group: it is a {levels}-dimensional integral "
                 f"(one dimension per level) on top of {len(terms) + 1} variance components")
-    if terms and mods:
-        return (f"it has a grouping ({terms[0].name!r}) and a moderator ({mods[0]!r}). Each group's likelihood "
-                f"then depends on mu and the slope jointly, an integral per group inside a four-dimensional "
-                f"integral over tau, the group SD, mu and the slope")
     if len(mods) > 1:
         return (f"it has {len(mods)} moderators ({', '.join(map(repr, mods))}); the exact engine integrates one "
                 f"(tau, mu and one slope); each further slope adds a dimension to the integral")
