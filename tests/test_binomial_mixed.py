@@ -112,3 +112,27 @@ def test_mixed_exact_agrees_with_nuts_on_all_magnesium_trials():
         ess = float(summ.loc[comp, "ess_bulk"])
         s = exact.scale_summary().set_index("target").loc[comp]
         assert abs(float(nuts.tree["posterior"][comp].mean()) - s["mean"]) < 5 * s["sd"] / math.sqrt(ess), comp
+
+
+def test_mixed_with_the_default_flat_slope_prior_fits_and_draws():
+    # the default slope prior is flat: slices far in its tails have degenerate group-level posteriors, which
+    # the mixtures and draws leave out (a singular matrix came out of numpy before)
+    df = small()
+    res = BinomialModel(df, by="drug", moderators="year", prior_mu="normal(0, 2)").fit(
+        "exact", mcid=1.25, seed=2, chains=2, draws=500)
+    for target in ("moderator=year", "drug=b", "Bertschat 1989"):
+        m = res.marginal(target)
+        draws = res.tree["posterior"]["effect"].sel(target=target).values
+        assert np.isfinite(m.sd) and abs(draws.mean() - m.mean) < 5 * m.sd / math.sqrt(draws.size), target
+
+
+def test_numerical_failure_of_the_engine_is_a_ketabayes_error(monkeypatch):
+    from ketabayes.errors import ExactIntegrationError
+    from ketabayes.inference import exact_binomial_mixed
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(exact_binomial_mixed, "group_level", broken)
+    with pytest.raises(ExactIntegrationError, match="Singular matrix.*method='nuts'"):
+        BinomialModel(small(), by="drug", moderators="year", **PRIORS).fit("exact", seed=1)

@@ -78,6 +78,8 @@ FINE = 5
 _SLOPE_STEP_COARSE, _SLOPE_HALF_COARSE = 1.0, 7.0
 #: the slope grid must end this far (log density) below its maximum
 _EDGE = 25.0
+#: slices (and fine slope nodes) this far (log weight) below the largest are left out of the mixtures
+_LIVE = 40.0
 
 
 class _GivenTau:
@@ -133,9 +135,21 @@ class _GivenTau:
         kw, h = kernel((lf - lse(lf))[None, :], fine[None, :], np.array([ds / FINE]))
         self.fine_slopes, self.slope_kernel_log_weights, self.slope_kernel_sd = fine, kw[0], float(h[0])
         self.nearest = np.rint((fine - slopes[0]) / ds).astype(int)
-        mu_mean = np.array([float(np.exp(e.kernel_log_weights).ravel() @ e.mu_nodes.ravel()) for e in self.engines])
-        self.d_mu = np.gradient(mu_mean, slopes)
+        # slices and fine nodes that carry weight (the others, far in the tails, are left out of the mixtures: their
+        # group-level posteriors may be degenerate)
+        live = np.flatnonzero(self.slice_log_weights > self.slice_log_weights.max() - _LIVE)
+        self.live = np.arange(live[0], live[-1] + 1)
+        self.fine_live = np.flatnonzero((kw[0] > kw[0].max() - _LIVE) & np.isin(self.nearest, self.live))
+        self.d_mu = self._gradient([float(np.exp(e.kernel_log_weights).ravel() @ e.mu_nodes.ravel())
+                                    for e in (self.engines[l_] for l_ in self.live)])
         self._d_group: dict[int, np.ndarray] = {}
+
+    def _gradient(self, values) -> np.ndarray:
+        """Finite-difference derivative with the slope of ``values`` given on the live slices (0 elsewhere)."""
+        out = np.zeros(self.slopes.size)
+        if self.live.size > 1:
+            out[self.live] = np.gradient(np.asarray(values, dtype=float), self.slopes[self.live])
+        return out
 
     def _slice_group(self, l_: int, g: int):
         """Group ``g``'s effect in slice ``l_`` (compressed mixture; cached)."""
@@ -146,8 +160,8 @@ class _GivenTau:
     def d_group(self, g: int) -> np.ndarray:
         """Change of group ``g``'s mean effect with the slope, per slice."""
         if g not in self._d_group:
-            means = [float(w @ m / w.sum()) for w, m, _ in (self._slice_group(l_, g) for l_ in range(self.slopes.size))]
-            self._d_group[g] = np.gradient(np.array(means), self.slopes)
+            self._d_group[g] = self._gradient([float(w @ m / w.sum()) for w, m, _ in
+                                               (self._slice_group(int(l_), g) for l_ in self.live)])
         return self._d_group[g]
 
     def group_mixture(self, g: int, shift: float = 0.0):
@@ -159,14 +173,15 @@ class _GivenTau:
         ws, ms, ss = [], [], []
         g = int(g)
         if not shift:               # the trapezoid rule over the slices
-            for l_ in range(self.slopes.size):
-                w, m, s = self._slice_group(l_, g)
+            for l_ in self.live:
+                w, m, s = self._slice_group(int(l_), g)
                 ws.append(w / w.sum() * math.exp(self.slice_log_weights[l_]))
                 ms.append(m)
                 ss.append(s)
             return np.concatenate(ws), np.concatenate(ms), np.concatenate(ss)
         d = self.d_group(g)
-        for f, (beta, l_) in enumerate(zip(self.fine_slopes, self.nearest)):
+        for f in self.fine_live:
+            beta, l_ = self.fine_slopes[f], self.nearest[f]
             w, m, s = self._slice_group(int(l_), g)
             ws.append(w / w.sum() * math.exp(self.slope_kernel_log_weights[f]))
             ms.append(m + d[l_] * (beta - self.slopes[l_]) + shift * beta)
@@ -176,7 +191,8 @@ class _GivenTau:
     def mean_mixture(self, p_sd: bool):
         """``mu`` (plus ``N(0, sd**2)`` with ``p_sd``) given tau: the slices' ``mu`` kernels."""
         ws, ms, ss = [], [], []
-        for l_, e in enumerate(self.engines):
+        for l_ in self.live:
+            e = self.engines[l_]
             ws.append(np.exp(e.kernel_log_weights + self.slice_log_weights[l_]).ravel())
             ms.append(e.mu_nodes.ravel())
             ss.append(np.sqrt(np.broadcast_to(e.kernel_sd[:, None] ** 2 + p_sd * e.tau_nodes[:, None] ** 2,
@@ -323,8 +339,9 @@ class ExactBinomialMixed(OuterTau):
         """Weights of every (tau node, slope node) slice, with the slices' group-level engines."""
         wt = np.exp(self._kept_log_weights())
         for w, j in zip(wt, self._keep):
-            for lw, e in zip(self.inner[j].slice_log_weights, self.inner[j].engines):
-                yield w * math.exp(lw), e
+            inner = self.inner[j]
+            for l_ in inner.live:
+                yield w * math.exp(inner.slice_log_weights[l_]), inner.engines[l_]
 
     def component_cdf(self, c: int, x) -> np.ndarray:
         """Posterior CDF of ``tau`` (``c = 0``) or of the group SD (``c = 1``)."""
@@ -362,8 +379,8 @@ class ExactBinomialMixed(OuterTau):
         gamma = np.empty((n, self.n_groups))
         for j in np.unique(jj):
             sel, inner = np.flatnonzero(jj == j), self.inner[j]
-            pk = np.exp(inner.slope_kernel_log_weights)
-            fs = rng.choice(pk.size, size=sel.size, p=pk / pk.sum())
+            pk = np.exp(inner.slope_kernel_log_weights[inner.fine_live])
+            fs = inner.fine_live[rng.choice(pk.size, size=sel.size, p=pk / pk.sum())]
             slope[sel] = inner.fine_slopes[fs] + inner.slope_kernel_sd * rng.standard_normal(sel.size)
             ls = inner.nearest[fs]
             for l_ in np.unique(ls):

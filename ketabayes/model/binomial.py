@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ketabayes import dims
-from ketabayes.errors import KetabayesError, PriorError
+from ketabayes.errors import ExactIntegrationError, KetabayesError, PriorError
 from ketabayes.model._fit_common import (
     Described,
     check_method,
@@ -248,9 +248,13 @@ class BinomialModel(Described):
             excluded=[], columns=self.columns, data_hash=self.data_hash())
         exact = diagnostics = None
         if method == "exact":
-            exact = self._exact(grid)
-            settings["engine_settings"] = exact.settings.to_dict()
-            tree, centre = self._exact_tree(exact, seed, chains, draws)
+            try:
+                exact = self._exact(grid)
+                settings["engine_settings"] = exact.settings.to_dict()
+                tree, centre = self._exact_tree(exact, seed, chains, draws)
+            except (FloatingPointError, np.linalg.LinAlgError) as e:
+                raise ExactIntegrationError(f"the exact binomial engine could not integrate this posterior ({e}); "
+                                            f"fit it with method='nuts'") from None
             curves = getattr(exact, "trials", exact)
         else:
             from ketabayes.inference.compiled_cache import sample_model
