@@ -73,6 +73,7 @@ _LAZY = {
     "ExactBinomialGrouped": "ketabayes.inference.exact_binomial_grouped",
     "ExactBinomialRegression": "ketabayes.inference.exact_binomial_regression",
     "ExactBinomialMixed": "ketabayes.inference.exact_binomial_mixed",
+    "ExactBinomialNested": "ketabayes.inference.exact_binomial_nested",
     "CompiledModelCache": "ketabayes.inference.compiled_cache",
     "bma": "ketabayes.model.bma",
     "BiasPrior": "ketabayes.model.bias_priors",

@@ -309,3 +309,73 @@ def mixed_reference(th, logf, groups, x, mu_sd, g_sd, tau_sd, sd_sd, n=(31, 41, 
             "below": {g: float(over(below[g])) / norm for g in names},
             "tau_mean": float(over(tau[:, None, None, None])) / norm,
             "sd_mean": float(over(sd[None, None, None, :])) / norm}
+
+
+def nested_reference(th, logf, child, parent, mu_sd, tau_sd, sdp_sd, sdc_sd, n=(25, 25, 61, 25)):
+    """Two nested groupings: ``theta_i ~ N(gamma_d(i), tau**2)``, ``gamma_d ~ N(kappa_c(d), sdc**2)``,
+    ``kappa_c ~ N(mu, sdp**2)``, on a dense ``(tau, sdc, mu, sdp)`` tensor grid (Simpson's rule).
+
+    ``child[i]``: trial ``i``'s inner level; ``parent[d]``: inner level ``d``'s outer level. Given ``tau`` each
+    inner level's likelihood ``H_d(gamma)`` (product of its trials' ``int phi(z) f_i(gamma + tau z) dz``) on a grid;
+    given ``sdc`` each outer level's ``K_c(kappa) = prod_(d in c) int phi(z) H_d(kappa + sdc z) dz`` on the same grid;
+    given ``(mu, sdp)`` ``int phi(z) K_c(mu + sdp z) dz`` (trapezoid rules in ``z``, log tables linearly
+    interpolated). Priors: ``mu ~ N(0, mu_sd**2)``, the three SDs half-normal. Returns the CDF ``(grid, F)`` of ``mu``,
+    ``P(< 0)`` of every outer and inner level's effect and the means of ``tau``, ``sdp`` and ``sdc``.
+    """
+    nt, nc, nm, npar = n
+    z = np.linspace(-8.0, 8.0, 49)
+    phi = stats.norm.pdf(z)
+    tau, sdc = np.linspace(0.0, 6.0 * tau_sd, nt), np.linspace(0.0, 6.0 * sdc_sd, nc)
+    mu, sdp = np.linspace(-5.0, 3.0, nm), np.linspace(0.0, 6.0 * sdp_sd, npar)
+    g = np.linspace(-10.0, 7.0, 341)
+    child, parent = np.asarray(child), np.asarray(parent)
+    D, C = parent.size, int(parent.max()) + 1
+    M, S = np.meshgrid(mu, sdp, indexing="ij")
+    Kz = M[..., None] + S[..., None] * z                                               # (mu, sdp, z)
+    lp = np.zeros((nt, nc, nm, npar))
+    below_c = np.zeros((C, nt, nc, nm, npar))
+    below_d = np.zeros((D, nt, nc, nm, npar))
+    Gz = g[:, None] + z[None, :]
+    for t in range(nt):
+        logH = np.zeros((D, g.size))
+        for i, lf in enumerate(logf):
+            logH[child[i]] += np.log(integrate.trapezoid(np.exp(np.interp(g[:, None] + tau[t] * z, th, lf)) * phi,
+                                                         z, axis=-1))
+        for s in range(nc):
+            X = g[:, None] + sdc[s] * z[None, :]
+            logK = np.zeros((C, g.size))
+            B = np.zeros((D, g.size))
+            for d in range(D):
+                vals = np.exp(np.interp(X, g, logH[d])) * phi
+                Q = integrate.trapezoid(vals, z, axis=-1)
+                B[d] = integrate.trapezoid(vals * (X < 0.0), z, axis=-1) / Q
+                logK[parent[d]] += np.log(Q)
+            for c in range(C):
+                vals = np.exp(np.interp(Kz, g, logK[c])) * phi
+                L = integrate.trapezoid(vals, z, axis=-1)
+                lp[t, s] += np.log(L)
+                below_c[c, t, s] = integrate.trapezoid(vals * (Kz < 0.0), z, axis=-1) / L
+                for d in np.flatnonzero(parent == c):
+                    below_d[d, t, s] = integrate.trapezoid(vals * np.interp(Kz, g, B[d]), z, axis=-1) / L
+    del Gz
+    lp += (stats.halfnorm.logpdf(tau, scale=tau_sd)[:, None, None, None]
+           + stats.halfnorm.logpdf(sdc, scale=sdc_sd)[None, :, None, None]
+           + stats.norm.logpdf(mu, 0.0, mu_sd)[None, None, :, None]
+           + stats.halfnorm.logpdf(sdp, scale=sdp_sd)[None, None, None, :])
+    p = np.exp(lp - lp.max())
+
+    def over(f, keep=None):
+        out = p * f
+        for ax, grid in reversed(list(enumerate((tau, sdc, mu, sdp)))):
+            if ax != keep:
+                out = integrate.simpson(out, x=grid, axis=ax)
+        return out
+
+    norm = float(over(1.0))
+    p_mu = over(1.0, keep=2) / norm
+    return {"mu": (mu, integrate.cumulative_simpson(p_mu, x=mu, initial=0.0)),
+            "below_outer": [float(over(b)) / norm for b in below_c],
+            "below_inner": [float(over(b)) / norm for b in below_d],
+            "tau_mean": float(over(tau[:, None, None, None])) / norm,
+            "sdc_mean": float(over(sdc[None, :, None, None])) / norm,
+            "sdp_mean": float(over(sdp[None, None, None, :])) / norm}

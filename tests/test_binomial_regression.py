@@ -82,7 +82,7 @@ def test_regression_draws_log_likelihood_and_round_trip(fitted, tmp_path):
 
 @pytest.mark.parametrize("kw, says", [
     (dict(by=["drug", "cond"]), r"random-effect terms 'drug', 'cond'.*\d+-dimensional integral"),
-    (dict(by="drug", nest={"drug": "klass"}), r"random-effect terms 'klass', 'drug'"),
+    (dict(by="drug", nest={"drug": "klass"}, moderators="year"), r"nested groupings \('drug' within 'klass'\)"),
     (dict(moderators=["year", "size"]), r"2 moderators \('year', 'size'\)"),
 ])
 def test_forms_that_are_not_exact_say_why_and_name_nuts(kw, says):

@@ -2,8 +2,9 @@
 
 Shared by :mod:`ketabayes.inference.exact_binomial` (no grouping),
 :mod:`ketabayes.inference.exact_binomial_grouped` (one grouping),
-:mod:`ketabayes.inference.exact_binomial_regression` (one moderator) and
-:mod:`ketabayes.inference.exact_binomial_mixed` (both).
+:mod:`ketabayes.inference.exact_binomial_regression` (one moderator),
+:mod:`ketabayes.inference.exact_binomial_mixed` (both) and
+:mod:`ketabayes.inference.exact_binomial_nested` (nested groupings).
 
 **A unit's own effect** (a trial's log odds ratio ``theta_i``, or a group's mean effect
 ``gamma_g`` in the grouped engine) is given, for every node ``tau_j`` of the outer rule,

@@ -61,7 +61,7 @@ def exact_hierarchical(tree, settings):
 
 
 def exact_binomial(tree, settings):
-    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping, one-moderator or mixed form) of a
+    """:class:`~ketabayes.inference.exact_binomial.ExactBinomial` (or its one-grouping, one-moderator, mixed or nested form) of a
     saved binomial-logit result, from the stored counts, priors, design, target definitions and grid settings."""
     from ketabayes.inference.exact_hierarchical import GridSettings
 
@@ -75,6 +75,15 @@ def exact_binomial(tree, settings):
     shrink = const["target_study"].values if "target_study" in const else None
     sd = list(settings.get("prior_sd", {}).values())
     gamma = list(settings.get("prior_gamma", {}).values())
+    if len(sd) == 2:
+        from ketabayes.inference.exact_binomial_nested import ExactBinomialNested
+
+        Z, term = const["design_Z"].values, const["design_term_of_col"].values
+        outer, inner = np.argmax(Z[:, term == 0], axis=1), np.argmax(Z[:, term == 1], axis=1)
+        parent = np.zeros(int(np.sum(term == 1)), dtype=int)
+        parent[inner] = outer
+        return ExactBinomialNested(a, n1, c, n2, inner, parent, prior_mu, prior_tau, _prior(sd[0]), _prior(sd[1]),
+                                   prior_base, A, pred, settings=grid, shrink=shrink)
     if gamma and sd:
         from ketabayes.inference.exact_binomial_mixed import ExactBinomialMixed
 

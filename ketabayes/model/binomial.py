@@ -21,10 +21,12 @@ Engines: ``fit("exact")`` computes the posterior by deterministic quadrature
 integrated by adaptive Gauss-Hermite rules, an outer grid over ``(tau, mu)``) for
 the model without groupings, with one grouping (e.g. ``by="drug"``;
 :mod:`~ketabayes.inference.exact_binomial_grouped`), with one moderator (e.g.
-``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`) or with
-both (:mod:`~ketabayes.inference.exact_binomial_mixed`); it is the default, as for the
-other models. ``fit("nuts")`` samples every form. Crossed or nested groupings (drug x
-condition) and two or more moderators are NUTS only: with binomial likelihoods the
+``moderators="dose"``; :mod:`~ketabayes.inference.exact_binomial_regression`), with
+both (:mod:`~ketabayes.inference.exact_binomial_mixed`) or with one grouping nested in
+another (``by="drug", nest={"drug": "klass"}``;
+:mod:`~ketabayes.inference.exact_binomial_nested`); it is the default, as for the other
+models. ``fit("nuts")`` samples every form. Crossed groupings (drug x condition),
+interactions and two or more moderators are NUTS only: with binomial likelihoods the
 group effects do not integrate out in closed form (as they do for the normal model), so
 given the variance components the posterior is an integral over every group level (the
 error message gives the dimension count), beyond tensor quadrature. lme4 draws the same
@@ -214,9 +216,11 @@ class BinomialModel(Described):
             (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`),
             with one moderator
             (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`)
-            or with one grouping and one moderator
-            (:class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`);
-            other forms (crossed or nested groupings, two or more moderators) raise an
+            with one grouping and one moderator
+            (:class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`) or with
+            one grouping nested in another
+            (:class:`~ketabayes.inference.exact_binomial_nested.ExactBinomialNested`);
+            other forms (crossed groupings, interactions, two or more moderators) raise an
             error that says why and names ``"nuts"``: PyMC's NUTS (every form).
         mcid, benefit, harm : optional
             ``mcid`` is a ratio (e.g. ``1.25``); ``benefit="higher"`` for responders,
@@ -286,7 +290,8 @@ class BinomialModel(Described):
         No groupings and no moderators: :class:`~ketabayes.inference.exact_binomial.ExactBinomial`;
         one grouping: :class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`;
         one moderator: :class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`;
-        both: :class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`.
+        both: :class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`; one grouping nested in
+        another: :class:`~ketabayes.inference.exact_binomial_nested.ExactBinomialNested`.
         Other forms raise a :class:`~ketabayes.errors.KetabayesError` that says why and names
         ``method="nuts"``.
         """
@@ -294,6 +299,15 @@ class BinomialModel(Described):
         reason = _not_exact(d)
         if reason:
             raise KetabayesError(f"the exact binomial engine cannot fit this model: {reason}. Use method='nuts'")
+        if len(d.terms) == 2:
+            from ketabayes.inference.exact_binomial_nested import ExactBinomialNested
+
+            outer, inner = d.terms
+            _, mapping = d.parent_of[inner.name]
+            parent = [outer.levels.index(mapping[level]) for level in inner.levels]
+            return ExactBinomialNested(self.a, self.n1, self.c, self.n2, inner.index, parent, self.prior_mu,
+                                       self.prior_tau, self.prior_sd[outer.name], self.prior_sd[inner.name],
+                                       self.prior_baseline, d.A, d.pred, settings=grid, shrink=d.shrink)
         if d.moderators and d.terms:
             from ketabayes.inference.exact_binomial_mixed import ExactBinomialMixed
 
@@ -331,7 +345,7 @@ class BinomialModel(Described):
             dim_map["gamma"] = ["moderator"]
         for g, t in enumerate(d.terms):
             post[f"sd_{t.dim}"] = s["phi"][:, 1 + g]
-            post[f"{t.dim}_effect"] = s["u"]
+            post[f"{t.dim}_effect"] = s["u"][:, np.asarray(d.term_of_col) == g]
             dim_map[f"{t.dim}_effect"] = [t.dim]
         post[dims.THETA] = s["theta"]
         post["effect"] = s["targets"]
@@ -365,17 +379,23 @@ def _not_exact(design) -> str:
     Given ``tau`` every trial enters through its likelihood of its linear predictor, a one-dimensional
     table; what remains must be a low-dimensional integral of such tables. That holds without groupings
     (``mu``), with one grouping (``mu`` and one group SD, the groups independent given them), with one
-    moderator (``mu`` and the slope) and with both (the slope outside the one-grouping integral); it fails
-    for the forms below.
+    moderator (``mu`` and the slope), with both (the slope outside the one-grouping integral) and with one
+    grouping nested in another (the levels integrated one after another); it fails for the forms below.
     """
     terms, mods = design.terms, design.moderators
-    if len(terms) > 1:
+    nested = (len(terms) == 2 and terms[1].name in design.parent_of
+              and design.parent_of[terms[1].name][0] == terms[0].name)
+    if len(terms) > 1 and not nested:
         names = ", ".join(repr(t.name) for t in terms)
         levels = sum(len(t.levels) for t in terms)
-        return (f"it has the random-effect terms {names} (crossed, nested or interacting groupings). Their effects "
-                f"are coupled through the trials that share levels, so given the variance components the posterior "
-                f"does not split into one-dimensional integrals per group: it is a {levels}-dimensional integral "
-                f"(one dimension per level) on top of {len(terms) + 1} variance components")
+        return (f"it has the random-effect terms {names} (crossed or interacting groupings, or nesting deeper than "
+                f"one grouping in another). Their effects are coupled through the trials that share levels, so given "
+                f"the variance components the posterior does not split into one-dimensional integrals per group: it "
+                f"is a {levels}-dimensional integral (one dimension per level) on top of {len(terms) + 1} variance "
+                f"components")
+    if nested and mods:
+        return (f"it has nested groupings ({terms[1].name!r} within {terms[0].name!r}) and a moderator "
+                f"({mods[0]!r}); the exact engine integrates nested groupings without moderators")
     if len(mods) > 1:
         return (f"it has {len(mods)} moderators ({', '.join(map(repr, mods))}); the exact engine integrates one "
                 f"(tau, mu and one slope); each further slope adds a dimension to the integral")
