@@ -57,6 +57,7 @@ from ketabayes.errors import KetabayesError
 from ketabayes.inference import exact_binomial as eb
 from ketabayes.inference.exact_binomial_grouped import OuterTau, group_level
 from ketabayes.inference.exact_binomial_kernels import compress, kernel, lse, unit_effect
+from ketabayes.inference.exact_binomial_regression import replace_slope_grid
 from ketabayes.inference.exact_hierarchical import GridSettings, target_draws
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
@@ -106,16 +107,11 @@ class _GivenTau:
                                    owner.prior_mu, owner.prior_sd, settings) for s in slopes]
             with np.errstate(divide="ignore"):
                 lg = np.array([e.log_evidence for e in engines]) + owner.prior_slope.logpdf(slopes)
-            top = float(lg.max())
-            wg = np.exp(lg - top)
-            wg /= wg.sum()
-            new_mean = float(wg @ slopes)
-            new_sd = math.sqrt(max(float(wg @ (slopes - new_mean) ** 2), 1e-300))
-            edges_ok = lg[0] < top - _EDGE and lg[-1] < top - _EDGE
-            if edges_ok and 0.6 * s_sd < new_sd < 1.6 * s_sd:
+            placed, new_mean, new_sd = replace_slope_grid(lg, slopes, s_sd, _EDGE)
+            if placed:
                 break
-            s_mean, s_sd = new_mean, (max(new_sd, s_sd) * 1.5 if not edges_ok else new_sd)
-        ds = s_sd * step
+            s_mean, s_sd = new_mean, new_sd
+        ds = float(slopes[1] - slopes[0])
         self.moments = (new_mean, new_sd)
         self.log_evidence = float(lse(lg) + math.log(ds))
         self.slopes, self.engines = slopes, engines

@@ -47,7 +47,7 @@ from ketabayes.inference.exact_hierarchical import GridSettings, target_draws
 from ketabayes.marginals import MixtureMarginal
 from ketabayes.model.priors import Flat, Normal, Prior
 
-__all__ = ["BINOMIAL_REGRESSION_GRID", "ExactBinomialRegression"]
+__all__ = ["BINOMIAL_REGRESSION_GRID", "ExactBinomialRegression", "replace_slope_grid"]
 
 #: outer rule over tau: 2 Gauss-Legendre panels of 12 nodes (entry 2), interval from 11-point coarse passes
 BINOMIAL_REGRESSION_GRID = GridSettings(nodes=((2, 12), (2, 12), (1, 12), (1, 12)), coarse=(21, 11, 7, 5),
@@ -60,6 +60,21 @@ GAMMA_STEP, GAMMA_HALF = 0.1, 8.0
 _GAMMA_STEP_COARSE, _GAMMA_HALF_COARSE = 0.5, 7.0
 #: the slope grid must end this far (log density) below its maximum
 _EDGE = 25.0
+
+
+def replace_slope_grid(lg, slopes, sd: float, edge: float) -> tuple[bool, float, float]:
+    """Check a slope grid of spread ``sd`` (log weights ``lg`` at ``slopes``): ``(True, mean, sd)`` of the slope if
+    its ends are ``edge`` (log units) below the top and its sd is near ``sd``, else ``(False, mean, sd)`` for the
+    next grid (the moments found, the spread widened by 1.5 when the ends still carry mass)."""
+    top = float(lg.max())
+    wg = np.exp(lg - top)
+    wg /= wg.sum()
+    mean = float(wg @ slopes)
+    new_sd = math.sqrt(max(float(wg @ (slopes - mean) ** 2), 1e-300))
+    edges_ok = lg[0] < top - edge and lg[-1] < top - edge
+    if edges_ok and 0.6 * sd < new_sd < 1.6 * sd:
+        return True, mean, new_sd
+    return False, mean, (max(new_sd, sd) * 1.5 if not edges_ok else new_sd)
 
 
 class _Slices(eb.ExactBinomial):
@@ -110,16 +125,10 @@ class _GivenTau:
             gam = g_mean + g_sd * j
             mu, lp, dmu = e._slices(gam, *mu_args, b[0] + slope * (gam - b[1]), np.full(gam.size, m_sd_given))
             lg = lse(lp) + np.log(dmu)
-            top = lg.max()
-            wg = np.exp(lg - top)
-            wg /= wg.sum()
-            new_mean = float(wg @ gam)
-            new_sd = math.sqrt(max(float(wg @ (gam - new_mean) ** 2), 1e-300))
-            edges_ok = lg[0] < top - _EDGE and lg[-1] < top - _EDGE
-            if edges_ok and 0.6 * g_sd < new_sd < 1.6 * g_sd:
+            placed, g_mean, g_sd = replace_slope_grid(lg, gam, g_sd, _EDGE)
+            if placed:
                 break
-            g_mean, g_sd = new_mean, (max(new_sd, g_sd) * 1.5 if not edges_ok else new_sd)
-        dg = g_sd * step
+        dg = float(gam[1] - gam[0])
         self.log_evidence = float(lse(lg) + math.log(dg))
         self.gamma_nodes, self.mu_nodes = gam, mu
         self.slice_log_weights = lg - lse(lg)                                # trapezoid weights in gamma
