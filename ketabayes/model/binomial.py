@@ -215,7 +215,7 @@ class BinomialModel(Described):
             with one grouping
             (:class:`~ketabayes.inference.exact_binomial_grouped.ExactBinomialGrouped`),
             with one moderator
-            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`)
+            (:class:`~ketabayes.inference.exact_binomial_regression.ExactBinomialRegression`),
             with one grouping and one moderator
             (:class:`~ketabayes.inference.exact_binomial_mixed.ExactBinomialMixed`) or with
             one grouping nested in another
