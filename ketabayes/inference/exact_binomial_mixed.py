@@ -56,7 +56,7 @@ from scipy import interpolate, optimize
 from ketabayes.errors import KetabayesError
 from ketabayes.inference import exact_binomial as eb
 from ketabayes.inference.exact_binomial_grouped import OuterTau, group_level
-from ketabayes.inference.exact_binomial_kernels import compress, kernel, lse, unit_effect
+from ketabayes.inference.exact_binomial_kernels import compress, hermite, kernel, lse, unit_effect
 from ketabayes.inference.exact_binomial_regression import replace_slope_grid
 from ketabayes.inference.exact_hierarchical import GridSettings, target_draws
 from ketabayes.marginals import MixtureMarginal
@@ -155,9 +155,9 @@ class _GivenTau:
 
     def d_group(self, g: int) -> np.ndarray:
         """Change of group ``g``'s mean effect with the slope, per slice."""
-        if g not in self._d_group:
-            self._d_group[g] = self._gradient([float(w @ m / w.sum()) for w, m, _ in
-                                               (self._slice_group(int(l_), g) for l_ in self.live)])
+        if not self._d_group:
+            means = np.array([_unit_means(self.engines[l_]) for l_ in self.live])       # (live slices, G)
+            self._d_group.update({h: self._gradient(means[:, h]) for h in range(means.shape[1])})
         return self._d_group[g]
 
     def group_mixture(self, g: int, shift: float = 0.0):
@@ -398,6 +398,21 @@ class ExactBinomialMixed(OuterTau):
         centre = gamma[:, self.group] + slope[:, None] * self.x[None, :]
         out = {"phi": phi, "b": coef, "u": u, "centre": centre}
         return eb.with_trial_effects(out, targets, self.trials, self.shrink, tau, rng, studies)
+
+
+def _unit_means(e) -> np.ndarray:
+    """Posterior mean of every unit's (group's) effect in a group-level engine: given each ``(sd, mu)`` node the
+    conditional mean by the engine's adaptive Gauss-Hermite rule, averaged with the nodes' weights."""
+    w = np.exp(e.node_log_weights).ravel()
+    keep = w > 1e-12 * w.max()
+    mu = e.mu_nodes.ravel()[keep]
+    sd = np.broadcast_to(e.tau_nodes[:, None], e.mu_nodes.shape).ravel()[keep]
+    x, lw = hermite(eb.N_THETA)
+    cen, s, t2 = e._theta_given(mu, sd)                                            # (N, G)
+    th = cen[..., None] + math.sqrt(2.0) * s[..., None] * x
+    val = -0.5 * (th - mu[:, None, None]) ** 2 / t2[..., None] + e._spline_nodes(th) + (x**2 + lw)
+    p = np.exp(val - val.max(-1, keepdims=True))
+    return w[keep] @ ((p * th).sum(-1) / p.sum(-1)) / w[keep].sum()
 
 
 def _kind(row) -> tuple[str, int]:
